@@ -1,0 +1,334 @@
+#pragma once
+/// @file
+/// The part every PyTorch-style gated cell shares: sizes, masks, the four tensors, the
+/// parameter layout, the dynamics graph, and the Jacobian products of MATH §2 computed from
+/// the per-step factors. A concrete cell adds only its forward step.
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "snap/cells/mask.hpp"
+#include "snap/cells/parameter_layout.hpp"
+#include "snap/cells/structure.hpp"
+#include "snap/core/error.hpp"
+#include "snap/core/random.hpp"
+#include "snap/core/types.hpp"
+#include "snap/pattern/sparsity_pattern.hpp"
+
+namespace snap {
+
+/// How a cell's masks and initial weights are drawn.
+struct CellOptions {
+  double inputDensity = 1.0;      ///< density of weight_ih's mask, in (0, 1]
+  double recurrentDensity = 1.0;  ///< density of weight_hh's mask, in (0, 1]
+  MaskSharing maskSharing = MaskSharing::PerGate;  ///< one mask per gate block, or one shared
+  std::uint64_t seed = 0;         ///< seeds the masks, then the weights
+};
+
+namespace detail {
+/// A process-wide unique number for each mask assignment, so engines notice a mask change.
+inline std::uint64_t nextMaskVersion() {
+  static std::atomic<std::uint64_t> counter{0};
+  return ++counter;
+}
+}  // namespace detail
+
+/// The shared base of the cells: owns the masks and the tensors, and offers the Jacobian
+/// products of MATH §2 on the factors a step left in its StepCache.
+template <class Scalar_>
+class CellBase {
+public:
+  using Scalar = Scalar_;
+  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
+                "snap: cells are defined for Scalar = float or double");
+
+  Index inputSize() const { return m_inputSize; }
+  Index hiddenSize() const { return m_hiddenSize; }
+  /// k = U·H, the length of the state s.
+  Index stateSize() const { return m_structure.unitStates * m_hiddenSize; }
+  /// G·H, the rows of the weight tensors.
+  Index gateRows() const { return m_structure.gates * m_hiddenSize; }
+  /// p, the number of active parameters (unmasked weights and all biases).
+  Index parameterCount() const { return m_layout.size(); }
+  const CellStructure& structure() const { return m_structure; }
+
+  /// @name The PyTorch tensors and masks (MATH §1)
+  /// @{
+  const RowMatrix<Scalar>& weight_ih() const { return m_tensors.weight_ih; }
+  const RowMatrix<Scalar>& weight_hh() const { return m_tensors.weight_hh; }
+  const Vector<Scalar>& bias_ih() const { return m_tensors.bias_ih; }
+  const Vector<Scalar>& bias_hh() const { return m_tensors.bias_hh; }
+  const RowMatrix<Scalar>& mask_ih() const { return m_maskIh; }
+  const RowMatrix<Scalar>& mask_hh() const { return m_maskHh; }
+  const CellTensors<Scalar>& tensors() const { return m_tensors; }
+  /// @}
+
+  /// Sets the four tensors. Each must have PyTorch's shape, be finite, and be exactly 0 where
+  /// its mask is 0; otherwise a snap::Error names the tensor and nothing changes.
+  void setTensors(const CellTensors<Scalar>& tensors) {
+    validateTensor("weight_ih", tensors.weight_ih, gateRows(), m_inputSize, &m_maskIh);
+    validateTensor("weight_hh", tensors.weight_hh, gateRows(), m_hiddenSize, &m_maskHh);
+    validateTensor("bias_ih", tensors.bias_ih, gateRows(), 1, nullptr);
+    validateTensor("bias_hh", tensors.bias_hh, gateRows(), 1, nullptr);
+    m_tensors = tensors;
+  }
+
+  /// Sets the four tensors from any Eigen expressions, as setTensors does.
+  template <class WeightIh, class WeightHh, class BiasIh, class BiasHh>
+  void setWeights(const Eigen::MatrixBase<WeightIh>& weight_ih, const Eigen::MatrixBase<WeightHh>& weight_hh,
+                  const Eigen::MatrixBase<BiasIh>& bias_ih, const Eigen::MatrixBase<BiasHh>& bias_hh) {
+    detail::requireShape("bias_ih", bias_ih.rows(), bias_ih.cols(), gateRows(), 1);
+    detail::requireShape("bias_hh", bias_hh.rows(), bias_hh.cols(), gateRows(), 1);
+    setTensors({weight_ih, weight_hh, bias_ih, bias_hh});
+  }
+
+  /// Sets both masks (0/1 matrices of the weights' shapes). Weights at newly masked positions
+  /// become 0; weights at newly unmasked positions start at 0. Rebuilds the parameter layout
+  /// and the dynamics graph, and gives the cell a new maskVersion().
+  template <class MaskIh, class MaskHh>
+  void setMasks(const Eigen::MatrixBase<MaskIh>& mask_ih, const Eigen::MatrixBase<MaskHh>& mask_hh) {
+    RowMatrix<Scalar> maskIh = mask_ih.template cast<Scalar>();
+    RowMatrix<Scalar> maskHh = mask_hh.template cast<Scalar>();
+    validateMask("mask_ih", maskIh, gateRows(), m_inputSize);
+    validateMask("mask_hh", maskHh, gateRows(), m_hiddenSize);
+    m_maskIh = std::move(maskIh);
+    m_maskHh = std::move(maskHh);
+    m_tensors.weight_ih = m_tensors.weight_ih.cwiseProduct(m_maskIh);
+    m_tensors.weight_hh = m_tensors.weight_hh.cwiseProduct(m_maskHh);
+    rebuildStructure();
+  }
+
+  /// θ, the active parameters in the order of layout().
+  Vector<Scalar> parameters() const { return m_layout.flatten(m_tensors); }
+  /// Sets θ; masked weights stay exactly 0. Throws if θ has the wrong length or is not finite.
+  void setParameters(const VectorView<Scalar>& theta) {
+    detail::requireLength("parameters", theta.size(), parameterCount());
+    if (!theta.allFinite()) detail::fail<ValueError>("parameters", "finite values", "a NaN or infinity");
+    m_layout.unflattenInto(theta, m_tensors);
+  }
+  /// A θ-ordered vector (a gradient, say) as the four tensors, with zeros at masked positions.
+  CellTensors<Scalar> unflatten(const VectorView<Scalar>& theta) const { return m_layout.unflatten(theta); }
+
+  const ParameterLayout& layout() const { return m_layout; }
+  /// The structural nonzeros of D_t = ∂s_t/∂s_{t−1} (MATH §2), fixed by the masks.
+  const SparsityPattern& dynamicsGraph() const { return m_dynamicsGraph; }
+  /// Changes whenever the masks change (unique across cells in the process).
+  std::uint64_t maskVersion() const { return m_maskVersion; }
+
+  /// A cache sized for this cell's steps.
+  StepCache<Scalar> makeCache() const { return StepCache<Scalar>(m_structure, m_hiddenSize); }
+
+  /// z = [x; h; 1], the sources of the immediate Jacobian's columns (ParameterLayout).
+  void sources(const VectorView<Scalar>& input, const VectorView<Scalar>& state, VectorSpan<Scalar> z) const {
+    z.head(m_inputSize) = input;
+    z.segment(m_inputSize, m_hiddenSize) = state.head(m_hiddenSize);
+    z[m_inputSize + m_hiddenSize] = Scalar(1);
+  }
+
+  /// @name Jacobian products on a step's factors (MATH §2)
+  /// @{
+
+  /// values[i] = D_t at dynamicsGraph() entry entries[i]: only the requested structural nonzeros.
+  void dynamicsJacobian(const StepCache<Scalar>& cache, std::span<const StorageIndex> entries,
+                        std::span<Scalar> values) const {
+    for (std::size_t i = 0; i < entries.size(); ++i) values[i] = dynamicsEntry(cache, entries[i]);
+  }
+  /// values[e] = D_t at every entry e of dynamicsGraph().
+  void dynamicsJacobian(const StepCache<Scalar>& cache, std::span<Scalar> values) const {
+    for (Index e = 0; e < m_dynamicsGraph.nonZeros(); ++e) values[static_cast<std::size_t>(e)] = dynamicsEntry(cache, e);
+  }
+
+  /// out = D_t v (forward mode). `out` must not alias `v`.
+  void dynamicsProduct(const StepCache<Scalar>& cache, const VectorView<Scalar>& v, VectorSpan<Scalar> out) const {
+    const Index hidden = m_hiddenSize, blocks = m_structure.unitStates;
+    out.setZero();
+    const auto recurrentInput = v.head(hidden);
+    for (Index r = 0; r < gateRows(); ++r) {
+      const Scalar moved = m_tensors.weight_hh.row(r).dot(recurrentInput);
+      const Index unit = r % hidden;
+      for (Index q = 0; q < blocks; ++q) out[q * hidden + unit] += cache.immediateHh(q, r) * moved;
+    }
+    addDirect(cache, v, out, false);
+  }
+
+  /// e = the preactivation gradient of v: e_f = Σ_q factor(q, f) · v[q·H + unit(f)] for the
+  /// 2·G·H preactivation columns. With the parameter layout, e gives I_tᵀ v (MATH §2).
+  void preactivationGradient(const StepCache<Scalar>& cache, const VectorView<Scalar>& v,
+                             VectorSpan<Scalar> e) const {
+    const Index hidden = m_hiddenSize, rows = gateRows(), blocks = m_structure.unitStates;
+    for (Index r = 0; r < rows; ++r) {
+      const Index unit = r % hidden;
+      Scalar input = 0, recurrent = 0;
+      for (Index q = 0; q < blocks; ++q) {
+        input += cache.immediateIh(q, r) * v[q * hidden + unit];
+        recurrent += cache.immediateHh(q, r) * v[q * hidden + unit];
+      }
+      e[r] = input;
+      e[rows + r] = recurrent;
+    }
+  }
+
+  /// One step of reverse mode (BPTT, MATH §3): previous = D_tᵀ v, and e = the preactivation
+  /// gradient of v (so that I_tᵀ v = layout().addParameterGradient(e, z, ·)).
+  void vectorJacobianProduct(const StepCache<Scalar>& cache, const VectorView<Scalar>& v,
+                             VectorSpan<Scalar> previous, VectorSpan<Scalar> e) const {
+    preactivationGradient(cache, v, e);
+    previous.setZero();
+    previous.head(m_hiddenSize).noalias() = m_tensors.weight_hh.transpose() * e.tail(gateRows());
+    addDirect(cache, v, previous, true);
+  }
+
+  /// out = I_t u for a θ-ordered u, from the factors and z = [x; h_{t−1}; 1] (forward mode).
+  void immediateProduct(const StepCache<Scalar>& cache, const VectorView<Scalar>& z, const VectorView<Scalar>& u,
+                        VectorSpan<Scalar> out) const {
+    out.setZero();
+    const Index hidden = m_hiddenSize;
+    for (Index j = 0; j < parameterCount(); ++j) {
+      const Index f = m_layout.factor(j);
+      const Scalar value = z[m_layout.source(j)] * u[j];
+      for (Index q = 0; q < m_structure.unitStates; ++q) out[q * hidden + m_layout.unit(j)] += cache.factor(q, f) * value;
+    }
+  }
+  /// @}
+
+protected:
+  /// Draws the masks (options' densities and sharing), then PyTorch's initialisation:
+  /// every tensor uniform in ±1/√H, masked weights 0.
+  CellBase(Index inputSize, Index hiddenSize, CellStructure structure, const CellOptions& options)
+      : m_inputSize(inputSize), m_hiddenSize(hiddenSize), m_structure(std::move(structure)) {
+    if (inputSize < 1) detail::fail<ShapeError>("inputSize", "at least 1", inputSize);
+    if (hiddenSize < 1) detail::fail<ShapeError>("hiddenSize", "at least 1", hiddenSize);
+    m_structure.validate();
+    validateDensity("inputDensity", options.inputDensity);
+    validateDensity("recurrentDensity", options.recurrentDensity);
+    Random random(options.seed);
+    const Index gates = m_structure.gates;
+    m_maskIh = randomMask<Scalar>(gates, hiddenSize, inputSize, options.inputDensity, options.maskSharing, random);
+    m_maskHh = randomMask<Scalar>(gates, hiddenSize, hiddenSize, options.recurrentDensity, options.maskSharing, random);
+    const double bound = 1.0 / std::sqrt(static_cast<double>(hiddenSize));
+    auto draw = [&](Index rows, Index cols) {
+      RowMatrix<Scalar> values(rows, cols);
+      for (Index r = 0; r < rows; ++r)
+        for (Index c = 0; c < cols; ++c) values(r, c) = static_cast<Scalar>(random.uniform(-bound, bound));
+      return values;
+    };
+    m_tensors.weight_ih = draw(gateRows(), inputSize).cwiseProduct(m_maskIh);
+    m_tensors.weight_hh = draw(gateRows(), hiddenSize).cwiseProduct(m_maskHh);
+    m_tensors.bias_ih = draw(gateRows(), 1);
+    m_tensors.bias_hh = draw(gateRows(), 1);
+    rebuildStructure();
+  }
+
+  /// Throws a ShapeError unless a forward step's arguments have this cell's sizes.
+  void checkStep(const VectorView<Scalar>& input, const VectorView<Scalar>& state, const VectorSpan<Scalar>& next,
+                 const StepCache<Scalar>& cache) const {
+    detail::requireLength("input", input.size(), m_inputSize);
+    detail::requireLength("state", state.size(), stateSize());
+    detail::requireLength("next state", next.size(), stateSize());
+    detail::requireShape("cache.immediateIh", cache.immediateIh.rows(), cache.immediateIh.cols(),
+                         m_structure.unitStates, gateRows());
+  }
+
+  /// cache.preactivations = [W_ih x + b_ih; W_hh h + b_hh].
+  void computePreactivations(const VectorView<Scalar>& input, const VectorView<Scalar>& state,
+                             StepCache<Scalar>& cache) const {
+    const Index rows = gateRows();
+    cache.preactivations.head(rows).noalias() = m_tensors.weight_ih * input;
+    cache.preactivations.head(rows) += m_tensors.bias_ih;
+    cache.preactivations.tail(rows).noalias() = m_tensors.weight_hh * state.head(m_hiddenSize);
+    cache.preactivations.tail(rows) += m_tensors.bias_hh;
+  }
+
+  static Scalar sigmoid(Scalar a) { return Scalar(1) / (Scalar(1) + std::exp(-a)); }
+
+private:
+  Scalar dynamicsEntry(const StepCache<Scalar>& cache, Index e) const {
+    const Index hidden = m_hiddenSize;
+    const Index row = m_dynamicsGraph.entryRow(e), column = m_dynamicsGraph.column(e);
+    const Index block = row / hidden, unit = row % hidden;
+    const Index fromBlock = column / hidden, from = column % hidden;
+    Scalar value = 0;
+    if (fromBlock == 0)
+      for (Index g = 0; g < m_structure.gates; ++g) {
+        const Index r = g * hidden + unit;
+        value += cache.immediateHh(block, r) * m_tensors.weight_hh(r, from);
+      }
+    if (from == unit && m_structure.couples(block, fromBlock))
+      value += cache.direct(block * m_structure.unitStates + fromBlock, unit);
+    return value;
+  }
+
+  /// out += E v (or Eᵀ v) for the unit-local direct couplings E of the step.
+  void addDirect(const StepCache<Scalar>& cache, const VectorView<Scalar>& v, VectorSpan<Scalar>& out,
+                 bool transpose) const {
+    const Index hidden = m_hiddenSize, blocks = m_structure.unitStates;
+    for (Index q = 0; q < blocks; ++q)
+      for (Index from = 0; from < blocks; ++from) {
+        if (!m_structure.couples(q, from)) continue;
+        const auto coupling = cache.direct.row(q * blocks + from).transpose();
+        if (transpose)
+          out.segment(from * hidden, hidden) += coupling.cwiseProduct(v.segment(q * hidden, hidden));
+        else
+          out.segment(q * hidden, hidden) += coupling.cwiseProduct(v.segment(from * hidden, hidden));
+      }
+  }
+
+  template <class Tensor>
+  static void validateTensor(const char* name, const Tensor& value, Index rows, Index cols,
+                             const RowMatrix<Scalar>* mask) {
+    detail::requireShape(name, value.rows(), value.cols(), rows, cols);
+    if (!value.allFinite()) detail::fail<ValueError>(name, "finite values", "a NaN or infinity");
+    if (mask == nullptr) return;
+    for (Index r = 0; r < rows; ++r)
+      for (Index c = 0; c < cols; ++c)
+        if ((*mask)(r, c) == Scalar(0) && value(r, c) != Scalar(0))
+          detail::fail<ValueError>(name, "0 at every masked position",
+                                   detail::describe(value(r, c)) + " at masked position (" + detail::describe(r) +
+                                       ", " + detail::describe(c) + ")");
+  }
+
+  static void validateMask(const char* name, const RowMatrix<Scalar>& mask, Index rows, Index cols) {
+    detail::requireShape(name, mask.rows(), mask.cols(), rows, cols);
+    for (Index r = 0; r < rows; ++r)
+      for (Index c = 0; c < cols; ++c)
+        if (mask(r, c) != Scalar(0) && mask(r, c) != Scalar(1))
+          detail::fail<ValueError>(name, "entries 0 or 1",
+                                   detail::describe(mask(r, c)) + " at (" + detail::describe(r) + ", " +
+                                       detail::describe(c) + ")");
+  }
+
+  /// Layout and dynamics graph from the masks (MATH §2 structure).
+  void rebuildStructure() {
+    m_layout = ParameterLayout(m_maskIh, m_maskHh);
+    const Index hidden = m_hiddenSize, blocks = m_structure.unitStates;
+    std::vector<std::vector<StorageIndex>> columnsOfRows(static_cast<std::size_t>(stateSize()));
+    for (Index q = 0; q < blocks; ++q)
+      for (Index unit = 0; unit < hidden; ++unit) {
+        auto& columns = columnsOfRows[static_cast<std::size_t>(q * hidden + unit)];
+        for (Index g = 0; g < m_structure.gates; ++g)
+          if (m_structure.reaches(g, q))
+            for (StorageIndex from : m_layout.columnsHh(g * hidden + unit)) columns.push_back(from);
+        for (Index from = 0; from < blocks; ++from)
+          if (m_structure.couples(q, from)) columns.push_back(static_cast<StorageIndex>(from * hidden + unit));
+      }
+    m_dynamicsGraph = SparsityPattern(stateSize(), std::move(columnsOfRows));
+    m_maskVersion = detail::nextMaskVersion();
+  }
+
+  Index m_inputSize;
+  Index m_hiddenSize;
+  CellStructure m_structure;
+  RowMatrix<Scalar> m_maskIh, m_maskHh;
+  CellTensors<Scalar> m_tensors;
+  ParameterLayout m_layout;
+  SparsityPattern m_dynamicsGraph;
+  std::uint64_t m_maskVersion = 0;
+};
+
+}  // namespace snap

@@ -1,0 +1,42 @@
+#pragma once
+/// @file
+/// Random sparse weight masks (MATH §1): exactly round(d · rows · cols) kept positions, drawn
+/// per gate block or once and shared by all gate blocks.
+
+#include <cmath>
+
+#include "snap/core/error.hpp"
+#include "snap/core/random.hpp"
+#include "snap/core/types.hpp"
+
+namespace snap {
+
+/// How a random mask is drawn for a matrix of G gate blocks.
+enum class MaskSharing {
+  PerGate,  ///< each gate block gets its own mask (the dynamics graph has density ≈ 1 − (1 − d)^G)
+  Shared,   ///< one mask for all gate blocks (the dynamics graph keeps density d)
+};
+
+/// Throws a ValueError unless `density` lies in (0, 1].
+inline void validateDensity(std::string_view argument, double density) {
+  if (!(density > 0.0 && density <= 1.0)) detail::fail<ValueError>(argument, "a density in (0, 1]", density);
+}
+
+/// A 0/1 mask of `gates` blocks of `blockRows` × `cols`, each block keeping exactly
+/// round(density · blockRows · cols) positions chosen uniformly by `random`.
+template <class Scalar>
+RowMatrix<Scalar> randomMask(Index gates, Index blockRows, Index cols, double density,
+                             MaskSharing sharing, Random& random) {
+  validateDensity("density", density);
+  const Index blockSize = blockRows * cols;
+  const auto kept = static_cast<Index>(std::llround(density * static_cast<double>(blockSize)));
+  RowMatrix<Scalar> mask = RowMatrix<Scalar>::Zero(gates * blockRows, cols);
+  std::vector<Index> positions;
+  for (Index gate = 0; gate < gates; ++gate) {
+    if (gate == 0 || sharing == MaskSharing::PerGate) positions = random.choose(blockSize, kept);
+    for (Index position : positions) mask(gate * blockRows + position / cols, position % cols) = Scalar(1);
+  }
+  return mask;
+}
+
+}  // namespace snap

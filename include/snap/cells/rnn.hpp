@@ -1,0 +1,39 @@
+#pragma once
+/// @file
+/// The Elman tanh RNN cell (MATH §1), PyTorch's torch.nn.RNNCell.
+
+#include "snap/cells/cell_base.hpp"
+
+namespace snap {
+
+/// h' = tanh(W_ih x + b_ih + W_hh h + b_hh); state s = h, k = H; one gate block.
+template <class Scalar_>
+class RNN : public CellBase<Scalar_> {
+  using Base = CellBase<Scalar_>;
+
+public:
+  using Scalar = Scalar_;
+
+  /// The shape shared by every RNN: one gate, one state block, no direct coupling.
+  static CellStructure cellStructure() { return {.gates = 1, .unitStates = 1, .reach = {1}, .direct = {0}}; }
+
+  RNN(Index inputSize, Index hiddenSize, const CellOptions& options = {})
+      : Base(inputSize, hiddenSize, cellStructure(), options) {}
+
+  /// next = f(input, state); fills `cache` with the step's Jacobian factors (MATH §2).
+  void forward(const VectorView<Scalar>& input, const VectorView<Scalar>& state, VectorSpan<Scalar> next,
+               StepCache<Scalar>& cache) const {
+    this->checkStep(input, state, next, cache);
+    this->computePreactivations(input, state, cache);
+    const Index hidden = this->hiddenSize();
+    for (Index u = 0; u < hidden; ++u) {
+      const Scalar h = std::tanh(cache.preactivations[u] + cache.preactivations[hidden + u]);
+      next[u] = h;
+      const Scalar slope = Scalar(1) - h * h;  // ∂h'/∂a
+      cache.immediateIh(0, u) = slope;
+      cache.immediateHh(0, u) = slope;
+    }
+  }
+};
+
+}  // namespace snap

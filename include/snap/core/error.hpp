@@ -1,0 +1,75 @@
+#pragma once
+/// @file
+/// The exceptions snap throws, and the helpers that build their messages.
+
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace snap {
+
+/// Base of every exception snap throws. The message names the argument, what was expected
+/// and what was given: "snap: <argument>: expected <expected>, got <given>".
+class Error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A size or shape does not match (input length, tensor shape, mask shape, cell sizes).
+class ShapeError : public Error {
+public:
+  using Error::Error;
+};
+
+/// A value is out of its domain (density outside (0, 1], n < 1, a mask entry that is not 0/1).
+class ValueError : public Error {
+public:
+  using Error::Error;
+};
+
+/// A call made in the wrong order (a loss gradient before any step, for example).
+class UsageError : public Error {
+public:
+  using Error::Error;
+};
+
+namespace detail {
+
+/// Formats any streamable value for an error message.
+template <class T>
+std::string describe(const T& value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+/// "rows x cols", the shape notation used in every shape message.
+inline std::string shapeOf(std::int64_t rows, std::int64_t cols) {
+  return describe(rows) + " x " + describe(cols);
+}
+
+/// Throws `E` with the message "snap: <argument>: expected <expected>, got <given>".
+template <class E = Error, class Given>
+[[noreturn]] void fail(std::string_view argument, std::string_view expected, const Given& given) {
+  std::string message = "snap: ";
+  message.append(argument).append(": expected ").append(expected).append(", got ");
+  message.append(describe(given));
+  throw E(message);
+}
+
+/// Throws a ShapeError unless `given == expected` for a length.
+inline void requireLength(std::string_view argument, std::int64_t given, std::int64_t expected) {
+  if (given != expected) fail<ShapeError>(argument, "length " + describe(expected), given);
+}
+
+/// Throws a ShapeError unless a matrix argument has the expected shape.
+inline void requireShape(std::string_view argument, std::int64_t rows, std::int64_t cols,
+                         std::int64_t expectedRows, std::int64_t expectedCols) {
+  if (rows != expectedRows || cols != expectedCols)
+    fail<ShapeError>(argument, "shape " + shapeOf(expectedRows, expectedCols), shapeOf(rows, cols));
+}
+
+}  // namespace detail
+}  // namespace snap

@@ -1,0 +1,200 @@
+#pragma once
+/// @file
+/// Backpropagation through time, full or truncated to windows of T steps (MATH §3).
+
+#include <cstddef>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "snap/cells/cell_concept.hpp"
+#include "snap/engines/engine_core.hpp"
+
+namespace snap {
+
+/// Options of the BPTT engine.
+struct BPTTOptions {
+  /// T: the backward pass stops at the start of each window of T steps; the state carries
+  /// across windows. Empty means untruncated (the history grows with the sequence).
+  std::optional<Index> window;
+};
+
+/// BPTT: stores each step's cache, then ε_t = δ_t + D_{t+1}ᵀ ε_{t+1}, g = Σ_t I_tᵀ ε_t over the
+/// window (MATH §3). The gradient is, at any time, that of the loss so far: a window still
+/// open is backpropagated when gradient() is read, and committed when it closes.
+template <class CellType_>
+class BPTT {
+  static_assert(detail::checkCell<CellType_>());
+
+public:
+  using CellType = CellType_;
+  using Scalar = typename CellType::Scalar;
+  using Options = BPTTOptions;
+
+  /// Binds to `cell`, which must outlive the engine and stay at the same address.
+  explicit BPTT(const CellType& cell, const Options& options = {}) : m_core(cell), m_options(options) {
+    if (options.window && *options.window < 1)
+      detail::fail<ValueError>("BPTTOptions::window", "a window T of at least 1 step", *options.window);
+    build();
+  }
+
+  /// Advances the state with input x_t and returns s_t. Closes the window first if it is full.
+  const Vector<Scalar>& step(const VectorView<Scalar>& input) {
+    if (m_core.cellChanged()) build();
+    if (m_options.window && m_count == *m_options.window) commitWindow();
+    if (m_count == capacity()) grow();
+    const auto t = static_cast<std::size_t>(m_count);
+    m_core.forward(input, m_caches[t], m_sources.col(m_count));
+    m_deltas.col(m_count).setZero();
+    ++m_count;
+    m_totalValid = false;
+    return m_core.state();
+  }
+
+  /// Records δ_t = ∂L_t/∂s_t for the last step.
+  void accumulate(const VectorView<Scalar>& stateGradient) {
+    m_core.checkStateGradient(stateGradient);
+    m_deltas.col(m_count - 1) += stateGradient;
+    m_totalValid = false;
+  }
+
+  /// The gradient of the loss so far, θ-ordered: closed windows plus the open one.
+  const Vector<Scalar>& gradient() {
+    if (m_count == 0) {
+      m_core.cell().layout().flattenInto(m_committed, m_core.m_gradient);
+      return m_core.m_gradient;
+    }
+    if (!m_totalValid) {
+      copyTensors(m_committed, m_total);
+      backward(m_total);
+      m_totalValid = true;
+    }
+    m_core.cell().layout().flattenInto(m_total, m_core.m_gradient);
+    return m_core.m_gradient;
+  }
+
+  /// Forgets the gradient so far, including the contributions of the δ already given in the
+  /// open window; later δ still backpropagate through the whole window.
+  void resetGradient() {
+    setZero(m_committed);
+    m_deltas.leftCols(m_count).setZero();
+    m_core.m_gradient.setZero();
+    m_totalValid = false;
+  }
+
+  /// Closes the open window (its gradient is kept) and starts a new sequence from zero or s0.
+  void resetState() {
+    commitWindow();
+    m_core.resetState();
+  }
+  void resetState(const VectorView<Scalar>& initial) {
+    commitWindow();
+    m_core.resetState(initial);
+  }
+
+  const Vector<Scalar>& state() const { return m_core.state(); }
+  const CellType& cell() const { return m_core.cell(); }
+  Index steps() const { return m_core.steps(); }
+  /// Steps stored in the open window.
+  Index windowSteps() const { return m_count; }
+  /// Bytes of the stored history (caches, sources, state gradients and adjoints).
+  std::size_t bytes() const {
+    const auto& cache = m_core.m_cache;
+    const Index perStep = cache.immediateIh.size() + cache.immediateHh.size() + cache.direct.size() +
+                          cache.preactivations.size() + m_sources.rows() + m_deltas.rows() + m_adjoints.rows();
+    return static_cast<std::size_t>(perStep * capacity()) * sizeof(Scalar);
+  }
+  const Options& options() const { return m_options; }
+
+private:
+  Index capacity() const { return static_cast<Index>(m_caches.size()); }
+
+  void build() {
+    m_core.resize();
+    const CellType& cell = m_core.cell();
+    const Index initial = m_options.window ? *m_options.window : 16;
+    m_caches.assign(static_cast<std::size_t>(initial), cell.makeCache());
+    m_sources = Matrix<Scalar>::Zero(cell.layout().sourceSize(), initial);
+    m_deltas = Matrix<Scalar>::Zero(cell.stateSize(), initial);
+    m_adjoints = Matrix<Scalar>::Zero(2 * cell.gateRows(), initial);
+    m_epsilon = Vector<Scalar>::Zero(cell.stateSize());
+    m_previous = Vector<Scalar>::Zero(cell.stateSize());
+    m_committed = zeroTensors(cell);
+    m_total = zeroTensors(cell);
+    m_count = 0;
+    m_totalValid = false;
+  }
+
+  /// Doubles the history of an untruncated BPTT (the only allocation after construction).
+  void grow() {
+    const Index size = 2 * capacity();
+    m_caches.resize(static_cast<std::size_t>(size), m_core.cell().makeCache());
+    m_sources.conservativeResize(Eigen::NoChange, size);
+    m_deltas.conservativeResize(Eigen::NoChange, size);
+    m_adjoints.conservativeResize(Eigen::NoChange, size);
+  }
+
+  static CellTensors<Scalar> zeroTensors(const CellType& cell) {
+    return {RowMatrix<Scalar>::Zero(cell.gateRows(), cell.inputSize()),
+            RowMatrix<Scalar>::Zero(cell.gateRows(), cell.hiddenSize()), Vector<Scalar>::Zero(cell.gateRows()),
+            Vector<Scalar>::Zero(cell.gateRows())};
+  }
+  static void setZero(CellTensors<Scalar>& tensors) {
+    tensors.weight_ih.setZero();
+    tensors.weight_hh.setZero();
+    tensors.bias_ih.setZero();
+    tensors.bias_hh.setZero();
+  }
+  static void copyTensors(const CellTensors<Scalar>& from, CellTensors<Scalar>& to) {
+    to.weight_ih = from.weight_ih;
+    to.weight_hh = from.weight_hh;
+    to.bias_ih = from.bias_ih;
+    to.bias_hh = from.bias_hh;
+  }
+
+  /// Adds the open window's closed-form contribution to the committed gradient and empties it.
+  void commitWindow() {
+    if (m_count > 0) {
+      if (m_totalValid)
+        std::swap(m_committed, m_total);
+      else
+        backward(m_committed);
+    }
+    m_count = 0;
+    m_totalValid = false;
+  }
+
+  /// target += Σ_t I_tᵀ ε_t over the open window, ε backpropagated from its end to its start.
+  void backward(CellTensors<Scalar>& target) {
+    const CellType& cell = m_core.cell();
+    m_epsilon.setZero();
+    for (Index t = m_count - 1; t >= 0; --t) {
+      m_epsilon += m_deltas.col(t);
+      const auto& cache = m_caches[static_cast<std::size_t>(t)];
+      if (t > 0) {
+        cell.vectorJacobianProduct(cache, m_epsilon, m_previous, m_adjoints.col(t));
+        std::swap(m_epsilon, m_previous);
+      } else {
+        cell.preactivationGradient(cache, m_epsilon, m_adjoints.col(t));
+      }
+    }
+    const Index rows = cell.gateRows(), inputs = cell.inputSize(), hidden = cell.hiddenSize();
+    const auto adjointIh = m_adjoints.topRows(rows).leftCols(m_count);
+    const auto adjointHh = m_adjoints.bottomRows(rows).leftCols(m_count);
+    target.weight_ih.noalias() += adjointIh * m_sources.topRows(inputs).leftCols(m_count).transpose();
+    target.weight_hh.noalias() += adjointHh * m_sources.middleRows(inputs, hidden).leftCols(m_count).transpose();
+    target.bias_ih += adjointIh.rowwise().sum();
+    target.bias_hh += adjointHh.rowwise().sum();
+  }
+
+  detail::EngineCore<CellType> m_core;
+  Options m_options;
+  std::vector<StepCache<Scalar>> m_caches;
+  Matrix<Scalar> m_sources, m_deltas, m_adjoints;
+  Vector<Scalar> m_epsilon, m_previous;
+  CellTensors<Scalar> m_committed, m_total;
+  Index m_count = 0;
+  bool m_totalValid = false;
+};
+
+}  // namespace snap

@@ -1,0 +1,154 @@
+#pragma once
+/// @file
+/// Real-time recurrent learning with the full influence matrix (MATH §3).
+
+#include <Eigen/SparseCore>
+#include <algorithm>
+#include <cstddef>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "snap/cells/cell_concept.hpp"
+#include "snap/engines/engine_core.hpp"
+
+namespace snap {
+
+/// Options of the RTRL engine.
+struct RTRLOptions {
+  /// D_t is applied as a dense matrix when the dynamics graph has at least this density,
+  /// as a sparse one below it. Both are exact; this only chooses the faster kernel.
+  double denseDynamicsAbove = 0.25;
+};
+
+/// Exact RTRL: J_t = I_t + D_t J_{t−1}, g = Σ_t J_tᵀ δ_t (MATH §3). Memory k·p, time
+/// nnz(D)·p per step.
+template <class CellType_>
+class RTRL {
+  static_assert(detail::checkCell<CellType_>());
+
+public:
+  using CellType = CellType_;
+  using Scalar = typename CellType::Scalar;
+  using Options = RTRLOptions;
+
+  /// Binds to `cell`, which must outlive the engine and stay at the same address.
+  explicit RTRL(const CellType& cell, const Options& options = {}) : m_core(cell), m_options(options) { build(); }
+
+  /// Advances the state with input x_t and returns s_t.
+  const Vector<Scalar>& step(const VectorView<Scalar>& input) {
+    if (m_core.cellChanged()) build();
+    if (m_pending) updateInfluence();
+    m_core.forward(input);
+    m_pending = true;
+    return m_core.state();
+  }
+
+  /// Adds J_tᵀ δ_t to the gradient, δ_t = ∂L_t/∂s_t for the last step.
+  void accumulate(const VectorView<Scalar>& stateGradient) {
+    m_core.checkStateGradient(stateGradient);
+    if (m_pending) updateInfluence();
+    m_core.m_gradient.noalias() += m_influence.transpose() * stateGradient;
+  }
+
+  /// The accumulated gradient, θ-ordered (cell().unflatten() gives the PyTorch tensors).
+  const Vector<Scalar>& gradient() const { return m_core.m_gradient; }
+  void resetGradient() { m_core.m_gradient.setZero(); }
+
+  /// Zero state and zero influence (a new sequence). resetState(s0) starts from s0.
+  void resetState() {
+    m_core.resetState();
+    clearInfluence();
+  }
+  void resetState(const VectorView<Scalar>& initial) {
+    m_core.resetState(initial);
+    clearInfluence();
+  }
+
+  const Vector<Scalar>& state() const { return m_core.state(); }
+  const CellType& cell() const { return m_core.cell(); }
+  /// Steps since the last resetState().
+  Index steps() const { return m_core.steps(); }
+  /// The influence matrix J_t (k × p), current after accumulate() or gradient use.
+  const Matrix<Scalar>& influence() {
+    if (m_pending) updateInfluence();
+    return m_influence;
+  }
+  /// Bytes of the influence matrix.
+  std::size_t bytes() const { return static_cast<std::size_t>(m_influence.size()) * sizeof(Scalar); }
+  const Options& options() const { return m_options; }
+
+private:
+  void build() {
+    m_core.resize();
+    const CellType& cell = m_core.cell();
+    const Index k = cell.stateSize(), p = cell.parameterCount();
+    m_influence = Matrix<Scalar>::Zero(k, p);
+    m_next = Matrix<Scalar>::Zero(k, p);
+    const SparsityPattern& graph = cell.dynamicsGraph();
+    m_dense = static_cast<double>(graph.nonZeros()) >= m_options.denseDynamicsAbove * static_cast<double>(k * k);
+    m_values.assign(static_cast<std::size_t>(graph.nonZeros()), Scalar(0));
+    m_denseDynamics = Matrix<Scalar>::Zero(m_dense ? k : 0, m_dense ? k : 0);
+    std::vector<Eigen::Triplet<Scalar, StorageIndex>> triplets;
+    if (!m_dense) {
+      for (Index e = 0; e < graph.nonZeros(); ++e)
+        triplets.emplace_back(static_cast<StorageIndex>(graph.entryRow(e)), static_cast<StorageIndex>(graph.column(e)),
+                              Scalar(1));
+    }
+    m_sparseDynamics.resize(k, k);
+    m_sparseDynamics.setFromTriplets(triplets.begin(), triplets.end());
+    m_sparseDynamics.makeCompressed();
+    if (!m_dense && !std::equal(graph.columns().begin(), graph.columns().end(), m_sparseDynamics.innerIndexPtr()))
+      detail::fail("RTRL sparse dynamics", "the dynamics graph's entry order", "another order");
+    m_pending = false;
+  }
+
+  void clearInfluence() {
+    m_influence.setZero();
+    m_pending = false;
+  }
+
+  /// J ← D_t J + I_t with the last step's factors.
+  void updateInfluence() {
+    const CellType& cell = m_core.cell();
+    const auto& cache = m_core.m_cache;
+    if (m_dense) {
+      cell.dynamicsJacobian(cache, std::span<Scalar>(m_values));
+      const SparsityPattern& graph = cell.dynamicsGraph();
+      for (Index e = 0; e < graph.nonZeros(); ++e)
+        m_denseDynamics(graph.entryRow(e), graph.column(e)) = m_values[static_cast<std::size_t>(e)];
+      m_next.noalias() = m_denseDynamics * m_influence;
+    } else {
+      cell.dynamicsJacobian(cache, std::span<Scalar>(m_sparseDynamics.valuePtr(),
+                                                     static_cast<std::size_t>(m_sparseDynamics.nonZeros())));
+      m_next.noalias() = m_sparseDynamics * m_influence;
+    }
+    addImmediate(cell, cache);
+    std::swap(m_influence, m_next);
+    m_pending = false;
+  }
+
+  /// m_next += I_t, column by column from the factored form (MATH §2).
+  void addImmediate(const CellType& cell, const StepCache<Scalar>& cache) {
+    const ParameterLayout& layout = cell.layout();
+    const CellStructure& structure = cell.structure();
+    const Index hidden = cell.hiddenSize(), p = layout.size();
+    const Scalar* z = m_core.m_sources.data();
+    for (Index j = 0; j < p; ++j) {
+      const Index f = layout.factor(j), unit = layout.unit(j), gate = layout.gate(j);
+      const Scalar source = z[layout.source(j)];
+      for (Index q = 0; q < structure.unitStates; ++q)
+        if (structure.reaches(gate, q)) m_next(q * hidden + unit, j) += cache.factor(q, f) * source;
+    }
+  }
+
+  detail::EngineCore<CellType> m_core;
+  Options m_options;
+  Matrix<Scalar> m_influence, m_next, m_denseDynamics;
+  Eigen::SparseMatrix<Scalar, Eigen::RowMajor, StorageIndex> m_sparseDynamics;
+  std::vector<Scalar> m_values;
+  bool m_dense = true;
+  bool m_pending = false;
+};
+
+}  // namespace snap
