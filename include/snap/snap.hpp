@@ -7,6 +7,7 @@
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
 
+#include "snap/pattern/snap_pattern.hpp"
 #include "snap/pattern/sparsity_pattern.hpp"
 
 #include "snap/cells/cell_base.hpp"
@@ -21,3 +22,5 @@
 #include "snap/engines/bptt.hpp"
 #include "snap/engines/engine_concept.hpp"
 #include "snap/engines/rtrl.hpp"
+#include "snap/engines/snap.hpp"
+#include "snap/engines/uoro.hpp"

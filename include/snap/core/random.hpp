@@ -35,6 +35,17 @@ public:
   /// +1 or −1 with equal probability.
   double sign() { return (m_engine() >> 63) != 0 ? 1.0 : -1.0; }
 
+  /// Fills `out` with independent ±1 signs, 64 per draw of the engine.
+  template <class Derived>
+  void signs(Eigen::DenseBase<Derived>& out) {
+    std::uint64_t bits = 0;
+    for (Index i = 0; i < out.size(); ++i) {
+      if (i % 64 == 0) bits = m_engine();
+      out[i] = (bits & 1U) != 0 ? typename Derived::Scalar(1) : typename Derived::Scalar(-1);
+      bits >>= 1;
+    }
+  }
+
   /// A uniformly random subset of `count` distinct positions of [0, size), sorted.
   std::vector<Index> choose(Index size, Index count) {
     std::vector<Index> positions(static_cast<std::size_t>(size));

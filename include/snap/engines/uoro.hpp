@@ -1,0 +1,124 @@
+#pragma once
+/// @file
+/// Unbiased Online Recurrent Optimization: a rank-one estimate of the influence (MATH §5).
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "snap/cells/cell_concept.hpp"
+#include "snap/core/random.hpp"
+#include "snap/engines/engine_core.hpp"
+
+namespace snap {
+
+/// Options of the UORO engine.
+struct UOROOptions {
+  double epsilon = 1e-7;   ///< ε of the normalisers ρ0 and ρ1, > 0
+  std::uint64_t seed = 0;  ///< seeds the sign vectors ν
+};
+
+/// UORO: J_t ≈ s̃_t θ̃_tᵀ, updated with a fresh sign vector ν each step so that
+/// E[s̃_t θ̃_tᵀ] = D_t s̃_{t−1} θ̃_{t−1}ᵀ + I_t (MATH §5). Forward-mode product a = D_t s̃,
+/// reverse-mode product b = I_tᵀ ν; memory k + p, time O(nnz(D) + p) per step.
+template <class CellType_>
+class UORO {
+  static_assert(detail::checkCell<CellType_>());
+
+public:
+  using CellType = CellType_;
+  using Scalar = typename CellType::Scalar;
+  using Options = UOROOptions;
+
+  /// Binds to `cell`, which must outlive the engine and stay at the same address.
+  explicit UORO(const CellType& cell, const Options& options = {})
+      : m_core(cell), m_options(options), m_random(options.seed) {
+    if (!(options.epsilon > 0.0 && std::isfinite(options.epsilon)))
+      detail::fail<ValueError>("UOROOptions::epsilon", "a finite epsilon > 0", options.epsilon);
+    build();
+  }
+
+  /// Advances the state with input x_t, updates the rank-one estimate, and returns s_t.
+  const Vector<Scalar>& step(const VectorView<Scalar>& input) {
+    if (m_core.cellChanged()) build();
+    m_core.forward(input);
+    const CellType& cell = m_core.cell();
+    const auto& cache = m_core.m_cache;
+    cell.dynamicsProduct(cache, m_stateEstimate, m_forward);        // a = D_t s̃_{t−1}
+    m_random.signs(m_signs);                                        // ν
+    cell.preactivationGradient(cache, m_signs, m_adjoint);          // b = I_tᵀ ν (factored)
+    m_reverse.setZero();
+    cell.layout().template addParameterGradient<Scalar>(m_adjoint, m_core.m_sources, m_reverse);
+    const Scalar epsilon = static_cast<Scalar>(m_options.epsilon);
+    const Scalar rho0 = std::sqrt((m_parameterEstimate.norm() + epsilon) / (m_forward.norm() + epsilon));
+    const Scalar rho1 = std::sqrt((m_reverse.norm() + epsilon) / (m_signs.norm() + epsilon));
+    m_stateEstimate = rho0 * m_forward + rho1 * m_signs;
+    m_parameterEstimate = m_parameterEstimate / rho0 + m_reverse / rho1;
+    return m_core.state();
+  }
+
+  /// Adds (δ_tᵀ s̃_t) θ̃_t to the gradient.
+  void accumulate(const VectorView<Scalar>& stateGradient) {
+    m_core.checkStateGradient(stateGradient);
+    m_core.m_gradient += stateGradient.dot(m_stateEstimate) * m_parameterEstimate;
+  }
+
+  const Vector<Scalar>& gradient() const { return m_core.m_gradient; }
+  void resetGradient() { m_core.m_gradient.setZero(); }
+
+  /// Zero state and zero estimate (a new sequence). resetState(s0) starts from s0.
+  void resetState() {
+    m_core.resetState();
+    clearEstimate();
+  }
+  void resetState(const VectorView<Scalar>& initial) {
+    m_core.resetState(initial);
+    clearEstimate();
+  }
+
+  /// s̃ (k) and θ̃ (p): J ≈ s̃ θ̃ᵀ.
+  const Vector<Scalar>& stateEstimate() const { return m_stateEstimate; }
+  const Vector<Scalar>& parameterEstimate() const { return m_parameterEstimate; }
+  /// Sets the rank-one estimate (for checkpoints and tests).
+  void setEstimate(const VectorView<Scalar>& stateEstimate, const VectorView<Scalar>& parameterEstimate) {
+    detail::requireLength("state estimate", stateEstimate.size(), m_stateEstimate.size());
+    detail::requireLength("parameter estimate", parameterEstimate.size(), m_parameterEstimate.size());
+    m_stateEstimate = stateEstimate;
+    m_parameterEstimate = parameterEstimate;
+  }
+  /// The generator of the sign vectors (its state is part of a checkpoint).
+  Random& random() { return m_random; }
+
+  const Vector<Scalar>& state() const { return m_core.state(); }
+  const CellType& cell() const { return m_core.cell(); }
+  Index steps() const { return m_core.steps(); }
+  const Options& options() const { return m_options; }
+  /// Bytes of the estimate: k + p values.
+  std::size_t bytes() const {
+    return static_cast<std::size_t>(m_stateEstimate.size() + m_parameterEstimate.size()) * sizeof(Scalar);
+  }
+
+private:
+  void build() {
+    m_core.resize();
+    const CellType& cell = m_core.cell();
+    const Index k = cell.stateSize(), p = cell.parameterCount();
+    m_stateEstimate = Vector<Scalar>::Zero(k);
+    m_parameterEstimate = Vector<Scalar>::Zero(p);
+    m_forward = Vector<Scalar>::Zero(k);
+    m_signs = Vector<Scalar>::Zero(k);
+    m_adjoint = Vector<Scalar>::Zero(2 * cell.gateRows());
+    m_reverse = Vector<Scalar>::Zero(p);
+  }
+  void clearEstimate() {
+    m_stateEstimate.setZero();
+    m_parameterEstimate.setZero();
+  }
+
+  detail::EngineCore<CellType> m_core;
+  Options m_options;
+  Random m_random;
+  Vector<Scalar> m_stateEstimate, m_parameterEstimate, m_forward, m_signs, m_adjoint, m_reverse;
+};
+
+}  // namespace snap
