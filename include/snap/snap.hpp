@@ -24,3 +24,9 @@
 #include "snap/engines/rtrl.hpp"
 #include "snap/engines/snap.hpp"
 #include "snap/engines/uoro.hpp"
+
+#include "snap/train/optimizers.hpp"
+#include "snap/train/readout.hpp"
+#include "snap/train/trainer.hpp"
+
+#include "snap/tasks/copy_task.hpp"

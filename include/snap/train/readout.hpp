@@ -1,0 +1,115 @@
+#pragma once
+/// @file
+/// A linear readout of h with softmax cross-entropy (MATH §3, §7): the loss of each step and
+/// its gradient δ_t with respect to the state. Its own parameters get the ordinary direct
+/// gradient and are not part of θ.
+
+#include <cmath>
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <numbers>
+
+#include "snap/core/error.hpp"
+#include "snap/core/random.hpp"
+#include "snap/core/types.hpp"
+
+namespace snap {
+
+/// y = W h + b over `outputs` classes, W (outputs × H) and b stored together in one
+/// parameter vector [W row-major; b], initialised as torch.nn.Linear (uniform in ±1/√H).
+template <class Scalar_>
+class Readout {
+public:
+  using Scalar = Scalar_;
+
+  Readout(Index hiddenSize, Index outputs, std::uint64_t seed = 0) : m_hidden(hiddenSize), m_outputs(outputs) {
+    if (hiddenSize < 1) detail::fail<ShapeError>("hiddenSize", "at least 1", hiddenSize);
+    if (outputs < 2) detail::fail<ShapeError>("outputs", "at least 2 classes", outputs);
+    Random random(seed);
+    const double bound = 1.0 / std::sqrt(static_cast<double>(hiddenSize));
+    m_parameters.resize(outputs * hiddenSize + outputs);
+    for (Index i = 0; i < m_parameters.size(); ++i) m_parameters[i] = static_cast<Scalar>(random.uniform(-bound, bound));
+    m_gradient = Vector<Scalar>::Zero(m_parameters.size());
+    m_logits.resize(outputs);
+    m_probabilities.resize(outputs);
+  }
+
+  Index hiddenSize() const { return m_hidden; }
+  Index outputs() const { return m_outputs; }
+
+  /// W (outputs × H) and b, as views of the parameter vector.
+  Eigen::Map<const RowMatrix<Scalar>> weight() const { return {m_parameters.data(), m_outputs, m_hidden}; }
+  Eigen::Map<const Vector<Scalar>> bias() const { return {m_parameters.data() + m_outputs * m_hidden, m_outputs}; }
+
+  /// [W row-major; b], what an optimizer updates.
+  const Vector<Scalar>& parameters() const { return m_parameters; }
+  Vector<Scalar>& parameters() { return m_parameters; }
+  /// Sets W and b from tensors of shapes outputs × H and outputs.
+  template <class Weight, class Bias>
+  void setWeights(const Eigen::MatrixBase<Weight>& weight, const Eigen::MatrixBase<Bias>& bias) {
+    detail::requireShape("readout weight", weight.rows(), weight.cols(), m_outputs, m_hidden);
+    detail::requireShape("readout bias", bias.rows(), bias.cols(), m_outputs, 1);
+    if (!weight.allFinite() || !bias.allFinite())
+      detail::fail<ValueError>("readout weights", "finite values", "a NaN or infinity");
+    Eigen::Map<RowMatrix<Scalar>>(m_parameters.data(), m_outputs, m_hidden) = weight.template cast<Scalar>();
+    m_parameters.tail(m_outputs) = bias.template cast<Scalar>();
+  }
+
+  /// The accumulated gradient of the summed loss, in the order of parameters().
+  const Vector<Scalar>& gradient() const { return m_gradient; }
+  void resetGradient() { m_gradient.setZero(); }
+
+  /// Softmax probabilities of the last loss() or predict() call.
+  const Vector<Scalar>& probabilities() const { return m_probabilities; }
+
+  /// Softmax probabilities for the state's h (its first H entries).
+  const Vector<Scalar>& predict(const VectorView<Scalar>& state) {
+    checkState(state);
+    softmax(state.head(m_hidden));
+    return m_probabilities;
+  }
+
+  /// Cross-entropy −ln p(target) of the state's h, in nats. Writes δ = ∂loss/∂state into
+  /// `stateGradient` (zero beyond h) and adds the readout's own gradient.
+  Scalar loss(const VectorView<Scalar>& state, Index target, VectorSpan<Scalar> stateGradient) {
+    checkState(state);
+    if (target < 0 || target >= m_outputs)
+      detail::fail<ValueError>("target", "a class in [0, " + detail::describe(m_outputs) + ")", target);
+    detail::requireLength("state gradient", stateGradient.size(), state.size());
+    const auto h = state.head(m_hidden);
+    softmax(h);
+    const Scalar loss = -std::log(std::max(m_probabilities[target], std::numeric_limits<Scalar>::min()));
+    m_probabilities[target] -= Scalar(1);  // ∂loss/∂logits = p − onehot
+    const Eigen::Map<const RowMatrix<Scalar>> w = weight();
+    stateGradient.setZero();
+    stateGradient.head(m_hidden).noalias() = w.transpose() * m_probabilities;
+    Eigen::Map<RowMatrix<Scalar>>(m_gradient.data(), m_outputs, m_hidden).noalias() += m_probabilities * h.transpose();
+    m_gradient.tail(m_outputs) += m_probabilities;
+    m_probabilities[target] += Scalar(1);
+    return loss;
+  }
+
+  /// Nats to bits.
+  static double bits(double nats) { return nats / std::numbers::ln2; }
+
+private:
+  void checkState(const VectorView<Scalar>& state) const {
+    if (state.size() < m_hidden)
+      detail::fail<ShapeError>("state", "a state of at least H = " + detail::describe(m_hidden) + " entries",
+                               state.size());
+  }
+  template <class H>
+  void softmax(const H& h) {
+    m_logits.noalias() = weight() * h;
+    m_logits += bias();
+    const Scalar largest = m_logits.maxCoeff();
+    m_probabilities = (m_logits.array() - largest).exp();
+    m_probabilities /= m_probabilities.sum();
+  }
+
+  Index m_hidden, m_outputs;
+  Vector<Scalar> m_parameters, m_gradient, m_logits, m_probabilities;
+};
+
+}  // namespace snap
