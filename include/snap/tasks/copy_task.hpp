@@ -71,6 +71,12 @@ struct CopyTaskOptions {
 /// threshold; the window then starts afresh.
 class Curriculum {
 public:
+  /// One finished sequence: its total recall loss in bits and its recall steps.
+  struct Record {
+    double loss;
+    Index steps;
+  };
+
   explicit Curriculum(const CopyTaskOptions& options = {}) : m_options(options), m_length(options.initialLength) {
     if (options.initialLength < 1)
       detail::fail<ValueError>("CopyTaskOptions::initialLength", "at least 1", options.initialLength);
@@ -88,52 +94,40 @@ public:
   bool record(double lossBits, Index recallSteps) {
     if (recallSteps < 1) detail::fail<ValueError>("recallSteps", "at least 1", recallSteps);
     m_recent.push_back({lossBits, recallSteps});
-    m_lossSum += lossBits;
-    m_stepSum += recallSteps;
-    if (static_cast<Index>(m_recent.size()) > m_options.window) {
-      m_lossSum -= m_recent.front().loss;
-      m_stepSum -= m_recent.front().steps;
-      m_recent.pop_front();
-    }
+    if (static_cast<Index>(m_recent.size()) > m_options.window) m_recent.pop_front();
     if (static_cast<Index>(m_recent.size()) == m_options.window && recentLoss() < m_options.threshold) {
       ++m_length;
       m_recent.clear();
-      m_lossSum = 0;
-      m_stepSum = 0;
       return true;
     }
     return false;
   }
 
   /// Average loss per recall step over the recorded recent sequences, in bits (0 if none).
-  double recentLoss() const { return m_stepSum > 0 ? m_lossSum / static_cast<double>(m_stepSum) : 0.0; }
+  double recentLoss() const {
+    double loss = 0;
+    Index steps = 0;
+    for (const Record& r : m_recent) {
+      loss += r.loss;
+      steps += r.steps;
+    }
+    return steps > 0 ? loss / static_cast<double>(steps) : 0.0;
+  }
   /// Sequences in the current window.
   Index recentCount() const { return static_cast<Index>(m_recent.size()); }
   const CopyTaskOptions& options() const { return m_options; }
 
   /// The window's contents, for checkpoints: (loss, steps) pairs, oldest first.
-  struct Record {
-    double loss;
-    Index steps;
-  };
   const std::deque<Record>& recent() const { return m_recent; }
   void restore(Index length, const std::deque<Record>& recent) {
     m_length = length;
     m_recent = recent;
-    m_lossSum = 0;
-    m_stepSum = 0;
-    for (const Record& r : m_recent) {
-      m_lossSum += r.loss;
-      m_stepSum += r.steps;
-    }
   }
 
 private:
   CopyTaskOptions m_options;
   Index m_length;
   std::deque<Record> m_recent;
-  double m_lossSum = 0;
-  Index m_stepSum = 0;
 };
 
 /// The copy task: draws sequences at the curriculum's length and counts data time.
