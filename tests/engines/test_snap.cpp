@@ -122,10 +122,13 @@ TYPED_TEST(SnApEngine, BecomesRtrlOnceThePatternIsFull) {
   TypeParam dense(kInputs, kHidden, {.seed = 73});
   const Stream stream(dense.stateSize(), 74);
   RTRL<TypeParam> rtrl(dense);
-  SnAp<TypeParam> snap2(dense, {.n = 2});
-  ASSERT_TRUE(snap2.pattern().isFull());
-  EXPECT_EQ(snap2.pattern().groupCount(), 1);  // one block: the whole influence matrix
-  EXPECT_LE(relativeError(run(snap2, stream), run(rtrl, stream)), 1e-12);
+  const Vector<double> expected = run(rtrl, stream);
+  for (double denseBlockAbove : {0.15, 2.0}) {
+    SnAp<TypeParam> snap2(dense, {.n = 2, .denseBlockAbove = denseBlockAbove});
+    ASSERT_TRUE(snap2.pattern().isFull());
+    EXPECT_EQ(snap2.pattern().groupCount(), 1);  // one block: the whole influence matrix
+    EXPECT_LE(relativeError(run(snap2, stream), expected), 1e-12);
+  }
 }
 
 TYPED_TEST(SnApEngine, IsExactlyTheMaskedRecursion) {
@@ -145,14 +148,19 @@ TYPED_TEST(SnApEngine, IsExactlyTheMaskedRecursion) {
         expected += influence.transpose() * stream.deltas[t];
         s = step.next;
       }
-      SnAp<TypeParam> snap(cell, {.n = n});
-      EXPECT_EQ(snap.pattern().keptEntries(), static_cast<Index>(mask.sum()));
-      EXPECT_LE(relativeError(run(snap, stream), expected), 1e-10);
-      Matrix<double> stored(cell.stateSize(), cell.parameterCount());
-      for (Index row = 0; row < cell.stateSize(); ++row)
-        for (Index j = 0; j < cell.parameterCount(); ++j) stored(row, j) = snap.influence(row, j);
-      EXPECT_LE(relativeError(stored, influence), 1e-12);
-      EXPECT_TRUE(stored.cwiseProduct(Matrix<double>::Ones(mask.rows(), mask.cols()) - mask).isZero(0.0));
+      // Every block kernel: dense products for all blocks above 4 rows, the default choice,
+      // and sparse rows for all.
+      for (double denseBlockAbove : {0.0, 0.15, 2.0}) {
+        SCOPED_TRACE(::testing::Message() << "denseBlockAbove " << denseBlockAbove);
+        SnAp<TypeParam> snap(cell, {.n = n, .denseBlockAbove = denseBlockAbove});
+        EXPECT_EQ(snap.pattern().keptEntries(), static_cast<Index>(mask.sum()));
+        EXPECT_LE(relativeError(run(snap, stream), expected), 1e-10);
+        Matrix<double> stored(cell.stateSize(), cell.parameterCount());
+        for (Index row = 0; row < cell.stateSize(); ++row)
+          for (Index j = 0; j < cell.parameterCount(); ++j) stored(row, j) = snap.influence(row, j);
+        EXPECT_LE(relativeError(stored, influence), 1e-12);
+        EXPECT_TRUE(stored.cwiseProduct(Matrix<double>::Ones(mask.rows(), mask.cols()) - mask).isZero(0.0));
+      }
     }
   }
 }

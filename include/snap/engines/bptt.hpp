@@ -2,6 +2,7 @@
 /// @file
 /// Backpropagation through time, full or truncated to windows of T steps (MATH §3).
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <utility>
@@ -9,6 +10,7 @@
 
 #include "snap/cells/cell_concept.hpp"
 #include "snap/engines/engine_core.hpp"
+#include "snap/pattern/kernels.hpp"
 
 namespace snap {
 
@@ -55,12 +57,13 @@ public:
   void accumulate(const VectorView<Scalar>& stateGradient) {
     m_core.checkStateGradient(stateGradient);
     m_deltas.col(m_count - 1) += stateGradient;
+    m_windowHasDeltas = true;
     m_totalValid = false;
   }
 
   /// The gradient of the loss so far, θ-ordered: closed windows plus the open one.
   const Vector<Scalar>& gradient() {
-    if (m_count == 0) {
+    if (m_count == 0 || !m_windowHasDeltas) {
       m_core.cell().layout().flattenInto(m_committed, m_core.m_gradient);
       return m_core.m_gradient;
     }
@@ -79,6 +82,7 @@ public:
     setZero(m_committed);
     m_deltas.leftCols(m_count).setZero();
     m_core.m_gradient.setZero();
+    m_windowHasDeltas = false;
     m_totalValid = false;
   }
 
@@ -121,7 +125,9 @@ private:
     m_previous = Vector<Scalar>::Zero(cell.stateSize());
     m_committed = zeroTensors(cell);
     m_total = zeroTensors(cell);
+    m_gemm = detail::GemmWorkspace<Scalar>(std::max(cell.inputSize(), cell.hiddenSize()), cell.gateRows(), initial);
     m_count = 0;
+    m_windowHasDeltas = false;
     m_totalValid = false;
   }
 
@@ -154,13 +160,14 @@ private:
 
   /// Adds the open window's closed-form contribution to the committed gradient and empties it.
   void commitWindow() {
-    if (m_count > 0) {
+    if (m_count > 0 && m_windowHasDeltas) {
       if (m_totalValid)
         std::swap(m_committed, m_total);
       else
         backward(m_committed);
     }
     m_count = 0;
+    m_windowHasDeltas = false;
     m_totalValid = false;
   }
 
@@ -178,13 +185,17 @@ private:
         cell.preactivationGradient(cache, m_epsilon, m_adjoints.col(t));
       }
     }
+    // Σ_t e_t z_tᵀ over the window as two matrix products (transposed: the targets are row-major).
     const Index rows = cell.gateRows(), inputs = cell.inputSize(), hidden = cell.hiddenSize();
-    const auto adjointIh = m_adjoints.topRows(rows).leftCols(m_count);
-    const auto adjointHh = m_adjoints.bottomRows(rows).leftCols(m_count);
-    target.weight_ih.noalias() += adjointIh * m_sources.topRows(inputs).leftCols(m_count).transpose();
-    target.weight_hh.noalias() += adjointHh * m_sources.middleRows(inputs, hidden).leftCols(m_count).transpose();
-    target.bias_ih += adjointIh.rowwise().sum();
-    target.bias_hh += adjointHh.rowwise().sum();
+    const Index sourceStride = m_sources.rows(), adjointStride = m_adjoints.rows();
+    m_gemm.template accumulate<Eigen::ColMajor, Eigen::RowMajor>(inputs, rows, m_count, m_sources.data(), sourceStride,
+                                                                 m_adjoints.data(), adjointStride,
+                                                                 target.weight_ih.data(), inputs);
+    m_gemm.template accumulate<Eigen::ColMajor, Eigen::RowMajor>(hidden, rows, m_count, m_sources.data() + inputs,
+                                                                 sourceStride, m_adjoints.data() + rows, adjointStride,
+                                                                 target.weight_hh.data(), hidden);
+    target.bias_ih += m_adjoints.topRows(rows).leftCols(m_count).rowwise().sum();
+    target.bias_hh += m_adjoints.bottomRows(rows).leftCols(m_count).rowwise().sum();
   }
 
   detail::EngineCore<CellType> m_core;
@@ -193,8 +204,10 @@ private:
   Matrix<Scalar> m_sources, m_deltas, m_adjoints;
   Vector<Scalar> m_epsilon, m_previous;
   CellTensors<Scalar> m_committed, m_total;
+  detail::GemmWorkspace<Scalar> m_gemm;
   Index m_count = 0;
-  bool m_totalValid = false;
+  bool m_windowHasDeltas = false;  ///< a δ of the open window is not yet in the committed gradient
+  bool m_totalValid = false;       ///< m_total holds committed + the open window
 };
 
 }  // namespace snap

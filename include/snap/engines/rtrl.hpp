@@ -2,8 +2,6 @@
 /// @file
 /// Real-time recurrent learning with the full influence matrix (MATH §3).
 
-#include <Eigen/SparseCore>
-#include <algorithm>
 #include <cstddef>
 #include <span>
 #include <utility>
@@ -11,6 +9,7 @@
 
 #include "snap/cells/cell_concept.hpp"
 #include "snap/engines/engine_core.hpp"
+#include "snap/pattern/kernels.hpp"
 
 namespace snap {
 
@@ -69,13 +68,18 @@ public:
   const CellType& cell() const { return m_core.cell(); }
   /// Steps since the last resetState().
   Index steps() const { return m_core.steps(); }
-  /// The influence matrix J_t (k × p), current after accumulate() or gradient use.
-  const Matrix<Scalar>& influence() {
+  /// The influence matrix J_t (k × p).
+  const RowMatrix<Scalar>& influence() {
     if (m_pending) updateInfluence();
     return m_influence;
   }
-  /// Bytes of the influence matrix.
+  /// Bytes of the influence matrix J (k·p values), the state carried from step to step.
   std::size_t bytes() const { return static_cast<std::size_t>(m_influence.size()) * sizeof(Scalar); }
+  /// Bytes of the per-step scratch: the second k × p buffer, D_t, and the product's packing.
+  std::size_t workspaceBytes() const {
+    return static_cast<std::size_t>(m_next.size() + m_denseDynamics.size()) * sizeof(Scalar) +
+           m_values.size() * (sizeof(Scalar) + sizeof(StorageIndex)) + m_gemm.bytes();
+  }
   const Options& options() const { return m_options; }
 
 private:
@@ -83,23 +87,15 @@ private:
     m_core.resize();
     const CellType& cell = m_core.cell();
     const Index k = cell.stateSize(), p = cell.parameterCount();
-    m_influence = Matrix<Scalar>::Zero(k, p);
-    m_next = Matrix<Scalar>::Zero(k, p);
+    m_influence = RowMatrix<Scalar>::Zero(k, p);
+    m_next = RowMatrix<Scalar>::Zero(k, p);
     const SparsityPattern& graph = cell.dynamicsGraph();
     m_dense = static_cast<double>(graph.nonZeros()) >= m_options.denseDynamicsAbove * static_cast<double>(k * k);
     m_values.assign(static_cast<std::size_t>(graph.nonZeros()), Scalar(0));
-    m_denseDynamics = Matrix<Scalar>::Zero(m_dense ? k : 0, m_dense ? k : 0);
-    std::vector<Eigen::Triplet<Scalar, StorageIndex>> triplets;
-    if (!m_dense) {
-      for (Index e = 0; e < graph.nonZeros(); ++e)
-        triplets.emplace_back(static_cast<StorageIndex>(graph.entryRow(e)), static_cast<StorageIndex>(graph.column(e)),
-                              Scalar(1));
-    }
-    m_sparseDynamics.resize(k, k);
-    m_sparseDynamics.setFromTriplets(triplets.begin(), triplets.end());
-    m_sparseDynamics.makeCompressed();
-    if (!m_dense && !std::equal(graph.columns().begin(), graph.columns().end(), m_sparseDynamics.innerIndexPtr()))
-      detail::fail("RTRL sparse dynamics", "the dynamics graph's entry order", "another order");
+    m_entryOrder.resize(static_cast<std::size_t>(graph.nonZeros()));
+    for (std::size_t e = 0; e < m_entryOrder.size(); ++e) m_entryOrder[e] = static_cast<StorageIndex>(e);
+    m_denseDynamics = RowMatrix<Scalar>::Zero(m_dense ? k : 0, m_dense ? k : 0);
+    m_gemm = m_dense ? detail::GemmWorkspace<Scalar>(p, k, k) : detail::GemmWorkspace<Scalar>();
     m_pending = false;
   }
 
@@ -112,16 +108,16 @@ private:
   void updateInfluence() {
     const CellType& cell = m_core.cell();
     const auto& cache = m_core.m_cache;
+    const SparsityPattern& graph = cell.dynamicsGraph();
+    cell.dynamicsJacobian(cache, std::span<Scalar>(m_values));
+    const Index k = m_influence.rows(), p = m_influence.cols();
     if (m_dense) {
-      cell.dynamicsJacobian(cache, std::span<Scalar>(m_values));
-      const SparsityPattern& graph = cell.dynamicsGraph();
       for (Index e = 0; e < graph.nonZeros(); ++e)
         m_denseDynamics(graph.entryRow(e), graph.column(e)) = m_values[static_cast<std::size_t>(e)];
-      m_next.noalias() = m_denseDynamics * m_influence;
+      m_gemm.rowMajorProduct(k, k, p, m_denseDynamics.data(), m_influence.data(), m_next.data());
     } else {
-      cell.dynamicsJacobian(cache, std::span<Scalar>(m_sparseDynamics.valuePtr(),
-                                                     static_cast<std::size_t>(m_sparseDynamics.nonZeros())));
-      m_next.noalias() = m_sparseDynamics * m_influence;
+      detail::sparseRowProduct(k, p, graph.rowStarts().data(), graph.columns().data(), m_entryOrder.data(),
+                               m_values.data(), m_influence.data(), m_next.data());
     }
     addImmediate(cell, cache);
     std::swap(m_influence, m_next);
@@ -144,9 +140,10 @@ private:
 
   detail::EngineCore<CellType> m_core;
   Options m_options;
-  Matrix<Scalar> m_influence, m_next, m_denseDynamics;
-  Eigen::SparseMatrix<Scalar, Eigen::RowMajor, StorageIndex> m_sparseDynamics;
+  RowMatrix<Scalar> m_influence, m_next, m_denseDynamics;
   std::vector<Scalar> m_values;
+  std::vector<StorageIndex> m_entryOrder;  ///< 0, 1, …: the sparse kernel reads values in graph order
+  detail::GemmWorkspace<Scalar> m_gemm;
   bool m_dense = true;
   bool m_pending = false;
 };

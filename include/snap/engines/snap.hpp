@@ -9,6 +9,7 @@
 
 #include "snap/cells/cell_concept.hpp"
 #include "snap/engines/engine_core.hpp"
+#include "snap/pattern/kernels.hpp"
 #include "snap/pattern/snap_pattern.hpp"
 
 namespace snap {
@@ -19,6 +20,10 @@ struct SnApOptions {
   /// computed once, at construction). n = 1 costs O(p) per step; once n − 1 reaches the
   /// diameter of the dynamics graph, SnAp-n is RTRL.
   int n = 1;
+  /// A group's block is updated with a dense matrix–matrix product when at least this
+  /// fraction of D_t[R, R] is structurally nonzero, with sparse rows below it (blocks of up
+  /// to 4 rows are always updated in place). Both are exact; this only picks the faster kernel.
+  double denseBlockAbove = 0.15;
 };
 
 /// SnAp-n: Ĵ_t = M_n ⊙ (I_t + D_t Ĵ_{t−1}), g = Σ_t Ĵ_tᵀ δ_t (MATH §4), on the pattern M_n
@@ -49,20 +54,15 @@ public:
     return m_core.state();
   }
 
-  /// Adds Ĵ_tᵀ δ_t to the gradient, δ_t = ∂L_t/∂s_t for the last step.
+  /// Adds Ĵ_tᵀ δ_t to the gradient, δ_t = ∂L_t/∂s_t for the last step (fused with the
+  /// step's influence update when that is still pending).
   void accumulate(const VectorView<Scalar>& stateGradient) {
     m_core.checkStateGradient(stateGradient);
-    if (m_pending) updateInfluence();
-    const Scalar* delta = stateGradient.data();
-    for (const GroupPlan& plan : m_plans) {
-      const Scalar* block = m_influence.data() + plan.valueOffset;
-      Scalar* gradient = m_groupGradient.data() + plan.columnOffset;
-      for (Index b = 0; b < plan.rowCount; ++b) {
-        const Scalar weight = delta[m_rows[static_cast<std::size_t>(plan.rowOffset + b)]];
-        if (weight == Scalar(0)) continue;
-        const Scalar* row = block + b * plan.columnCount;
-        for (Index c = 0; c < plan.columnCount; ++c) gradient[c] += weight * row[c];
-      }
+    if (m_pending) {
+      updateInfluence(stateGradient.data());
+    } else {
+      for (const GroupPlan& plan : m_plans)
+        addGradient(plan, m_influence.data() + plan.valueOffset, stateGradient.data());
     }
     m_gradientCurrent = false;
   }
@@ -117,25 +117,44 @@ public:
   /// Bytes of the index arrays that address the influence values.
   std::size_t indexBytes() const {
     const std::size_t indices = m_rows.size() + m_localStart.size() + m_localColumn.size() + m_localEntry.size() +
-                                m_entries.size() + m_columnParameter.size() + m_columnFactor.size() +
-                                m_columnSource.size() + m_columnHome.size();
-    return indices * sizeof(StorageIndex) + m_plans.size() * sizeof(GroupPlan);
+                                m_entries.size() + m_columnParameter.size() + m_columnSource.size() +
+                                m_segmentHome.size();
+    return indices * sizeof(StorageIndex) + m_plans.size() * sizeof(GroupPlan) + m_segments.size() * sizeof(Segment);
   }
   /// Bytes of the influence state: its values plus the index arrays that address them.
   std::size_t bytes() const { return static_cast<std::size_t>(valueCount()) * sizeof(Scalar) + indexBytes(); }
   /// Bytes of the per-step scratch (the largest group's block and D_t's needed entries).
   std::size_t workspaceBytes() const {
-    return static_cast<std::size_t>(m_workspace.size()) * sizeof(Scalar) + m_dynamicsValues.size() * sizeof(Scalar);
+    return static_cast<std::size_t>(m_workspace.size() + m_denseDynamics.size() + m_factors.size()) * sizeof(Scalar) +
+           m_dynamicsValues.size() * sizeof(Scalar) + m_gemm.bytes();
   }
 
 private:
+  /// How a group's block is updated each step.
+  enum class Kernel {
+    Diagonal,    ///< one row (SnAp-1 on RNN/GRU, the LSTM output gate): in place, fused
+    SmallBlock,  ///< up to kSmallBlock rows (the LSTM's 2 × 2 home block): in place, column by column
+    Sparse,      ///< D_t[R, R] as sparse rows, accumulated in registers
+    Dense,       ///< D_t[R, R] dense enough for a matrix–matrix product
+  };
+  static constexpr Index kSmallBlock = 4;
+
   /// Where one group's data lives in the flat arrays.
   struct GroupPlan {
+    Kernel kernel;
     Index rowCount, columnCount;
-    Index valueOffset;   ///< first influence value (rowCount × columnCount, row-major)
-    Index rowOffset;     ///< first of its rows in m_rows
-    Index columnOffset;  ///< first of its columns in the group-ordered column arrays
-    Index localOffset;   ///< first of its rowCount + 1 entries in m_localStart
+    Index valueOffset;    ///< first influence value (rowCount × columnCount, row-major)
+    Index rowOffset;      ///< first of its rows in m_rows
+    Index columnOffset;   ///< first of its columns in the group-ordered column arrays
+    Index localOffset;    ///< first of its rowCount + 1 entries in m_localStart
+    Index segmentOffset;  ///< first of its segments
+    Index segmentCount;
+  };
+  /// A run of a group's columns with the same preactivation factor (one weight row's entries,
+  /// or one bias): their I_t entries are factor × z[source] on the same home rows.
+  struct Segment {
+    StorageIndex begin, end;  ///< columns, relative to the group
+    StorageIndex factor;      ///< preactivation column of the layout
   };
 
   /// Builds the pattern and the flat plan of the per-step update (MATH §4 grouping).
@@ -147,27 +166,24 @@ private:
     const ParameterLayout& layout = cell.layout();
     const CellStructure& structure = cell.structure();
     const Index blocks = structure.unitStates, hidden = cell.hiddenSize();
+    m_unitStates = blocks;
 
     m_plans.clear();
-    m_rows.clear();
-    m_localStart.clear();
-    m_localColumn.clear();
-    m_localEntry.clear();
-    m_columnParameter.clear();
-    m_columnFactor.clear();
-    m_columnSource.clear();
-    m_columnHome.clear();
+    m_segments.clear();
+    m_segmentHome.clear();
+    for (auto* indices : {&m_rows, &m_localStart, &m_localColumn, &m_localEntry, &m_entries, &m_columnParameter,
+                          &m_columnSource})
+      indices->clear();
     std::vector<StorageIndex> entrySlot(static_cast<std::size_t>(graph.nonZeros()), -1);
-    m_entries.clear();
     std::vector<StorageIndex> localOf(static_cast<std::size_t>(cell.stateSize()), -1);
-    Index values = 0, largest = 0;
+    Index values = 0, largestBlock = 0, largestDense = 0, widestDense = 0, tallestDense = 0;
     for (const SnApPattern::Group& group : m_pattern.groups()) {
       const auto rowCount = static_cast<Index>(group.rows.size());
       const auto columnCount = static_cast<Index>(group.columns.size());
-      m_plans.push_back({rowCount, columnCount, values, static_cast<Index>(m_rows.size()),
-                         static_cast<Index>(m_columnParameter.size()), static_cast<Index>(m_localStart.size())});
+      GroupPlan plan{Kernel::Sparse, rowCount, columnCount, values, static_cast<Index>(m_rows.size()),
+                     static_cast<Index>(m_columnParameter.size()), static_cast<Index>(m_localStart.size()),
+                     static_cast<Index>(m_segments.size()), 0};
       values += rowCount * columnCount;
-      largest = std::max(largest, rowCount * columnCount);
       for (Index b = 0; b < rowCount; ++b) localOf[static_cast<std::size_t>(group.rows[static_cast<std::size_t>(b)])] = static_cast<StorageIndex>(b);
       // D_t[R, R]: the graph entries whose row and column both lie in R.
       for (StorageIndex row : group.rows) {
@@ -186,22 +202,49 @@ private:
         }
       }
       m_localStart.push_back(static_cast<StorageIndex>(m_localColumn.size()));
-      // Columns: θ index, factor, source, and the local rows of its home blocks (MATH §2).
-      for (StorageIndex j : group.columns) {
+      const Index localEntries = m_localStart.back() - m_localStart[static_cast<std::size_t>(plan.localOffset)];
+      // Columns (θ index and source) and segments (factor and home rows, MATH §2).
+      for (Index c = 0; c < columnCount; ++c) {
+        const StorageIndex j = group.columns[static_cast<std::size_t>(c)];
         m_columnParameter.push_back(j);
-        m_columnFactor.push_back(static_cast<StorageIndex>(layout.factor(j)));
         m_columnSource.push_back(static_cast<StorageIndex>(layout.source(j)));
-        for (Index q = 0; q < blocks; ++q)
-          m_columnHome.push_back(structure.reaches(layout.gate(j), q)
-                                     ? localOf[static_cast<std::size_t>(q * hidden + layout.unit(j))]
-                                     : StorageIndex(-1));
+        const auto factor = static_cast<StorageIndex>(layout.factor(j));
+        if (c == 0 || m_segments.back().factor != factor ||
+            m_segments.back().end != static_cast<StorageIndex>(c)) {
+          m_segments.push_back({static_cast<StorageIndex>(c), static_cast<StorageIndex>(c + 1), factor});
+          for (Index q = 0; q < blocks; ++q)
+            m_segmentHome.push_back(structure.reaches(layout.gate(j), q)
+                                        ? localOf[static_cast<std::size_t>(q * hidden + layout.unit(j))]
+                                        : StorageIndex(-1));
+        } else {
+          ++m_segments.back().end;
+        }
       }
+      plan.segmentCount = static_cast<Index>(m_segments.size()) - plan.segmentOffset;
+      // The kernel: in place for tiny blocks, else sparse rows or a dense product by cost.
+      if (rowCount == 1) {
+        plan.kernel = Kernel::Diagonal;
+      } else if (rowCount <= kSmallBlock) {
+        plan.kernel = Kernel::SmallBlock;
+      } else if (static_cast<double>(localEntries) >=
+                 m_options.denseBlockAbove * static_cast<double>(rowCount * rowCount)) {
+        plan.kernel = Kernel::Dense;
+        largestDense = std::max(largestDense, rowCount * rowCount);
+        widestDense = std::max(widestDense, columnCount);
+        tallestDense = std::max(tallestDense, rowCount);
+      }
+      if (plan.kernel == Kernel::Sparse || plan.kernel == Kernel::Dense)
+        largestBlock = std::max(largestBlock, rowCount * columnCount);
+      m_plans.push_back(plan);
       for (StorageIndex row : group.rows) localOf[static_cast<std::size_t>(row)] = -1;
     }
-    m_unitStates = blocks;
     m_influence = Vector<Scalar>::Zero(values);
-    m_workspace = Vector<Scalar>::Zero(largest);
+    m_workspace = Vector<Scalar>::Zero(largestBlock);
+    m_denseDynamics = Vector<Scalar>::Zero(largestDense);
+    m_gemm = largestDense > 0 ? detail::GemmWorkspace<Scalar>(widestDense, tallestDense, tallestDense)
+                              : detail::GemmWorkspace<Scalar>();
     m_dynamicsValues.assign(m_entries.size(), Scalar(0));
+    m_factors = Vector<Scalar>::Zero(2 * cell.gateRows() * blocks);
     m_groupGradient = Vector<Scalar>::Zero(layout.size());
     m_gradientCurrent = false;
     m_pending = false;
@@ -212,51 +255,148 @@ private:
     m_pending = false;
   }
 
-  /// Ĵ ← M_n ⊙ (I_t + D_t Ĵ), one group block at a time (MATH §4). For n = 1 the blocks are
-  /// the home rows (one row; the LSTM's h and c), so only D_t's diagonal or 2 × 2 home block
-  /// is computed and the step costs O(p).
-  void updateInfluence() {
+  /// Ĵ ← M_n ⊙ (I_t + D_t Ĵ), one group block at a time (MATH §4), and, when δ_t is given,
+  /// g += Ĵ_tᵀ δ_t in the same pass. For n = 1 every block is a home block (one row; the
+  /// LSTM's h and c), so only D_t's diagonal or 2 × 2 home blocks are computed and the step
+  /// costs O(p).
+  void updateInfluence(const Scalar* delta = nullptr) {
     const CellType& cell = m_core.cell();
     const StepCache<Scalar>& cache = m_core.m_cache;
     cell.dynamicsJacobian(cache, m_entries, m_dynamicsValues);
-    const Scalar* z = m_core.m_sources.data();
+    const Index rows = cell.gateRows(), blocks = m_unitStates;
+    Eigen::Map<Matrix<Scalar>>(m_factors.data(), blocks, rows) = cache.immediateIh;
+    Eigen::Map<Matrix<Scalar>>(m_factors.data() + blocks * rows, blocks, rows) = cache.immediateHh;
     for (const GroupPlan& plan : m_plans) {
       Scalar* block = m_influence.data() + plan.valueOffset;
-      Scalar* next = m_workspace.data();
-      const Index width = plan.columnCount;
-      for (Index b = 0; b < plan.rowCount; ++b) {
-        Scalar* out = next + b * width;
-        std::fill(out, out + width, Scalar(0));
-        const auto first = m_localStart[static_cast<std::size_t>(plan.localOffset + b)];
-        const auto last = m_localStart[static_cast<std::size_t>(plan.localOffset + b + 1)];
-        for (auto e = first; e < last; ++e) {
-          const Scalar d = m_dynamicsValues[static_cast<std::size_t>(m_localEntry[static_cast<std::size_t>(e)])];
-          const Scalar* in = block + m_localColumn[static_cast<std::size_t>(e)] * width;
-          for (Index c = 0; c < width; ++c) out[c] += d * in[c];
-        }
+      switch (plan.kernel) {
+        case Kernel::Diagonal:
+          updateDiagonal(plan, block, delta);
+          continue;
+        case Kernel::SmallBlock:
+          updateSmallBlock(plan, block);
+          addImmediate(plan, block);
+          break;
+        case Kernel::Sparse:
+          detail::sparseRowProduct(plan.rowCount, plan.columnCount, m_localStart.data() + plan.localOffset,
+                                   m_localColumn.data(), m_localEntry.data(), m_dynamicsValues.data(), block,
+                                   m_workspace.data());
+          finishFromWorkspace(plan, block);
+          break;
+        case Kernel::Dense:
+          gatherDense(plan);
+          m_gemm.rowMajorProduct(plan.rowCount, plan.rowCount, plan.columnCount, m_denseDynamics.data(), block,
+                                 m_workspace.data());
+          finishFromWorkspace(plan, block);
+          break;
       }
-      for (Index c = 0; c < width; ++c) {
-        const auto column = static_cast<std::size_t>(plan.columnOffset + c);
-        const Scalar source = z[m_columnSource[column]];
-        const Index f = m_columnFactor[column];
-        for (Index q = 0; q < m_unitStates; ++q) {
-          const StorageIndex home = m_columnHome[column * static_cast<std::size_t>(m_unitStates) + static_cast<std::size_t>(q)];
-          if (home >= 0) next[home * width + c] += cache.factor(q, f) * source;
-        }
-      }
-      std::copy(next, next + plan.rowCount * width, block);
+      if (delta != nullptr) addGradient(plan, block, delta);
     }
     m_pending = false;
+  }
+
+  /// One-row block: J ← d J + I_t and g += δ J in one pass over the row.
+  void updateDiagonal(const GroupPlan& plan, Scalar* row, const Scalar* delta) {
+    const auto first = m_localStart[static_cast<std::size_t>(plan.localOffset)];
+    const auto last = m_localStart[static_cast<std::size_t>(plan.localOffset + 1)];
+    const Scalar d = first < last ? m_dynamicsValues[static_cast<std::size_t>(m_localEntry[static_cast<std::size_t>(first)])]
+                                  : Scalar(0);
+    const Scalar weight = delta != nullptr ? delta[m_rows[static_cast<std::size_t>(plan.rowOffset)]] : Scalar(0);
+    const Scalar* z = m_core.m_sources.data();
+    const StorageIndex* source = m_columnSource.data() + plan.columnOffset;
+    Scalar* gradient = m_groupGradient.data() + plan.columnOffset;
+    for (Index s = plan.segmentOffset; s < plan.segmentOffset + plan.segmentCount; ++s) {
+      const Segment& segment = m_segments[static_cast<std::size_t>(s)];
+      const StorageIndex* home = m_segmentHome.data() + s * m_unitStates;
+      Index block = 0;
+      while (home[block] < 0) ++block;  // the one block of the unit this row holds
+      const Scalar factor = m_factors[segment.factor * m_unitStates + block];
+      if (weight == Scalar(0)) {
+        for (StorageIndex c = segment.begin; c < segment.end; ++c) row[c] = d * row[c] + factor * z[source[c]];
+      } else {
+        for (StorageIndex c = segment.begin; c < segment.end; ++c) {
+          const Scalar value = d * row[c] + factor * z[source[c]];
+          row[c] = value;
+          gradient[c] += weight * value;
+        }
+      }
+    }
+  }
+
+  /// A block of 2 to kSmallBlock rows, updated in place column by column from D_t[R, R].
+  void updateSmallBlock(const GroupPlan& plan, Scalar* block) {
+    Scalar d[kSmallBlock][kSmallBlock] = {};
+    const Index n = plan.rowCount, width = plan.columnCount;
+    for (Index b = 0; b < n; ++b)
+      for (auto e = m_localStart[static_cast<std::size_t>(plan.localOffset + b)];
+           e < m_localStart[static_cast<std::size_t>(plan.localOffset + b + 1)]; ++e)
+        d[b][m_localColumn[static_cast<std::size_t>(e)]] = m_dynamicsValues[static_cast<std::size_t>(m_localEntry[static_cast<std::size_t>(e)])];
+    for (Index c = 0; c < width; ++c) {
+      Scalar old[kSmallBlock];
+      for (Index a = 0; a < n; ++a) old[a] = block[a * width + c];
+      for (Index b = 0; b < n; ++b) {
+        Scalar sum = 0;
+        for (Index a = 0; a < n; ++a) sum += d[b][a] * old[a];
+        block[b * width + c] = sum;
+      }
+    }
+  }
+
+  /// D_t[R, R] as a dense row-major block in m_denseDynamics.
+  void gatherDense(const GroupPlan& plan) {
+    const Index n = plan.rowCount;
+    std::fill(m_denseDynamics.data(), m_denseDynamics.data() + n * n, Scalar(0));
+    for (Index b = 0; b < n; ++b)
+      for (auto e = m_localStart[static_cast<std::size_t>(plan.localOffset + b)];
+           e < m_localStart[static_cast<std::size_t>(plan.localOffset + b + 1)]; ++e)
+        m_denseDynamics[b * n + m_localColumn[static_cast<std::size_t>(e)]] =
+            m_dynamicsValues[static_cast<std::size_t>(m_localEntry[static_cast<std::size_t>(e)])];
+  }
+
+  /// Adds I_t to the product in the workspace and copies it back into the group's block.
+  void finishFromWorkspace(const GroupPlan& plan, Scalar* block) {
+    addImmediate(plan, m_workspace.data());
+    std::copy(m_workspace.data(), m_workspace.data() + plan.rowCount * plan.columnCount, block);
+  }
+
+  /// block += I_t[R, columns]: each segment's factor times z[source] on its home rows.
+  void addImmediate(const GroupPlan& plan, Scalar* block) {
+    const Scalar* z = m_core.m_sources.data();
+    const StorageIndex* source = m_columnSource.data() + plan.columnOffset;
+    const Index width = plan.columnCount;
+    for (Index s = plan.segmentOffset; s < plan.segmentOffset + plan.segmentCount; ++s) {
+      const Segment& segment = m_segments[static_cast<std::size_t>(s)];
+      for (Index q = 0; q < m_unitStates; ++q) {
+        const StorageIndex home = m_segmentHome[static_cast<std::size_t>(s * m_unitStates + q)];
+        if (home < 0) continue;
+        const Scalar factor = m_factors[segment.factor * m_unitStates + q];
+        Scalar* row = block + home * width;
+        for (StorageIndex c = segment.begin; c < segment.end; ++c) row[c] += factor * z[source[c]];
+      }
+    }
+  }
+
+  /// g += Ĵ[R, columns]ᵀ δ[R] for one group.
+  void addGradient(const GroupPlan& plan, const Scalar* block, const Scalar* delta) {
+    Scalar* gradient = m_groupGradient.data() + plan.columnOffset;
+    for (Index b = 0; b < plan.rowCount; ++b) {
+      const Scalar weight = delta[m_rows[static_cast<std::size_t>(plan.rowOffset + b)]];
+      if (weight == Scalar(0)) continue;
+      const Scalar* row = block + b * plan.columnCount;
+      for (Index c = 0; c < plan.columnCount; ++c) gradient[c] += weight * row[c];
+    }
   }
 
   detail::EngineCore<CellType> m_core;
   Options m_options;
   SnApPattern m_pattern;
   std::vector<GroupPlan> m_plans;
+  std::vector<Segment> m_segments;
+  std::vector<StorageIndex> m_segmentHome;  ///< U local home rows (or −1) per segment
   std::vector<StorageIndex> m_rows, m_localStart, m_localColumn, m_localEntry, m_entries;
-  std::vector<StorageIndex> m_columnParameter, m_columnFactor, m_columnSource, m_columnHome;
+  std::vector<StorageIndex> m_columnParameter, m_columnSource;
   Index m_unitStates = 1;
-  Vector<Scalar> m_influence, m_workspace, m_groupGradient;
+  Vector<Scalar> m_influence, m_workspace, m_denseDynamics, m_factors, m_groupGradient;
+  detail::GemmWorkspace<Scalar> m_gemm;
   std::vector<Scalar> m_dynamicsValues;
   bool m_gradientCurrent = false;
   bool m_pending = false;

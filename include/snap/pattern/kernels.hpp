@@ -1,0 +1,100 @@
+#pragma once
+/// @file
+/// The two products the influence updates are made of (MATH §3–§4): a sparse combination of
+/// rows over a fixed pattern, and a dense matrix–matrix product that allocates nothing per call.
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <memory>
+
+#include "snap/core/types.hpp"
+
+namespace snap::detail {
+
+/// out[b, :] = Σ_e values[entry[e]] · in[column[e], :] over the entries e of row b
+/// (rowStart[b] ≤ e < rowStart[b + 1]), for `rows` rows of `width` values (row-major blocks).
+/// Each output chunk accumulates over all its row's entries in registers before one store.
+template <class Scalar>
+void sparseRowProduct(Index rows, Index width, const StorageIndex* rowStart, const StorageIndex* column,
+                      const StorageIndex* entry, const Scalar* values, const Scalar* in, Scalar* out) {
+  constexpr Index chunk = 256 / static_cast<Index>(sizeof(Scalar));  // 4 AVX-512 registers
+  for (Index b = 0; b < rows; ++b) {
+    const StorageIndex first = rowStart[b], last = rowStart[b + 1];
+    Scalar* target = out + b * width;
+    Index c0 = 0;
+    for (; c0 + chunk <= width; c0 += chunk) {
+      Scalar sum[chunk] = {};
+      for (StorageIndex e = first; e < last; ++e) {
+        const Scalar d = values[entry[e]];
+        const Scalar* source = in + column[e] * width + c0;
+        for (Index i = 0; i < chunk; ++i) sum[i] += d * source[i];
+      }
+      std::copy(sum, sum + chunk, target + c0);
+    }
+    if (c0 < width) {
+      const Index rest = width - c0;
+      Scalar sum[chunk] = {};
+      for (StorageIndex e = first; e < last; ++e) {
+        const Scalar d = values[entry[e]];
+        const Scalar* source = in + column[e] * width + c0;
+        for (Index i = 0; i < rest; ++i) sum[i] += d * source[i];
+      }
+      std::copy(sum, sum + rest, target + c0);
+    }
+  }
+}
+
+/// Dense C += α A·B for column-major problems up to the sizes given at construction, with
+/// Eigen's GEMM kernels and a packing workspace allocated once (Eigen's own products allocate
+/// it on every call above a small size). Row-major problems are their transposes.
+template <class Scalar>
+class GemmWorkspace {
+  using Blocking = Eigen::internal::gemm_blocking_space<Eigen::ColMajor, Scalar, Scalar, Eigen::Dynamic,
+                                                        Eigen::Dynamic, Eigen::Dynamic>;
+
+public:
+  GemmWorkspace() = default;
+  /// Prepares for products of at most rows × depth times depth × cols.
+  GemmWorkspace(Index rows, Index cols, Index depth) : m_rows(rows), m_cols(cols), m_depth(depth) { allocate(); }
+  GemmWorkspace(const GemmWorkspace& other) : GemmWorkspace(other.m_rows, other.m_cols, other.m_depth) {}
+  GemmWorkspace& operator=(const GemmWorkspace& other) {
+    if (this != &other) *this = GemmWorkspace(other);
+    return *this;
+  }
+  GemmWorkspace(GemmWorkspace&&) noexcept = default;
+  GemmWorkspace& operator=(GemmWorkspace&&) noexcept = default;
+
+  /// C (col-major, ldc) += α A·B, with A rows × depth and B depth × cols in the storage orders
+  /// given (a row-major operand's leading dimension is its row stride).
+  template <int LhsOrder, int RhsOrder>
+  void accumulate(Index rows, Index cols, Index depth, const Scalar* a, Index lda, const Scalar* b, Index ldb,
+                  Scalar* c, Index ldc, Scalar alpha = Scalar(1)) {
+    if (rows == 0 || cols == 0 || depth == 0) return;
+    Eigen::internal::general_matrix_matrix_product<Index, Scalar, LhsOrder, false, Scalar, RhsOrder, false,
+                                                   Eigen::ColMajor, 1>::run(rows, cols, depth, a, lda, b, ldb, c, 1,
+                                                                            ldc, alpha, *m_blocking);
+  }
+
+  /// out = lhs · in for row-major blocks: lhs rows × depth, in depth × width, out rows × width.
+  void rowMajorProduct(Index rows, Index depth, Index width, const Scalar* lhs, const Scalar* in, Scalar* out) {
+    std::fill(out, out + rows * width, Scalar(0));
+    // outᵀ (width × rows, col-major) = inᵀ (width × depth) · lhsᵀ (depth × rows), all col-major.
+    accumulate<Eigen::ColMajor, Eigen::ColMajor>(width, rows, depth, in, width, lhs, depth, out, width);
+  }
+
+  /// Bytes of the packing workspace.
+  std::size_t bytes() const {
+    return m_blocking ? static_cast<std::size_t>((m_blocking->kc() * (m_blocking->mc() + m_blocking->nc()))) * sizeof(Scalar)
+                      : 0;
+  }
+
+private:
+  void allocate() {
+    m_blocking = std::make_unique<Blocking>(m_rows, m_cols, m_depth, 1, true);
+    m_blocking->allocateAll();
+  }
+  Index m_rows = 0, m_cols = 0, m_depth = 0;
+  std::unique_ptr<Blocking> m_blocking;
+};
+
+}  // namespace snap::detail
