@@ -28,7 +28,9 @@ Index keptPositions(double density, Index blockSize) {
 }
 
 /// Gate block g (H rows) of a G·H-row matrix.
-auto block(const RowMatrix<double>& matrix, Index gate, Index hidden) { return matrix.middleRows(gate * hidden, hidden); }
+auto block(const RowMatrix<double>& matrix, Index gate, Index hidden) {
+  return matrix.middleRows(gate * hidden, hidden);
+}
 
 /// Pairs of (input density, recurrent density): dense, one side dense, 6.5 → 7 rounding
 /// (0.1015625 · 64), and densities so small that no position is kept.
@@ -41,7 +43,8 @@ void expectBlockCounts(const RowMatrix<double>& mask, Index gates, Index hidden,
   EXPECT_TRUE((mask.array() == 0.0 || mask.array() == 1.0).all()) << "a mask entry is not 0 or 1";
   const Index expected = keptPositions(density, hidden * mask.cols());
   for (Index g = 0; g < gates; ++g)
-    EXPECT_EQ(static_cast<Index>(block(mask, g, hidden).sum()), expected) << "gate block " << g << ", density " << density;
+    EXPECT_EQ(static_cast<Index>(block(mask, g, hidden).sum()), expected)
+        << "gate block " << g << ", density " << density;
 }
 
 /// The dynamics graph MATH §2 prescribes for the cell's current mask_hh, as a dense 0/1 matrix.
@@ -270,7 +273,8 @@ TYPED_TEST(Masks, UserMasksRebuildParametersAndGraph) {
     for (Index r = 0; r < rows; ++r) expectedTheta.push_back((*bias)[r]);
   const Vector<double> theta = cell.parameters();
   ASSERT_EQ(theta.size(), static_cast<Index>(expectedTheta.size()));
-  for (Index j = 0; j < theta.size(); ++j) EXPECT_EQ(theta[j], expectedTheta[static_cast<std::size_t>(j)]) << "θ[" << j << "]";
+  for (Index j = 0; j < theta.size(); ++j)
+    EXPECT_EQ(theta[j], expectedTheta[static_cast<std::size_t>(j)]) << "θ[" << j << "]";
 
   // Unmasking again: the newly unmasked weights start at 0, every mask change is a new version.
   const std::uint64_t versionSparse = cell.maskVersion();
@@ -285,8 +289,8 @@ TYPED_TEST(Masks, UserMasksRebuildParametersAndGraph) {
 
 TYPED_TEST(Masks, UserMasksOfAnyScalarTypeAndSharedRandomMasks) {
   // Integer masks are accepted; a shared random mask passed back in reproduces the same cell.
-  const TypeParam reference(kInputs, kHidden,
-                            {.inputDensity = 0.4, .recurrentDensity = 0.2, .maskSharing = MaskSharing::Shared, .seed = 3});
+  const CellOptions options{.inputDensity = 0.4, .recurrentDensity = 0.2, .maskSharing = MaskSharing::Shared, .seed = 3};
+  const TypeParam reference(kInputs, kHidden, options);
   TypeParam cell(kInputs, kHidden, {.seed = 4});
   const RowMatrix<int> maskIh = reference.mask_ih().template cast<int>();
   const RowMatrix<int> maskHh = reference.mask_hh().template cast<int>();
