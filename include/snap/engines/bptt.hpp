@@ -41,6 +41,7 @@ public:
   /// Advances the state with input x_t and returns s_t. Closes the window first if it is full.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
     if (m_core.cellChanged()) build();
+    detail::requireLength("input", input.size(), m_core.m_inputSize);  // before the window is touched
     if (m_options.window && m_count == *m_options.window) commitWindow();
     if (m_count == capacity()) grow();
     const auto t = static_cast<std::size_t>(m_count);
@@ -54,6 +55,8 @@ public:
   /// Records δ_t = ∂L_t/∂s_t for the last step.
   void accumulate(const VectorView<Scalar>& stateGradient) {
     m_core.checkStateGradient(stateGradient);
+    if (m_count == 0)  // a mask change emptied the window after the last step
+      detail::fail<UsageError>("accumulate", "a step() since the cell's masks changed", "no step");
     m_deltas.col(m_count - 1) += stateGradient;
     m_totalValid = false;
   }
@@ -88,6 +91,7 @@ public:
     m_core.resetState();
   }
   void resetState(const VectorView<Scalar>& initial) {
+    detail::requireLength("initial state", initial.size(), m_core.m_stateSize);  // before the window is closed
     commitWindow();
     m_core.resetState(initial);
   }
