@@ -63,6 +63,7 @@ public:
 
   /// The gradient of the loss so far, θ-ordered: closed windows plus the open one.
   const Vector<Scalar>& gradient() {
+    m_core.requireSameSizes();
     if (m_count == 0) {
       m_core.cell().layout().flattenInto(m_committed, m_core.m_gradient);
       return m_core.m_gradient;
@@ -170,6 +171,7 @@ private:
 
   /// target += Σ_t I_tᵀ ε_t over the open window, ε backpropagated from its end to its start.
   void backward(CellTensors<Scalar>& target) {
+    m_core.requireSameSizes();  // the stored caches have the sizes of the cell the engine was built for
     const CellType& cell = m_core.cell();
     m_epsilon.setZero();
     for (Index t = m_count - 1; t >= 0; --t) {

@@ -71,7 +71,10 @@ public:
   Index steps() const { return m_core.steps(); }
   /// The influence matrix J_t (k × p), current after accumulate() or gradient use.
   const Matrix<Scalar>& influence() {
-    if (m_pending) updateInfluence();
+    if (m_pending) {
+      m_core.requireUnchangedCell("influence");
+      updateInfluence();
+    }
     return m_influence;
   }
   /// Bytes of the influence matrix.
