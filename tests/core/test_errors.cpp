@@ -326,6 +326,46 @@ TYPED_TEST(Errors, EngineWhoseCellWasReplacedBySizes) {
   }
 }
 
+TYPED_TEST(Errors, EngineWhoseCellWasReplacedBeforeConsumingTheStep) {
+  // Between step() and accumulate(), gradient() or resetState() the stored step no longer fits.
+  const Stream stream(kHidden, 1);
+  TypeParam cell(kInputs, kHidden, {.seed = 1});
+  RTRL<TypeParam> rtrl(cell);
+  BPTT<TypeParam> bptt(cell);
+  rtrl.step(stream.inputs[0]);
+  bptt.step(stream.inputs[0]);
+  cell = TypeParam(kInputs, 2 * kHidden, {.recurrentDensity = 0.5, .seed = 2});
+  const Vector<double> delta = Vector<double>::Ones(cell.stateSize());
+  for (const Vector<double>& gradient : {delta, Vector<double>(delta.head(delta.size() / 2))}) {
+    expectError<ShapeError>([&] { rtrl.accumulate(gradient); }, "cell");
+    expectError<ShapeError>([&] { bptt.accumulate(gradient); }, "cell");
+  }
+  expectError<ShapeError>([&] { rtrl.influence(); }, "cell");
+  expectError<ShapeError>([&] { bptt.gradient(); }, "cell");
+  expectError<ShapeError>([&] { bptt.resetState(); }, "cell");
+}
+
+TYPED_TEST(Errors, AccumulateAfterAMaskChange) {
+  // A step taken under the old masks cannot be consumed under the new ones; the next step can.
+  TypeParam cell = sparseCell<TypeParam>();
+  const Stream stream(cell.stateSize(), 2);
+  RTRL<TypeParam> rtrl(cell);
+  BPTT<TypeParam> bptt(cell);
+  rtrl.step(stream.inputs[0]);
+  bptt.step(stream.inputs[0]);
+  cell.setMasks(cell.mask_ih(), RowMatrix<double>::Ones(cell.gateRows(), kHidden));
+  expectError<UsageError>([&] { rtrl.accumulate(stream.deltas[0]); }, "accumulate");
+  expectError<UsageError>([&] { bptt.accumulate(stream.deltas[0]); }, "accumulate");
+  expectError<UsageError>([&] { rtrl.influence(); }, "influence");
+  rtrl.step(stream.inputs[1]);
+  bptt.step(stream.inputs[1]);
+  rtrl.accumulate(stream.deltas[1]);
+  bptt.accumulate(stream.deltas[1]);
+  EXPECT_EQ(rtrl.influence().cols(), cell.parameterCount());
+  EXPECT_EQ(rtrl.gradient().size(), cell.parameterCount());
+  EXPECT_EQ(bptt.gradient().size(), cell.parameterCount());
+}
+
 TYPED_TEST(Errors, BpttAccumulateAfterAMaskChangeAndARejectedStep) {
   // The mask change empties BPTT's window at the next step(); if that step is rejected, there is
   // no step to accumulate on until a step() succeeds.
