@@ -43,6 +43,7 @@ public:
   /// Advances the state with input x_t and returns s_t. Closes the window first if it is full.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
     if (m_core.cellChanged()) build();
+    detail::requireLength("input", input.size(), m_core.m_inputSize);  // before the window is touched
     if (m_options.window && m_count == *m_options.window) commitWindow();
     if (m_count == capacity()) grow();
     const auto t = static_cast<std::size_t>(m_count);
@@ -56,6 +57,8 @@ public:
   /// Records δ_t = ∂L_t/∂s_t for the last step.
   void accumulate(const VectorView<Scalar>& stateGradient) {
     m_core.checkStateGradient(stateGradient);
+    if (m_count == 0)  // a mask change emptied the window after the last step
+      detail::fail<UsageError>("accumulate", "a step() since the cell's masks changed", "no step");
     m_deltas.col(m_count - 1) += stateGradient;
     m_windowHasDeltas = true;
     m_totalValid = false;
@@ -63,6 +66,7 @@ public:
 
   /// The gradient of the loss so far, θ-ordered: closed windows plus the open one.
   const Vector<Scalar>& gradient() {
+    m_core.requireSameSizes();
     if (m_count == 0 || !m_windowHasDeltas) {
       m_core.cell().layout().flattenInto(m_committed, m_core.m_gradient);
       return m_core.m_gradient;
@@ -92,6 +96,7 @@ public:
     m_core.resetState();
   }
   void resetState(const VectorView<Scalar>& initial) {
+    detail::requireLength("initial state", initial.size(), m_core.m_stateSize);  // before the window is closed
     commitWindow();
     m_core.resetState(initial);
   }
@@ -173,6 +178,7 @@ private:
 
   /// target += Σ_t I_tᵀ ε_t over the open window, ε backpropagated from its end to its start.
   void backward(CellTensors<Scalar>& target) {
+    m_core.requireSameSizes();  // the stored caches have the sizes of the cell the engine was built for
     const CellType& cell = m_core.cell();
     m_epsilon.setZero();
     for (Index t = m_count - 1; t >= 0; --t) {

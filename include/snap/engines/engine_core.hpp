@@ -4,6 +4,7 @@
 /// and sources, the θ-ordered gradient, and the checks on what the user passes in.
 
 #include <cstdint>
+#include <string_view>
 #include <utility>
 
 #include "snap/cells/cell_concept.hpp"
@@ -41,15 +42,27 @@ public:
     m_gradient = Vector<Scalar>::Zero(cell.parameterCount());
   }
 
-  /// Throws unless the bound cell still has the sizes the engine was built for; returns true
-  /// when its masks changed since (the engine then rebuilds its structures).
-  bool cellChanged() const {
+  /// Throws a ShapeError unless the bound cell still has the sizes the engine was built for.
+  void requireSameSizes() const {
     const CellType& cell = *m_cell;
     if (cell.stateSize() != m_stateSize || cell.inputSize() != m_inputSize || cell.hiddenSize() != m_hiddenSize)
       fail<ShapeError>("cell", "the sizes the engine was built for (input " + describe(m_inputSize) + ", hidden " +
                                    describe(m_hiddenSize) + ")",
                        "input " + describe(cell.inputSize()) + ", hidden " + describe(cell.hiddenSize()));
-    return cell.maskVersion() != m_maskVersion;
+  }
+
+  /// Throws unless the bound cell still has the sizes the engine was built for; returns true
+  /// when its masks changed since (the engine then rebuilds its structures).
+  bool cellChanged() const {
+    requireSameSizes();
+    return m_cell->maskVersion() != m_maskVersion;
+  }
+
+  /// Throws unless the last step can still be consumed: a step taken under the old masks has
+  /// a cache that does not fit the new structure (the next step() rebuilds instead).
+  void requireUnchangedCell(std::string_view caller) const {
+    if (cellChanged())
+      fail<UsageError>(caller, "a step() since the cell's masks changed", "a mask change after the last step");
   }
 
   /// Runs the cell's forward step from the current state: fills the cache and the sources
@@ -63,11 +76,14 @@ public:
   }
   void forward(const VectorView<Scalar>& input) { forward(input, m_cache, m_sources); }
 
-  /// Throws unless δ has the state's length and a step has been taken since the last reset.
+  /// Throws unless δ has the state's length and a step has been taken since the last reset,
+  /// under the cell's current sizes and masks.
   void checkStateGradient(const VectorView<Scalar>& stateGradient) const {
+    requireSameSizes();
     requireLength("state gradient", stateGradient.size(), m_stateSize);
     if (m_steps == 0)
       fail<UsageError>("accumulate", "a step() since the last resetState()", "no step");
+    requireUnchangedCell("accumulate");
   }
 
   /// Sets the state to zero, or to `initial` (checked).

@@ -70,7 +70,10 @@ public:
   Index steps() const { return m_core.steps(); }
   /// The influence matrix J_t (k × p).
   const RowMatrix<Scalar>& influence() {
-    if (m_pending) updateInfluence();
+    if (m_pending) {
+      m_core.requireUnchangedCell("influence");
+      updateInfluence();
+    }
     return m_influence;
   }
   /// Bytes of the influence matrix J (k·p values), the state carried from step to step.
