@@ -23,7 +23,7 @@ struct SnApOptions {
   /// A group's block is updated with a dense matrix–matrix product when at least this
   /// fraction of D_t[R, R] is structurally nonzero, with sparse rows below it (blocks of up
   /// to 4 rows are always updated in place). Both are exact; this only picks the faster kernel.
-  double denseBlockAbove = 0.15;
+  double denseBlockAbove = 0.5;
 };
 
 /// SnAp-n: Ĵ_t = M_n ⊙ (I_t + D_t Ĵ_{t−1}), g = Σ_t Ĵ_tᵀ δ_t (MATH §4), on the pattern M_n
@@ -280,14 +280,14 @@ private:
           detail::sparseRowProduct(plan.rowCount, plan.columnCount, m_localStart.data() + plan.localOffset,
                                    m_localColumn.data(), m_localEntry.data(), m_dynamicsValues.data(), block,
                                    m_workspace.data());
-          finishFromWorkspace(plan, block);
-          break;
+          finishFromWorkspace(plan, block, delta);
+          continue;
         case Kernel::Dense:
           gatherDense(plan);
           m_gemm.rowMajorProduct(plan.rowCount, plan.rowCount, plan.columnCount, m_denseDynamics.data(), block,
                                  m_workspace.data());
-          finishFromWorkspace(plan, block);
-          break;
+          finishFromWorkspace(plan, block, delta);
+          continue;
       }
       if (delta != nullptr) addGradient(plan, block, delta);
     }
@@ -352,10 +352,26 @@ private:
             m_dynamicsValues[static_cast<std::size_t>(m_localEntry[static_cast<std::size_t>(e)])];
   }
 
-  /// Adds I_t to the product in the workspace and copies it back into the group's block.
-  void finishFromWorkspace(const GroupPlan& plan, Scalar* block) {
-    addImmediate(plan, m_workspace.data());
-    std::copy(m_workspace.data(), m_workspace.data() + plan.rowCount * plan.columnCount, block);
+  /// Adds I_t to the product in the workspace, copies it back into the group's block and, when
+  /// δ_t is given, adds the block's gradient in the same pass.
+  void finishFromWorkspace(const GroupPlan& plan, Scalar* block, const Scalar* delta) {
+    Scalar* next = m_workspace.data();
+    addImmediate(plan, next);
+    const Index width = plan.columnCount;
+    Scalar* gradient = m_groupGradient.data() + plan.columnOffset;
+    for (Index b = 0; b < plan.rowCount; ++b) {
+      const Scalar* from = next + b * width;
+      Scalar* to = block + b * width;
+      const Scalar weight = delta != nullptr ? delta[m_rows[static_cast<std::size_t>(plan.rowOffset + b)]] : Scalar(0);
+      if (weight == Scalar(0)) {
+        std::copy(from, from + width, to);
+      } else {
+        for (Index c = 0; c < width; ++c) {
+          to[c] = from[c];
+          gradient[c] += weight * from[c];
+        }
+      }
+    }
   }
 
   /// block += I_t[R, columns]: each segment's factor times z[source] on its home rows.
