@@ -133,7 +133,7 @@ Matrix<typename C::Scalar> denseImmediate(const C& cell, const StepCache<typenam
   return dense;
 }
 
-/// A step of the library's cell, returning its cache and sources z = [x; h; 1].
+/// A step of the library's cell, returning its cache and sources z = [x; 1; h; 1].
 template <class C>
 struct LibraryStep {
   Vector<typename C::Scalar> next, z;

@@ -124,11 +124,12 @@ public:
   /// A cache sized for this cell's steps.
   StepCache<Scalar> makeCache() const { return StepCache<Scalar>(m_structure, m_hiddenSize); }
 
-  /// z = [x; h; 1], the sources of the immediate Jacobian's columns (ParameterLayout).
+  /// z = [x; 1; h; 1], the sources of the immediate Jacobian's columns (ParameterLayout).
   void sources(const VectorView<Scalar>& input, const VectorView<Scalar>& state, VectorSpan<Scalar> z) const {
     z.head(m_inputSize) = input;
-    z.segment(m_inputSize, m_hiddenSize) = state.head(m_hiddenSize);
-    z[m_inputSize + m_hiddenSize] = Scalar(1);
+    z[m_inputSize] = Scalar(1);
+    z.segment(m_inputSize + 1, m_hiddenSize) = state.head(m_hiddenSize);
+    z[m_inputSize + m_hiddenSize + 1] = Scalar(1);
   }
 
   /// @name Jacobian products on a step's factors (MATH §2)
@@ -184,7 +185,7 @@ public:
     addDirect(cache, v, previous, true);
   }
 
-  /// out = I_t u for a θ-ordered u, from the factors and z = [x; h_{t−1}; 1] (forward mode).
+  /// out = I_t u for a θ-ordered u, from the factors and z = [x; 1; h_{t−1}; 1] (forward mode).
   void immediateProduct(const StepCache<Scalar>& cache, const VectorView<Scalar>& z, const VectorView<Scalar>& u,
                         VectorSpan<Scalar> out) const {
     out.setZero();

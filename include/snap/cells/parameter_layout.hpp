@@ -21,7 +21,8 @@ namespace snap {
 /// weight_hh, then bias_ih and bias_hh: PyTorch's flattening order with masked weights left out.
 /// Column j of I_t is factor(j) (a column of the step's immediate factors: r < G·H for the
 /// input preactivation of row r, G·H + r for its recurrent preactivation) times the source
-/// z[source(j)], where z = [x; h_{t−1}; 1] (sourceSize() = m + H + 1).
+/// z[source(j)], where z = [x; 1; h_{t−1}; 1] (sourceSize() = m + H + 2): each weight row's
+/// sources and its bias's are consecutive, as the kernels prefer.
 class ParameterLayout {
 public:
   ParameterLayout() = default;
@@ -49,9 +50,9 @@ public:
     for (Index r = 0; r < rows; ++r)
       for (StorageIndex c : columnsIh(r)) push(r, c);
     for (Index r = 0; r < rows; ++r)
-      for (StorageIndex c : columnsHh(r)) push(rows + r, m_inputSize + c);
-    for (Index r = 0; r < rows; ++r) push(r, biasSource());
-    for (Index r = 0; r < rows; ++r) push(rows + r, biasSource());
+      for (StorageIndex c : columnsHh(r)) push(rows + r, recurrentSource() + c);
+    for (Index r = 0; r < rows; ++r) push(r, inputBiasSource());
+    for (Index r = 0; r < rows; ++r) push(rows + r, recurrentBiasSource());
   }
 
   /// p, the number of parameters.
@@ -60,9 +61,12 @@ public:
   Index hiddenSize() const { return m_hiddenSize; }
   /// G·H, the rows of the weight tensors.
   Index gateRows() const { return m_gateRows; }
-  /// m + H + 1, the length of the source vector z = [x; h; 1].
-  Index sourceSize() const { return m_inputSize + m_hiddenSize + 1; }
-  Index biasSource() const { return m_inputSize + m_hiddenSize; }
+  /// m + H + 2, the length of the source vector z = [x; 1; h; 1].
+  Index sourceSize() const { return m_inputSize + m_hiddenSize + 2; }
+  /// Positions in z of bias_ih's 1, of h_0, and of bias_hh's 1.
+  Index inputBiasSource() const { return m_inputSize; }
+  Index recurrentSource() const { return m_inputSize + 1; }
+  Index recurrentBiasSource() const { return m_inputSize + m_hiddenSize + 1; }
 
   /// Active weights of weight_ih and weight_hh.
   Index weightIhCount() const { return static_cast<Index>(m_columnsIh.size()); }
@@ -70,7 +74,7 @@ public:
 
   /// Preactivation column of parameter j: r for weight_ih/bias_ih row r, G·H + r for weight_hh/bias_hh.
   Index factor(Index j) const { return m_factor[static_cast<std::size_t>(j)]; }
-  /// Index into z = [x; h; 1] of parameter j's source.
+  /// Index into z = [x; 1; h; 1] of parameter j's source.
   Index source(Index j) const { return m_source[static_cast<std::size_t>(j)]; }
   /// Weight row r (= g·H + u) of parameter j.
   Index row(Index j) const { return factor(j) % m_gateRows; }
@@ -151,7 +155,7 @@ public:
       const Scalar er = e[r];
       for (StorageIndex c : columnsIh(r)) g[j++] += er * x[c];
     }
-    const Scalar* h = x + m_inputSize;
+    const Scalar* h = x + recurrentSource();
     for (Index r = 0; r < rows; ++r) {
       const Scalar er = e[rows + r];
       for (StorageIndex c : columnsHh(r)) g[j++] += er * h[c];

@@ -197,7 +197,7 @@ private:
     m_gemm.template accumulate<Eigen::ColMajor, Eigen::RowMajor>(inputs, rows, m_count, m_sources.data(), sourceStride,
                                                                  m_adjoints.data(), adjointStride,
                                                                  target.weight_ih.data(), inputs);
-    m_gemm.template accumulate<Eigen::ColMajor, Eigen::RowMajor>(hidden, rows, m_count, m_sources.data() + inputs,
+    m_gemm.template accumulate<Eigen::ColMajor, Eigen::RowMajor>(hidden, rows, m_count, m_sources.data() + inputs + 1,
                                                                  sourceStride, m_adjoints.data() + rows, adjointStride,
                                                                  target.weight_hh.data(), hidden);
     target.bias_ih += m_adjoints.topRows(rows).leftCols(m_count).rowwise().sum();

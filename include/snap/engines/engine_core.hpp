@@ -66,7 +66,7 @@ public:
   }
 
   /// Runs the cell's forward step from the current state: fills the cache and the sources
-  /// z = [x; h_{t−1}; 1], then makes the new state current.
+  /// z = [x; 1; h_{t−1}; 1], then makes the new state current.
   void forward(const VectorView<Scalar>& input, StepCache<Scalar>& cache, VectorSpan<Scalar> sources) {
     requireLength("input", input.size(), m_inputSize);
     m_cell->sources(input, m_state, sources);

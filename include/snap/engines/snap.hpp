@@ -107,8 +107,8 @@ public:
     const auto rows = m_pattern.group(g).rows;
     const auto it = std::lower_bound(rows.begin(), rows.end(), static_cast<StorageIndex>(row));
     if (it == rows.end() || *it != row) return Scalar(0);
-    const auto& columns = m_pattern.group(g).columns;
-    const Index c = std::lower_bound(columns.begin(), columns.end(), static_cast<StorageIndex>(j)) - columns.begin();
+    const auto* columns = m_columnParameter.data() + plan.columnOffset;
+    const Index c = std::find(columns, columns + plan.columnCount, static_cast<StorageIndex>(j)) - columns;
     return m_influence[plan.valueOffset + (it - rows.begin()) * plan.columnCount + c];
   }
 
@@ -132,12 +132,11 @@ public:
 private:
   /// How a group's block is updated each step.
   enum class Kernel {
-    Diagonal,    ///< one row (SnAp-1 on RNN/GRU, the LSTM output gate): in place, fused
-    SmallBlock,  ///< up to kSmallBlock rows (the LSTM's 2 × 2 home block): in place, column by column
-    Sparse,      ///< D_t[R, R] as sparse rows, accumulated in registers
-    Dense,       ///< D_t[R, R] dense enough for a matrix–matrix product
+    HomeRow,   ///< one row (SnAp-1 on RNN/GRU, the LSTM output gate): in place, fused
+    HomePair,  ///< two rows (SnAp-1's h and c home block of the LSTM): in place, fused
+    Sparse,    ///< D_t[R, R] as sparse rows, accumulated in registers
+    Dense,     ///< D_t[R, R] dense enough for a matrix–matrix product
   };
-  static constexpr Index kSmallBlock = 4;
 
   /// Where one group's data lives in the flat arrays.
   struct GroupPlan {
@@ -150,11 +149,14 @@ private:
     Index segmentOffset;  ///< first of its segments
     Index segmentCount;
   };
-  /// A run of a group's columns with the same preactivation factor (one weight row's entries,
-  /// or one bias): their I_t entries are factor × z[source] on the same home rows.
+  /// A run of a group's columns with the same preactivation factor (one weight row's active
+  /// entries and its bias): their I_t entries are factor × z[source] on the same home rows.
+  /// Columns [begin, contiguousEnd) have consecutive sources from firstSource (a dense row),
+  /// so their sources are read without a gather.
   struct Segment {
     StorageIndex begin, end;  ///< columns, relative to the group
     StorageIndex factor;      ///< preactivation column of the layout
+    StorageIndex contiguousEnd, firstSource;
   };
 
   /// Builds the pattern and the flat plan of the per-step update (MATH §4 grouping).
@@ -203,29 +205,39 @@ private:
       }
       m_localStart.push_back(static_cast<StorageIndex>(m_localColumn.size()));
       const Index localEntries = m_localStart.back() - m_localStart[static_cast<std::size_t>(plan.localOffset)];
-      // Columns (θ index and source) and segments (factor and home rows, MATH §2).
+      // Columns (θ index and source) ordered by factor then source, so that a weight row's
+      // entries and its bias form one segment (factor and home rows, MATH §2).
+      std::vector<StorageIndex> columns = group.columns;
+      std::stable_sort(columns.begin(), columns.end(), [&](StorageIndex a, StorageIndex b) {
+        return layout.factor(a) < layout.factor(b);
+      });
       for (Index c = 0; c < columnCount; ++c) {
-        const StorageIndex j = group.columns[static_cast<std::size_t>(c)];
+        const StorageIndex j = columns[static_cast<std::size_t>(c)];
+        const auto source = static_cast<StorageIndex>(layout.source(j));
         m_columnParameter.push_back(j);
-        m_columnSource.push_back(static_cast<StorageIndex>(layout.source(j)));
+        m_columnSource.push_back(source);
         const auto factor = static_cast<StorageIndex>(layout.factor(j));
-        if (c == 0 || m_segments.back().factor != factor ||
-            m_segments.back().end != static_cast<StorageIndex>(c)) {
-          m_segments.push_back({static_cast<StorageIndex>(c), static_cast<StorageIndex>(c + 1), factor});
+        if (c == 0 || m_segments.back().factor != factor) {
+          m_segments.push_back({static_cast<StorageIndex>(c), static_cast<StorageIndex>(c + 1), factor,
+                                static_cast<StorageIndex>(c + 1), source});
           for (Index q = 0; q < blocks; ++q)
             m_segmentHome.push_back(structure.reaches(layout.gate(j), q)
                                         ? localOf[static_cast<std::size_t>(q * hidden + layout.unit(j))]
                                         : StorageIndex(-1));
         } else {
-          ++m_segments.back().end;
+          Segment& segment = m_segments.back();
+          if (segment.contiguousEnd == segment.end &&
+              source == segment.firstSource + (segment.end - segment.begin))
+            ++segment.contiguousEnd;
+          ++segment.end;
         }
       }
       plan.segmentCount = static_cast<Index>(m_segments.size()) - plan.segmentOffset;
       // The kernel: in place for tiny blocks, else sparse rows or a dense product by cost.
       if (rowCount == 1) {
-        plan.kernel = Kernel::Diagonal;
-      } else if (rowCount <= kSmallBlock) {
-        plan.kernel = Kernel::SmallBlock;
+        plan.kernel = Kernel::HomeRow;
+      } else if (rowCount == 2) {
+        plan.kernel = Kernel::HomePair;
       } else if (static_cast<double>(localEntries) >=
                  m_options.denseBlockAbove * static_cast<double>(rowCount * rowCount)) {
         plan.kernel = Kernel::Dense;
@@ -269,13 +281,12 @@ private:
     for (const GroupPlan& plan : m_plans) {
       Scalar* block = m_influence.data() + plan.valueOffset;
       switch (plan.kernel) {
-        case Kernel::Diagonal:
-          updateDiagonal(plan, block, delta);
+        case Kernel::HomeRow:
+          updateHomeBlock<1>(plan, block, delta);
           continue;
-        case Kernel::SmallBlock:
-          updateSmallBlock(plan, block);
-          addImmediate(plan, block);
-          break;
+        case Kernel::HomePair:
+          updateHomeBlock<2>(plan, block, delta);
+          continue;
         case Kernel::Sparse:
           detail::sparseRowProduct(plan.rowCount, plan.columnCount, m_localStart.data() + plan.localOffset,
                                    m_localColumn.data(), m_localEntry.data(), m_dynamicsValues.data(), block,
@@ -294,49 +305,76 @@ private:
     m_pending = false;
   }
 
-  /// One-row block: J ← d J + I_t and g += δ J in one pass over the row.
-  void updateDiagonal(const GroupPlan& plan, Scalar* row, const Scalar* delta) {
-    const auto first = m_localStart[static_cast<std::size_t>(plan.localOffset)];
-    const auto last = m_localStart[static_cast<std::size_t>(plan.localOffset + 1)];
-    const Scalar d = first < last ? m_dynamicsValues[static_cast<std::size_t>(m_localEntry[static_cast<std::size_t>(first)])]
-                                  : Scalar(0);
-    const Scalar weight = delta != nullptr ? delta[m_rows[static_cast<std::size_t>(plan.rowOffset)]] : Scalar(0);
+  /// A block of N = 1 or 2 rows (SnAp-1's home rows): J ← D_t[R, R] J + I_t and, when δ_t is
+  /// given, g += Jᵀ δ_t[R], in place and in one pass over the columns.
+  template <int N>
+  void updateHomeBlock(const GroupPlan& plan, Scalar* block, const Scalar* delta) {
+    HomeCoefficients<N> k;
+    for (int b = 0; b < N; ++b) {
+      for (auto e = m_localStart[static_cast<std::size_t>(plan.localOffset + b)];
+           e < m_localStart[static_cast<std::size_t>(plan.localOffset + b + 1)]; ++e)
+        k.dynamics[b][m_localColumn[static_cast<std::size_t>(e)]] =
+            m_dynamicsValues[static_cast<std::size_t>(m_localEntry[static_cast<std::size_t>(e)])];
+      k.weight[b] = delta != nullptr ? delta[m_rows[static_cast<std::size_t>(plan.rowOffset + b)]] : Scalar(0);
+      k.rows[b] = block + b * plan.columnCount;
+    }
+    const bool withGradient = std::any_of(k.weight, k.weight + N, [](Scalar w) { return w != Scalar(0); });
     const Scalar* z = m_core.m_sources.data();
     const StorageIndex* source = m_columnSource.data() + plan.columnOffset;
     Scalar* gradient = m_groupGradient.data() + plan.columnOffset;
     for (Index s = plan.segmentOffset; s < plan.segmentOffset + plan.segmentCount; ++s) {
       const Segment& segment = m_segments[static_cast<std::size_t>(s)];
-      const StorageIndex* home = m_segmentHome.data() + s * m_unitStates;
-      Index block = 0;
-      while (home[block] < 0) ++block;  // the one block of the unit this row holds
-      const Scalar factor = m_factors[segment.factor * m_unitStates + block];
-      if (weight == Scalar(0)) {
-        for (StorageIndex c = segment.begin; c < segment.end; ++c) row[c] = d * row[c] + factor * z[source[c]];
+      for (int b = 0; b < N; ++b) k.factor[b] = Scalar(0);
+      for (Index q = 0; q < m_unitStates; ++q) {
+        const StorageIndex home = m_segmentHome[static_cast<std::size_t>(s * m_unitStates + q)];
+        if (home >= 0) k.factor[home] = m_factors[segment.factor * m_unitStates + q];
+      }
+      const Index dense = segment.contiguousEnd - segment.begin, rest = segment.end - segment.contiguousEnd;
+      const Scalar* contiguous = z + segment.firstSource;
+      if (withGradient) {
+        homeColumns<N, true, false>(k, segment.begin, dense, contiguous, nullptr, gradient);
+        if (rest > 0) homeColumns<N, true, true>(k, segment.contiguousEnd, rest, z, source + segment.contiguousEnd, gradient);
       } else {
-        for (StorageIndex c = segment.begin; c < segment.end; ++c) {
-          const Scalar value = d * row[c] + factor * z[source[c]];
-          row[c] = value;
-          gradient[c] += weight * value;
-        }
+        homeColumns<N, false, false>(k, segment.begin, dense, contiguous, nullptr, gradient);
+        if (rest > 0) homeColumns<N, false, true>(k, segment.contiguousEnd, rest, z, source + segment.contiguousEnd, gradient);
       }
     }
   }
 
-  /// A block of 2 to kSmallBlock rows, updated in place column by column from D_t[R, R].
-  void updateSmallBlock(const GroupPlan& plan, Scalar* block) {
-    Scalar d[kSmallBlock][kSmallBlock] = {};
-    const Index n = plan.rowCount, width = plan.columnCount;
-    for (Index b = 0; b < n; ++b)
-      for (auto e = m_localStart[static_cast<std::size_t>(plan.localOffset + b)];
-           e < m_localStart[static_cast<std::size_t>(plan.localOffset + b + 1)]; ++e)
-        d[b][m_localColumn[static_cast<std::size_t>(e)]] = m_dynamicsValues[static_cast<std::size_t>(m_localEntry[static_cast<std::size_t>(e)])];
-    for (Index c = 0; c < width; ++c) {
-      Scalar old[kSmallBlock];
-      for (Index a = 0; a < n; ++a) old[a] = block[a * width + c];
-      for (Index b = 0; b < n; ++b) {
-        Scalar sum = 0;
-        for (Index a = 0; a < n; ++a) sum += d[b][a] * old[a];
-        block[b * width + c] = sum;
+  /// What the home-block kernel needs per group (N rows) and per segment (the factors).
+  template <int N>
+  struct HomeCoefficients {
+    Scalar dynamics[N][N] = {};
+    Scalar weight[N] = {};
+    Scalar factor[N] = {};
+    Scalar* rows[N] = {};
+  };
+
+  /// Columns [first, first + count) of a home block, with sources consecutive from `sources`
+  /// or (Gathered) at sources[gather[c]].
+  template <int N, bool WithGradient, bool Gathered>
+  static void homeColumns(const HomeCoefficients<N>& k, Index first, Index count, const Scalar* __restrict sources,
+                          const StorageIndex* __restrict gather, Scalar* __restrict gradient) {
+    Scalar* __restrict row0 = k.rows[0] + first;
+    Scalar* __restrict row1 = k.rows[N - 1] + first;
+    Scalar* __restrict g = gradient + first;
+    for (Index c = 0; c < count; ++c) {
+      Scalar source;
+      if constexpr (Gathered)
+        source = sources[gather[c]];
+      else
+        source = sources[c];
+      if constexpr (N == 1) {
+        const Scalar value = k.dynamics[0][0] * row0[c] + k.factor[0] * source;
+        row0[c] = value;
+        if constexpr (WithGradient) g[c] += k.weight[0] * value;
+      } else {
+        const Scalar old0 = row0[c], old1 = row1[c];
+        const Scalar value0 = k.dynamics[0][0] * old0 + k.dynamics[0][1] * old1 + k.factor[0] * source;
+        const Scalar value1 = k.dynamics[1][0] * old0 + k.dynamics[1][1] * old1 + k.factor[1] * source;
+        row0[c] = value0;
+        row1[c] = value1;
+        if constexpr (WithGradient) g[c] += k.weight[0] * value0 + k.weight[1] * value1;
       }
     }
   }
@@ -386,7 +424,9 @@ private:
         if (home < 0) continue;
         const Scalar factor = m_factors[segment.factor * m_unitStates + q];
         Scalar* row = block + home * width;
-        for (StorageIndex c = segment.begin; c < segment.end; ++c) row[c] += factor * z[source[c]];
+        const Scalar* contiguous = z + segment.firstSource - segment.begin;
+        for (StorageIndex c = segment.begin; c < segment.contiguousEnd; ++c) row[c] += factor * contiguous[c];
+        for (StorageIndex c = segment.contiguousEnd; c < segment.end; ++c) row[c] += factor * z[source[c]];
       }
     }
   }
