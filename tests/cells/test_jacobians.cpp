@@ -109,6 +109,13 @@ TYPED_TEST(CellJacobians, ImmediateJacobianMatchesFiniteDifferences) {
     cell.preactivationGradient(step.cache, v, adjoint);
     cell.layout().template addParameterGradient<double>(adjoint, step.z, reverse);
     EXPECT_LE(relativeError(reverse, numeric.transpose() * v), 1e-7);
+    // Its squared norm from the factors alone, and the scaled accumulation out = keep·out + Iᵀv.
+    EXPECT_NEAR(cell.layout().template squaredNormOfParameterGradient<double>(adjoint, step.z), reverse.squaredNorm(),
+                1e-12 * reverse.squaredNorm());
+    const Vector<double> previous = randomVector(random, cell.parameterCount());
+    Vector<double> scaled = previous;
+    cell.layout().template addParameterGradient<double>(adjoint, step.z, scaled, 0.5);
+    EXPECT_LE(relativeError(scaled, Vector<double>(0.5 * previous + reverse)), 1e-14);
   });
 }
 

@@ -140,27 +140,57 @@ public:
     return tensors;
   }
 
-  /// out[j] += preactivationGradient[factor(j)] · z[source(j)]: the factored I_tᵀ v of MATH §2,
-  /// given the preactivation gradient of v (CellBase::preactivationGradient).
+  /// out[j] = keep · out[j] + preactivationGradient[factor(j)] · z[source(j)]: the factored
+  /// I_tᵀ v of MATH §2 added to `out` (keep = 1), or to a scaled `out`, given the
+  /// preactivation gradient of v (CellBase::preactivationGradient).
   template <class Scalar>
   void addParameterGradient(const std::type_identity_t<VectorView<Scalar>>& preactivationGradient,
                             const std::type_identity_t<VectorView<Scalar>>& z,
-                            std::type_identity_t<VectorSpan<Scalar>> out) const {
+                            std::type_identity_t<VectorSpan<Scalar>> out, Scalar keep = Scalar(1)) const {
     const Scalar* e = preactivationGradient.data();
     const Scalar* x = z.data();
     Scalar* g = out.data();
     const Index rows = m_gateRows;
+    // One weight row and its bias: a contiguous axpy when the row is dense, a gather otherwise.
+    auto addRow = [&](Index& j, Index bias, Scalar er, std::span<const StorageIndex> columns, const Scalar* sources,
+                      Index width) {
+      const auto count = static_cast<Index>(columns.size());
+      if (count == width) {
+        Eigen::Map<Vector<Scalar>> target(g + j, count);
+        target = keep * target + er * Eigen::Map<const Vector<Scalar>>(sources, count);
+      } else {
+        for (Index i = 0; i < count; ++i) g[j + i] = keep * g[j + i] + er * sources[columns[static_cast<std::size_t>(i)]];
+      }
+      j += count;
+      g[bias] = keep * g[bias] + er;  // the bias's source is 1
+    };
     Index j = 0;
+    for (Index r = 0; r < rows; ++r) addRow(j, offsetBiasIh() + r, e[r], columnsIh(r), x, m_inputSize);
+    for (Index r = 0; r < rows; ++r)
+      addRow(j, offsetBiasHh() + r, e[rows + r], columnsHh(r), x + recurrentSource(), m_hiddenSize);
+  }
+
+  /// ‖I_tᵀ v‖² from the preactivation gradient, without forming I_tᵀ v:
+  /// Σ_rows e_r² (Σ_{active c} z_c² + 1).
+  template <class Scalar>
+  Scalar squaredNormOfParameterGradient(const std::type_identity_t<VectorView<Scalar>>& preactivationGradient,
+                                        const std::type_identity_t<VectorView<Scalar>>& z) const {
+    const Index rows = m_gateRows;
+    const auto input = z.head(m_inputSize), recurrent = z.segment(recurrentSource(), m_hiddenSize);
+    const Scalar inputSquares = input.squaredNorm(), recurrentSquares = recurrent.squaredNorm();
+    auto rowSquares = [](std::span<const StorageIndex> columns, const auto& sources, Scalar all) {
+      if (static_cast<Index>(columns.size()) == sources.size()) return all + Scalar(1);
+      Scalar sum = 1;
+      for (StorageIndex c : columns) sum += sources[c] * sources[c];
+      return sum;
+    };
+    Scalar total = 0;
     for (Index r = 0; r < rows; ++r) {
-      const Scalar er = e[r];
-      for (StorageIndex c : columnsIh(r)) g[j++] += er * x[c];
+      const Scalar ei = preactivationGradient[r], eh = preactivationGradient[rows + r];
+      total += ei * ei * rowSquares(columnsIh(r), input, inputSquares);
+      total += eh * eh * rowSquares(columnsHh(r), recurrent, recurrentSquares);
     }
-    const Scalar* h = x + recurrentSource();
-    for (Index r = 0; r < rows; ++r) {
-      const Scalar er = e[rows + r];
-      for (StorageIndex c : columnsHh(r)) g[j++] += er * h[c];
-    }
-    for (Index r = 0; r < 2 * rows; ++r) g[j++] += e[r];
+    return total;
   }
 
   /// Bytes held by the index arrays.

@@ -20,7 +20,8 @@ struct UOROOptions {
 
 /// UORO: J_t ≈ s̃_t θ̃_tᵀ, updated with a fresh sign vector ν each step so that
 /// E[s̃_t θ̃_tᵀ] = D_t s̃_{t−1} θ̃_{t−1}ᵀ + I_t (MATH §5). Forward-mode product a = D_t s̃,
-/// reverse-mode product b = I_tᵀ ν; memory k + p, time O(nnz(D) + p) per step.
+/// reverse-mode product b = I_tᵀ ν, kept factored (its norm and its addition to θ̃ read the
+/// 2·G·H preactivation gradient and the sources); memory k + p, time O(nnz(D) + p) per step.
 template <class CellType_>
 class UORO {
   static_assert(detail::checkCell<CellType_>());
@@ -44,16 +45,19 @@ public:
     m_core.forward(input);
     const CellType& cell = m_core.cell();
     const auto& cache = m_core.m_cache;
-    cell.dynamicsProduct(cache, m_stateEstimate, m_forward);        // a = D_t s̃_{t−1}
-    m_random.signs(m_signs);                                        // ν
-    cell.preactivationGradient(cache, m_signs, m_adjoint);          // b = I_tᵀ ν (factored)
-    m_reverse.setZero();
-    cell.layout().template addParameterGradient<Scalar>(m_adjoint, m_core.m_sources, m_reverse);
+    const ParameterLayout& layout = cell.layout();
+    cell.dynamicsProduct(cache, m_stateEstimate, m_forward);  // a = D_t s̃_{t−1}
+    m_random.signs(m_signs);                                  // ν
+    cell.preactivationGradient(cache, m_signs, m_adjoint);    // b = I_tᵀ ν, factored
+    const Scalar reverseNorm = std::sqrt(layout.template squaredNormOfParameterGradient<Scalar>(m_adjoint, m_core.m_sources));
     const Scalar epsilon = static_cast<Scalar>(m_options.epsilon);
-    const Scalar rho0 = std::sqrt((m_parameterEstimate.norm() + epsilon) / (m_forward.norm() + epsilon));
-    const Scalar rho1 = std::sqrt((m_reverse.norm() + epsilon) / (m_signs.norm() + epsilon));
+    const Scalar rho0 = std::sqrt((m_parameterNorm + epsilon) / (m_forward.norm() + epsilon));
+    const Scalar rho1 = std::sqrt((reverseNorm + epsilon) / (m_signs.norm() + epsilon));
     m_stateEstimate = rho0 * m_forward + rho1 * m_signs;
-    m_parameterEstimate = m_parameterEstimate / rho0 + m_reverse / rho1;
+    // θ̃ ← θ̃ / ρ0 + b / ρ1, in one pass over θ̃ from the factored b.
+    m_adjoint /= rho1;
+    layout.template addParameterGradient<Scalar>(m_adjoint, m_core.m_sources, m_parameterEstimate, Scalar(1) / rho0);
+    m_parameterNorm = m_parameterEstimate.norm();
     return m_core.state();
   }
 
@@ -85,6 +89,7 @@ public:
     detail::requireLength("parameter estimate", parameterEstimate.size(), m_parameterEstimate.size());
     m_stateEstimate = stateEstimate;
     m_parameterEstimate = parameterEstimate;
+    m_parameterNorm = m_parameterEstimate.norm();
   }
   /// The generator of the sign vectors (its state is part of a checkpoint).
   Random& random() { return m_random; }
@@ -108,17 +113,19 @@ private:
     m_forward = Vector<Scalar>::Zero(k);
     m_signs = Vector<Scalar>::Zero(k);
     m_adjoint = Vector<Scalar>::Zero(2 * cell.gateRows());
-    m_reverse = Vector<Scalar>::Zero(p);
+    m_parameterNorm = 0;
   }
   void clearEstimate() {
     m_stateEstimate.setZero();
     m_parameterEstimate.setZero();
+    m_parameterNorm = 0;
   }
 
   detail::EngineCore<CellType> m_core;
   Options m_options;
   Random m_random;
-  Vector<Scalar> m_stateEstimate, m_parameterEstimate, m_forward, m_signs, m_adjoint, m_reverse;
+  Vector<Scalar> m_stateEstimate, m_parameterEstimate, m_forward, m_signs, m_adjoint;
+  Scalar m_parameterNorm = 0;  ///< ‖θ̃‖, kept from the update that produced θ̃
 };
 
 }  // namespace snap
