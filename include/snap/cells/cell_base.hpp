@@ -138,11 +138,14 @@ public:
   /// values[i] = D_t at dynamicsGraph() entry entries[i]: only the requested structural nonzeros.
   void dynamicsJacobian(const StepCache<Scalar>& cache, std::span<const StorageIndex> entries,
                         std::span<Scalar> values) const {
-    for (std::size_t i = 0; i < entries.size(); ++i) values[i] = dynamicsEntry(cache, entries[i]);
+    for (std::size_t i = 0; i < entries.size(); ++i)
+      values[i] = dynamicsEntry(cache, m_dynamicsGraph.entryRow(entries[i]), m_dynamicsGraph.column(entries[i]));
   }
   /// values[e] = D_t at every entry e of dynamicsGraph().
   void dynamicsJacobian(const StepCache<Scalar>& cache, std::span<Scalar> values) const {
-    for (Index e = 0; e < m_dynamicsGraph.nonZeros(); ++e) values[static_cast<std::size_t>(e)] = dynamicsEntry(cache, e);
+    for (Index row = 0; row < m_dynamicsGraph.rows(); ++row)
+      for (Index e = m_dynamicsGraph.rowStart(row); e < m_dynamicsGraph.rowStart(row + 1); ++e)
+        values[static_cast<std::size_t>(e)] = dynamicsEntry(cache, row, m_dynamicsGraph.column(e));
   }
 
   /// out = D_t v (forward mode). `out` must not alias `v`.
@@ -249,11 +252,13 @@ protected:
   static Scalar sigmoid(Scalar a) { return Scalar(1) / (Scalar(1) + std::exp(-a)); }
 
 private:
-  Scalar dynamicsEntry(const StepCache<Scalar>& cache, Index e) const {
+  /// D_t[row, column] from the factors (MATH §2): through the recurrent preactivations when
+  /// column is an h row, plus the unit-local direct coupling.
+  Scalar dynamicsEntry(const StepCache<Scalar>& cache, Index row, Index column) const {
     const Index hidden = m_hiddenSize;
-    const Index row = m_dynamicsGraph.entryRow(e), column = m_dynamicsGraph.column(e);
-    const Index block = row / hidden, unit = row % hidden;
-    const Index fromBlock = column / hidden, from = column % hidden;
+    Index block = 0, unit = row, fromBlock = 0, from = column;
+    while (unit >= hidden) unit -= hidden, ++block;
+    while (from >= hidden) from -= hidden, ++fromBlock;
     Scalar value = 0;
     if (fromBlock == 0)
       for (Index g = 0; g < m_structure.gates; ++g) {

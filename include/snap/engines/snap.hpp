@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <numeric>
 #include <span>
 #include <vector>
 
@@ -125,7 +126,8 @@ public:
   std::size_t bytes() const { return static_cast<std::size_t>(valueCount()) * sizeof(Scalar) + indexBytes(); }
   /// Bytes of the per-step scratch (the largest group's block and D_t's needed entries).
   std::size_t workspaceBytes() const {
-    return static_cast<std::size_t>(m_workspace.size() + m_denseDynamics.size() + m_factors.size()) * sizeof(Scalar) +
+    return static_cast<std::size_t>(m_workspace.size() + m_denseDynamics.size() + m_factors.size() +
+                                    m_rowWeights.size()) * sizeof(Scalar) +
            m_dynamicsValues.size() * sizeof(Scalar) + m_gemm.bytes();
   }
 
@@ -178,7 +180,7 @@ private:
       indices->clear();
     std::vector<StorageIndex> entrySlot(static_cast<std::size_t>(graph.nonZeros()), -1);
     std::vector<StorageIndex> localOf(static_cast<std::size_t>(cell.stateSize()), -1);
-    Index values = 0, largestBlock = 0, largestDense = 0, widestDense = 0, tallestDense = 0;
+    Index values = 0, largestBlock = 0, largestRows = 0, largestDense = 0, widestDense = 0, tallestDense = 0;
     for (const SnApPattern::Group& group : m_pattern.groups()) {
       const auto rowCount = static_cast<Index>(group.rows.size());
       const auto columnCount = static_cast<Index>(group.columns.size());
@@ -245,13 +247,29 @@ private:
         widestDense = std::max(widestDense, columnCount);
         tallestDense = std::max(tallestDense, rowCount);
       }
-      if (plan.kernel == Kernel::Sparse || plan.kernel == Kernel::Dense)
+      if (plan.kernel == Kernel::Sparse || plan.kernel == Kernel::Dense) {
         largestBlock = std::max(largestBlock, rowCount * columnCount);
+        largestRows = std::max(largestRows, rowCount);
+      }
       m_plans.push_back(plan);
       for (StorageIndex row : group.rows) localOf[static_cast<std::size_t>(row)] = -1;
     }
+    // D_t's needed entries in graph order, so that computing them walks the weights row by row.
+    std::vector<StorageIndex> order(m_entries.size()), slotOf(m_entries.size());
+    std::iota(order.begin(), order.end(), StorageIndex(0));
+    std::sort(order.begin(), order.end(), [&](StorageIndex a, StorageIndex b) {
+      return m_entries[static_cast<std::size_t>(a)] < m_entries[static_cast<std::size_t>(b)];
+    });
+    std::vector<StorageIndex> sortedEntries(m_entries.size());
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      sortedEntries[i] = m_entries[static_cast<std::size_t>(order[i])];
+      slotOf[static_cast<std::size_t>(order[i])] = static_cast<StorageIndex>(i);
+    }
+    m_entries = std::move(sortedEntries);
+    for (StorageIndex& slot : m_localEntry) slot = slotOf[static_cast<std::size_t>(slot)];
     m_influence = Vector<Scalar>::Zero(values);
     m_workspace = Vector<Scalar>::Zero(largestBlock);
+    m_rowWeights = Vector<Scalar>::Zero(largestRows);
     m_denseDynamics = Vector<Scalar>::Zero(largestDense);
     m_gemm = largestDense > 0 ? detail::GemmWorkspace<Scalar>(widestDense, tallestDense, tallestDense)
                               : detail::GemmWorkspace<Scalar>();
@@ -391,25 +409,16 @@ private:
   }
 
   /// Adds I_t to the product in the workspace, copies it back into the group's block and, when
-  /// δ_t is given, adds the block's gradient in the same pass.
+  /// δ_t is given, adds the block's gradient Ĵ[R, ·]ᵀ δ[R].
   void finishFromWorkspace(const GroupPlan& plan, Scalar* block, const Scalar* delta) {
     Scalar* next = m_workspace.data();
     addImmediate(plan, next);
-    const Index width = plan.columnCount;
-    Scalar* gradient = m_groupGradient.data() + plan.columnOffset;
-    for (Index b = 0; b < plan.rowCount; ++b) {
-      const Scalar* from = next + b * width;
-      Scalar* to = block + b * width;
-      const Scalar weight = delta != nullptr ? delta[m_rows[static_cast<std::size_t>(plan.rowOffset + b)]] : Scalar(0);
-      if (weight == Scalar(0)) {
-        std::copy(from, from + width, to);
-      } else {
-        for (Index c = 0; c < width; ++c) {
-          to[c] = from[c];
-          gradient[c] += weight * from[c];
-        }
-      }
-    }
+    const Index rows = plan.rowCount, width = plan.columnCount;
+    std::copy(next, next + rows * width, block);
+    if (delta == nullptr) return;
+    for (Index b = 0; b < rows; ++b) m_rowWeights[b] = delta[m_rows[static_cast<std::size_t>(plan.rowOffset + b)]];
+    Eigen::Map<Vector<Scalar>>(m_groupGradient.data() + plan.columnOffset, width).noalias() +=
+        Eigen::Map<const RowMatrix<Scalar>>(next, rows, width).transpose() * m_rowWeights.head(rows);
   }
 
   /// block += I_t[R, columns]: each segment's factor times z[source] on its home rows.
@@ -452,6 +461,7 @@ private:
   std::vector<StorageIndex> m_columnParameter, m_columnSource;
   Index m_unitStates = 1;
   Vector<Scalar> m_influence, m_workspace, m_denseDynamics, m_factors, m_groupGradient;
+  Vector<Scalar> m_rowWeights;  ///< δ_t[R] of one group
   detail::GemmWorkspace<Scalar> m_gemm;
   std::vector<Scalar> m_dynamicsValues;
   bool m_gradientCurrent = false;
