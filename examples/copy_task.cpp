@@ -215,7 +215,7 @@ int main(int argc, char** argv) {
   line.flag("lr", "0.003", "learning rate");
   line.flag("clip", "1", "clip the global gradient norm to this (0: off)");
   line.flag("batch", "1", "independent streams sharing the weights");
-  line.flag("steps", "2000000", "data-time budget: input steps to consume");
+  line.flag("steps", "1200000", "data-time budget: input steps to consume");
   line.flag("seed", "1", "seeds masks, weights, data and UORO's signs");
   line.flag("update", "every", "every (online; per window for bptt:T) | sequence");
   line.flag("csv", "", "write L against data time to this CSV file");
