@@ -7,6 +7,9 @@
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
 
+#include "snap/io/npz.hpp"
+
+#include "snap/pattern/kernels.hpp"
 #include "snap/pattern/snap_pattern.hpp"
 #include "snap/pattern/sparsity_pattern.hpp"
 
