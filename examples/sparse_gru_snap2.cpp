@@ -2,11 +2,13 @@
 // recurrent weights are masked, with one mask shared by the three gate blocks, so that the
 // dynamics graph keeps density 0.1 and SnAp-2 keeps a small part of RTRL's influence matrix.
 //
-//   sparse_gru_snap2 --hidden 64 --steps 300000
+//   sparse_gru_snap2 --hidden 64 --steps 300000 --save model.npz
 
+#include <snap/io/weights.hpp>
 #include <snap/snap.hpp>
 
 #include <cstdio>
+#include <string>
 
 #include "common/command_line.hpp"
 #include "common/copy_task_loop.hpp"
@@ -16,6 +18,7 @@ int main(int argc, char** argv) {
   line.flag("hidden", "64", "hidden units H");
   line.flag("density", "0.1", "recurrent weight density");
   line.flag("steps", "300000", "data time: input steps to train on");
+  line.flag("save", "", "save the trained cell and readout to this .npz file (snap::saveWeights)");
   try {
     if (!line.parse(argc, argv)) return 0;
     const snap::Index hidden = line.integer("hidden", 1, 4096);
@@ -37,9 +40,16 @@ int main(int argc, char** argv) {
 
     const snap::Index length = snap::examples::trainCopyTask(trainer, task, line.integer("steps", 1, 1LL << 40));
     std::printf("reached L = %ld with %lld updates\n", static_cast<long>(length), trainer.updates());
+    if (const std::string path = line.text("save"); !path.empty()) {
+      snap::saveWeights(path, cell, readout);  // PyTorch's layout: examples/pytorch/import_to_torch.py reads it
+      std::printf("saved the trained GRU and readout to %s\n", path.c_str());
+    }
   } catch (const snap::examples::CommandLineError& error) {
     std::fprintf(stderr, "sparse_gru_snap2: %s\n", error.message.c_str());
     return 2;
+  } catch (const snap::Error& error) {
+    std::fprintf(stderr, "sparse_gru_snap2: %s\n", error.what());
+    return 1;
   }
   return 0;
 }

@@ -163,7 +163,9 @@ def main():
     parser.add_argument("--outputs", type=int, default=2, help="random model: readout classes (0: none)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="random model: precision")
     parser.add_argument("--seed", type=int, default=0, help="seeds the random model and the example inputs")
-    parser.add_argument("--example-steps", type=int, default=0, help="also store PyTorch's outputs on this many steps")
+    parser.add_argument(
+        "--example-steps", type=int, default=5, help="also store PyTorch's outputs on an example of this many steps (0: none)"
+    )
     args = parser.parse_args()
 
     masks = None
