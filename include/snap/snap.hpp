@@ -8,6 +8,7 @@
 #include "snap/core/types.hpp"
 
 #include "snap/io/npz.hpp"
+#include "snap/io/weights.hpp"
 
 #include "snap/pattern/kernels.hpp"
 #include "snap/pattern/snap_pattern.hpp"

@@ -1,0 +1,244 @@
+// Character-level language modelling, the SnAp paper's other experiment: a sparse GRU or LSTM
+// learns to predict the next character of a text online, with any engine, reading the text as
+// one long stream. It reports bits per character on a held-out tail (the last 10 % of the
+// text, never trained on) and samples text at the end. Without --text it reads
+// examples/data/snap_story.txt, a short story written for this repository.
+//
+//   char_lm --cell gru --engine snap:2 --hidden 128 --density 0.25 --steps 20000
+//   char_lm --text my_book.txt --engine bptt:32 --steps 1000000
+
+#include <snap/snap.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "common/command_line.hpp"
+#include "common/engine_flag.hpp"
+
+namespace {
+
+using snap::Index;
+
+/// The text as symbols: each distinct byte of the file is a class, in byte order.
+struct Corpus {
+  std::vector<unsigned char> alphabet;  // symbol → byte
+  std::array<int, 256> symbolOf{};      // byte → symbol, −1 when absent
+  std::vector<int> train, heldOut;      // the first 90 % and the last 10 %
+
+  explicit Corpus(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw snap::examples::CommandLineError{"--text: cannot read '" + path + "'"};
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    symbolOf.fill(-1);
+    for (unsigned char c : text) symbolOf[c] = 0;
+    for (int byte = 0; byte < 256; ++byte)
+      if (symbolOf[static_cast<std::size_t>(byte)] == 0) {
+        symbolOf[static_cast<std::size_t>(byte)] = static_cast<int>(alphabet.size());
+        alphabet.push_back(static_cast<unsigned char>(byte));
+      }
+    if (text.size() < 40 || alphabet.size() < 2)
+      throw snap::examples::CommandLineError{"--text: '" + path + "' needs at least 40 characters and 2 distinct ones"};
+    const std::size_t split = text.size() - text.size() / 10;
+    for (std::size_t i = 0; i < text.size(); ++i)
+      (i < split ? train : heldOut).push_back(symbolOf[static_cast<unsigned char>(text[i])]);
+  }
+  Index size() const { return static_cast<Index>(alphabet.size()); }
+};
+
+struct Config {
+  std::string cell;
+  snap::examples::EngineChoice engine;
+  Index hidden = 0, updateEvery = 1;
+  double density = 1;
+  snap::MaskSharing sharing = snap::MaskSharing::Shared;
+  snap::AnyOptimizer optimizer;
+  double clip = 0, temperature = 1;
+  long long steps = 0, report = 0, evalChars = 0, sample = 0;
+  std::string prime;
+  std::uint64_t seed = 0;
+};
+
+/// Bits per character of the model on `text` (at most `limit` characters), from a zero state.
+template <class Cell>
+double bitsPerCharacter(const Cell& cell, snap::Readout<float>& readout, const std::vector<int>& text,
+                        long long limit, Index symbols) {
+  const auto count = static_cast<Index>(std::min<long long>(limit, static_cast<long long>(text.size())));
+  snap::Vector<float> state = snap::Vector<float>::Zero(cell.stateSize()), next(cell.stateSize());
+  snap::Vector<float> input = snap::Vector<float>::Zero(symbols);
+  snap::StepCache<float> cache = cell.makeCache();
+  double bits = 0;
+  for (Index i = 0; i + 1 < count; ++i) {
+    input.setZero();
+    input[text[static_cast<std::size_t>(i)]] = 1;
+    cell.forward(input, state, next, cache);
+    state.swap(next);
+    const float p = readout.predict(state)[text[static_cast<std::size_t>(i + 1)]];
+    bits -= std::log2(std::max(static_cast<double>(p), 1e-30));
+  }
+  return bits / static_cast<double>(std::max<Index>(1, count - 1));
+}
+
+/// Prints `count` characters sampled from the model after feeding it `prime`.
+template <class Cell>
+void sample(const Cell& cell, snap::Readout<float>& readout, const Corpus& corpus, const Config& config) {
+  const Index symbols = corpus.size();
+  snap::Vector<float> state = snap::Vector<float>::Zero(cell.stateSize()), next(cell.stateSize());
+  snap::Vector<float> input(symbols);
+  snap::StepCache<float> cache = cell.makeCache();
+  snap::Random random(config.seed + 5);
+  std::vector<double> weights(static_cast<std::size_t>(symbols));
+  auto feed = [&](int symbol) {
+    input.setZero();
+    input[symbol] = 1;
+    cell.forward(input, state, next, cache);
+    state.swap(next);
+  };
+  std::string text;
+  for (unsigned char c : config.prime)
+    if (corpus.symbolOf[c] >= 0) {
+      feed(corpus.symbolOf[c]);
+      text += static_cast<char>(c);
+    }
+  if (text.empty()) {  // nothing of the prime is in the alphabet: start from the text's first character
+    feed(corpus.train.front());
+    text += static_cast<char>(corpus.alphabet[static_cast<std::size_t>(corpus.train.front())]);
+  }
+  for (long long i = 0; i < config.sample; ++i) {
+    // p^(1/temperature), renormalised: the softmax of the logits divided by the temperature.
+    const snap::Vector<float>& p = readout.predict(state);
+    double total = 0;
+    for (Index c = 0; c < symbols; ++c)
+      total += weights[static_cast<std::size_t>(c)] = std::pow(static_cast<double>(p[c]), 1.0 / config.temperature);
+    double draw = random.uniform() * total;
+    int symbol = static_cast<int>(symbols - 1);
+    for (Index c = 0; c < symbols; ++c)
+      if ((draw -= weights[static_cast<std::size_t>(c)]) < 0) {
+        symbol = static_cast<int>(c);
+        break;
+      }
+    text += static_cast<char>(corpus.alphabet[static_cast<std::size_t>(symbol)]);
+    feed(symbol);
+  }
+  std::printf("sample (temperature %g):\n%s\n", config.temperature, text.c_str());
+}
+
+template <class Engine>
+int train(const Config& config, const Corpus& corpus, const typename Engine::Options& engineOptions) {
+  using Cell = typename Engine::CellType;
+  using Clock = std::chrono::steady_clock;
+  const Index symbols = corpus.size();
+  Cell cell(symbols, config.hidden,
+            {.recurrentDensity = config.density, .maskSharing = config.sharing, .seed = config.seed});
+  snap::Readout<float> readout(config.hidden, symbols, config.seed + 1);
+  snap::Trainer<Engine> trainer(cell, readout, config.optimizer, {.updateEvery = config.updateEvery, .clipNorm = config.clip},
+                                engineOptions);
+  std::printf("char_lm: %s, %s, H = %ld, recurrent density %g, %ld parameters; %zu training and %zu held-out "
+              "characters, %ld symbols\n",
+              config.cell.c_str(), config.engine.name.c_str(), static_cast<long>(config.hidden), config.density,
+              static_cast<long>(cell.parameterCount()), corpus.train.size(), corpus.heldOut.size(),
+              static_cast<long>(symbols));
+  std::printf("before training: held-out %.3f bits/char (uniform: %.3f)\n",
+              bitsPerCharacter(cell, readout, corpus.heldOut, config.evalChars, symbols),
+              std::log2(static_cast<double>(symbols)));
+
+  const auto start = Clock::now();
+  snap::Vector<float> input = snap::Vector<float>::Zero(symbols);
+  std::size_t position = 0;  // the stream: the training text, over and over
+  double trainBits = 0;
+  long long trainCount = 0;
+  for (long long step = 1; step <= config.steps; ++step) {
+    input.setZero();
+    input[corpus.train[position]] = 1;
+    trainBits += snap::Readout<float>::bits(trainer.step(input, corpus.train[position + 1]));
+    ++trainCount;
+    if (++position + 1 == corpus.train.size()) {  // end of the text: start again from a zero state
+      position = 0;
+      trainer.resetStream(0);
+    }
+    if (step % config.report == 0 || step == config.steps) {
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      std::printf("step %8lld  train %.3f bits/char  held-out %.3f bits/char  %6.0f steps/s\n", step,
+                  trainBits / static_cast<double>(trainCount),
+                  bitsPerCharacter(cell, readout, corpus.heldOut, config.evalChars, symbols),
+                  static_cast<double>(step) / seconds);
+      std::fflush(stdout);
+      trainBits = 0;
+      trainCount = 0;
+    }
+  }
+  if (config.sample > 0) sample(cell, readout, corpus, config);
+  return 0;
+}
+
+template <class Cell>
+int dispatch(const Config& config, const Corpus& corpus) {
+  return snap::examples::withEngine<Cell>(config.engine, config.seed + 2, [&](auto engine, const auto& options) {
+    return train<typename decltype(engine)::type>(config, corpus, options);
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  snap::examples::CommandLine line("char_lm",
+                                   "Trains a sparse recurrent cell online to predict the next character of a text, and\n"
+                                   "reports bits per character on its last 10 % (held out).");
+  line.flag("text", SNAP_EXAMPLE_DATA "/snap_story.txt", "the text file to learn");
+  line.flag("cell", "gru", "rnn | gru | lstm");
+  line.flag("engine", "snap:2", "bptt:T | rtrl | uoro | snap:N");
+  line.flag("hidden", "128", "hidden units H");
+  line.flag("density", "0.25", "recurrent weight density, in (0, 1]");
+  line.flag("masks", "shared", "shared (one mask for all gate blocks) | per-gate");
+  line.flag("optimizer", "adam", "adam | sgd");
+  line.flag("lr", "0.002", "learning rate");
+  line.flag("clip", "1", "clip the global gradient norm to this (0: off)");
+  line.flag("update-every", "1", "K: online update every K characters (bptt:T: every T)");
+  line.flag("steps", "20000", "characters to train on (the text repeats)");
+  line.flag("report", "2500", "report bits per character every this many steps");
+  line.flag("eval-chars", "20000", "held-out characters scored at most");
+  line.flag("sample", "300", "characters to sample at the end");
+  line.flag("temperature", "0.7", "sampling temperature, > 0");
+  line.flag("prime", "The network ", "text fed before sampling");
+  line.flag("seed", "1", "seeds masks, weights, UORO's signs and sampling");
+  try {
+    if (!line.parse(argc, argv)) return 0;
+    Config config;
+    config.cell = line.choice("cell", {"rnn", "gru", "lstm"});
+    config.engine = snap::examples::parseEngine(line.text("engine"), false);
+    config.hidden = line.integer("hidden", 1, 100000);
+    config.density = line.number("density", 1e-9, 1.0);
+    config.sharing = line.choice("masks", {"shared", "per-gate"}) == "shared" ? snap::MaskSharing::Shared
+                                                                              : snap::MaskSharing::PerGate;
+    const double lr = line.number("lr", 1e-12, 1e3);
+    config.optimizer = line.choice("optimizer", {"adam", "sgd"}) == "adam" ? snap::AnyOptimizer(snap::Adam{.learningRate = lr})
+                                                                           : snap::AnyOptimizer(snap::SGD{.learningRate = lr});
+    config.clip = line.number("clip", 0, 1e12);
+    config.updateEvery = line.integer("update-every", 1, 1000000);
+    if (config.engine.name == "bptt") config.updateEvery = config.engine.steps;
+    config.steps = line.integer("steps", 1, 1LL << 50);
+    config.report = line.integer("report", 1, 1LL << 50);
+    config.evalChars = line.integer("eval-chars", 2, 1LL << 50);
+    config.sample = line.integer("sample", 0, 1000000);
+    config.temperature = line.number("temperature", 1e-3, 100);
+    config.prime = line.text("prime");
+    config.seed = static_cast<std::uint64_t>(line.integer("seed", 0, 1LL << 62));
+    const Corpus corpus(line.text("text"));
+    if (config.cell == "rnn") return dispatch<snap::RNN<float>>(config, corpus);
+    if (config.cell == "gru") return dispatch<snap::GRU<float>>(config, corpus);
+    return dispatch<snap::LSTM<float>>(config, corpus);
+  } catch (const snap::examples::CommandLineError& error) {
+    std::fprintf(stderr, "char_lm: %s\n", error.message.c_str());
+    return 2;
+  } catch (const snap::Error& error) {
+    std::fprintf(stderr, "char_lm: %s\n", error.what());
+    return 1;
+  }
+}

@@ -1,0 +1,288 @@
+#pragma once
+/// @file
+/// A cell's weights (and optionally a readout's) in a NumPy `.npz` file with PyTorch's names
+/// and layout (MATH §1), so that weights move between `torch.nn.RNNCell` / `GRUCell` /
+/// `LSTMCell` + `torch.nn.Linear` and snap (examples/pytorch/export_torch.py and
+/// import_to_torch.py; docs/cells.md).
+///
+/// Arrays: `weight_ih` (G·H × m), `weight_hh` (G·H × H), `bias_ih` (G·H), `bias_hh` (G·H) as
+/// float64 or float32; optional `mask_ih`, `mask_hh` (0/1, the weights' shapes; absent means
+/// dense); optional `readout_weight` (outputs × H) and `readout_bias` (outputs); `cell`, the
+/// cell type as uint8 characters (b"rnn", b"gru", b"lstm"); and `version`, an integer scalar.
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "snap/cells/cell_concept.hpp"
+#include "snap/cells/gru.hpp"
+#include "snap/cells/lstm.hpp"
+#include "snap/cells/rnn.hpp"
+#include "snap/core/error.hpp"
+#include "snap/core/types.hpp"
+#include "snap/io/npz.hpp"
+#include "snap/train/readout.hpp"
+
+namespace snap {
+
+/// The format version saveWeights() writes and loadWeights() reads.
+inline constexpr std::int64_t weightsFormatVersion = 1;
+
+/// The name a cell type is stored under in a weights file (the `cell` array). Specialise it,
+/// with a `static constexpr std::string_view value`, to save and load a cell of your own.
+template <class CellType>
+struct CellTypeName;
+
+/// torch.nn.RNNCell(nonlinearity='tanh').
+template <class Scalar>
+struct CellTypeName<RNN<Scalar>> {
+  static constexpr std::string_view value = "rnn";  ///< the stored name
+};
+/// torch.nn.GRUCell.
+template <class Scalar>
+struct CellTypeName<GRU<Scalar>> {
+  static constexpr std::string_view value = "gru";  ///< the stored name
+};
+/// torch.nn.LSTMCell.
+template <class Scalar>
+struct CellTypeName<LSTM<Scalar>> {
+  static constexpr std::string_view value = "lstm";  ///< the stored name
+};
+
+/// What a weights file holds, read without building a cell (to choose the cell to build).
+struct WeightsInfo {
+  std::string cell;         ///< the cell type: "rnn", "gru", "lstm" or a custom cell's name
+  Index inputSize = 0;      ///< m, the columns of weight_ih
+  Index hiddenSize = 0;     ///< H, the columns of weight_hh
+  Index gateRows = 0;       ///< G·H, the rows of the weights
+  Index outputs = 0;        ///< the readout's classes; 0 when the file has no readout
+  bool masks = false;       ///< the file has mask_ih and mask_hh
+  std::string elementType;  ///< the weights' NumPy type: "<f8" (float64) or "<f4" (float32)
+};
+
+namespace detail {
+
+/// The archive and the file name its messages use.
+struct WeightsFile {
+  std::string path;
+  NpzArchive archive;
+
+  std::string where(std::string_view name) const {
+    return "weights file '" + path + "': array '" + std::string(name) + "'";
+  }
+  bool has(std::string_view name) const { return archive.count(std::string(name)) != 0; }
+  const NpyArray& array(std::string_view name) const {
+    const auto it = archive.find(std::string(name));
+    if (it == archive.end()) fail<FormatError>(where(name), "present", "no such array");
+    return it->second;
+  }
+
+  /// The elements of a floating-point or 0/1 array as doubles, after checking its shape.
+  std::vector<double> values(std::string_view name, const std::vector<std::int64_t>& shape, bool allowBytes) const {
+    const NpyArray& a = array(name);
+    if (a.shape != shape) fail<FormatError>(where(name), "shape " + shapeText(shape), shapeText(a.shape));
+    std::vector<double> out;
+    if (a.type == "<f8") {
+      out = a.values<double>(where(name));
+    } else if (a.type == "<f4") {
+      const std::vector<float> narrow = a.values<float>(where(name));
+      out.assign(narrow.begin(), narrow.end());
+    } else if (allowBytes && a.type == "|u1") {
+      const std::vector<std::uint8_t> bytes = a.values<std::uint8_t>(where(name));
+      out.assign(bytes.begin(), bytes.end());
+    } else {
+      fail<FormatError>(where(name), allowBytes ? "type <f8, <f4 or |u1" : "type <f8 (float64) or <f4 (float32)",
+                        a.type);
+    }
+    for (std::size_t i = 0; i < out.size(); ++i)
+      if (!std::isfinite(out[i])) fail<FormatError>(where(name), "finite values", "a NaN or infinity");
+    return out;
+  }
+
+  template <class Scalar>
+  RowMatrix<Scalar> matrix(std::string_view name, Index rows, Index cols, bool allowBytes = false) const {
+    const std::vector<double> v = values(name, {rows, cols}, allowBytes);
+    return Eigen::Map<const RowMatrix<double>>(v.data(), rows, cols).cast<Scalar>();
+  }
+  template <class Scalar>
+  Vector<Scalar> vector(std::string_view name, Index size) const {
+    const std::vector<double> v = values(name, {size}, false);
+    return Eigen::Map<const Vector<double>>(v.data(), size).cast<Scalar>();
+  }
+
+  /// The `cell` array as text.
+  std::string cellType() const {
+    const NpyArray& a = array("cell");
+    if (a.type != "|u1" || a.shape.size() != 1)
+      fail<FormatError>(where("cell"), "a one-dimensional uint8 array of characters (e.g. b\"gru\")",
+                        a.type + " of shape " + shapeText(a.shape));
+    return std::string(a.bytes.begin(), a.bytes.end());
+  }
+
+  /// Throws unless `version` is an integer scalar equal to weightsFormatVersion.
+  void checkVersion() const {
+    const NpyArray& a = array("version");
+    if (!a.shape.empty() || (a.type != "<i8" && a.type != "<i4"))
+      fail<FormatError>(where("version"), "an integer scalar", a.type + " of shape " + shapeText(a.shape));
+    const std::int64_t version = a.type == "<i8" ? a.values<std::int64_t>(where("version"))[0]
+                                                 : a.values<std::int32_t>(where("version"))[0];
+    if (version != weightsFormatVersion) fail<FormatError>(where("version"), describe(weightsFormatVersion), version);
+  }
+
+  /// The two extents of a two-dimensional array.
+  std::pair<Index, Index> shape2(std::string_view name) const {
+    const NpyArray& a = array(name);
+    if (a.shape.size() != 2) fail<FormatError>(where(name), "a two-dimensional array", shapeText(a.shape));
+    return {a.shape[0], a.shape[1]};
+  }
+
+  static std::string shapeText(const std::vector<std::int64_t>& shape) {
+    std::string text = "(";
+    for (std::size_t i = 0; i < shape.size(); ++i) text += (i > 0 ? ", " : "") + describe(shape[i]);
+    return text + (shape.size() == 1 ? ",)" : ")");
+  }
+};
+
+inline WeightsFile openWeights(const std::string& path) {
+  WeightsFile file{path, loadNpz(path)};
+  file.checkVersion();
+  return file;
+}
+
+/// Throws unless the mask is 0/1 and the weight is exactly 0 wherever the mask is 0.
+template <class Scalar>
+void requireZeroAtMask(const WeightsFile& file, std::string_view name, std::string_view maskName,
+                       const RowMatrix<Scalar>& weight, const RowMatrix<Scalar>& mask) {
+  for (Index r = 0; r < weight.rows(); ++r)
+    for (Index c = 0; c < weight.cols(); ++c) {
+      if (mask(r, c) != Scalar(0) && mask(r, c) != Scalar(1))
+        fail<FormatError>(file.where(maskName), "entries 0 or 1",
+                          describe(mask(r, c)) + " at (" + describe(r) + ", " + describe(c) + ")");
+      if (mask(r, c) == Scalar(0) && weight(r, c) != Scalar(0))
+        fail<FormatError>(file.where(name), "0 at every position its mask removes",
+                          describe(weight(r, c)) + " at (" + describe(r) + ", " + describe(c) + ")");
+    }
+}
+
+template <class Scalar>
+void putReadout(NpzArchive& archive, const Readout<Scalar>& readout) {
+  archive["readout_weight"] = NpyArray::of(RowMatrix<Scalar>(readout.weight()));
+  archive["readout_bias"] = NpyArray::of(Vector<Scalar>(readout.bias()));
+}
+
+template <class CellType>
+NpzArchive weightsArchive(const CellType& cell) {
+  static_assert(requires { CellTypeName<CellType>::value; },
+                "snap: saving or loading weights needs snap::CellTypeName<YourCell>::value, the name stored in "
+                "the file (see include/snap/io/weights.hpp)");
+  const std::string_view name = CellTypeName<CellType>::value;
+  NpzArchive archive;
+  archive["cell"] = NpyArray::of(reinterpret_cast<const std::uint8_t*>(name.data()),
+                                 {static_cast<std::int64_t>(name.size())});
+  archive["version"] = NpyArray::scalar<std::int64_t>(weightsFormatVersion);
+  archive["weight_ih"] = NpyArray::of(cell.weight_ih());
+  archive["weight_hh"] = NpyArray::of(cell.weight_hh());
+  archive["bias_ih"] = NpyArray::of(cell.bias_ih());
+  archive["bias_hh"] = NpyArray::of(cell.bias_hh());
+  archive["mask_ih"] = NpyArray::of(RowMatrix<std::uint8_t>(cell.mask_ih().template cast<std::uint8_t>()));
+  archive["mask_hh"] = NpyArray::of(RowMatrix<std::uint8_t>(cell.mask_hh().template cast<std::uint8_t>()));
+  return archive;
+}
+
+/// Reads and checks everything loadWeights needs before anything changes.
+template <class CellType>
+struct LoadedWeights {
+  using Scalar = typename CellType::Scalar;
+  RowMatrix<Scalar> maskIh, maskHh;
+  CellTensors<Scalar> tensors;
+
+  LoadedWeights(const WeightsFile& file, const CellType& cell) {
+    static_assert(requires { CellTypeName<CellType>::value; },
+                  "snap: saving or loading weights needs snap::CellTypeName<YourCell>::value, the name stored in "
+                  "the file (see include/snap/io/weights.hpp)");
+    const std::string expected(CellTypeName<CellType>::value), stored = file.cellType();
+    if (stored != expected) fail<FormatError>(file.where("cell"), "'" + expected + "'", "'" + stored + "'");
+    const Index rows = cell.gateRows(), inputs = cell.inputSize(), hidden = cell.hiddenSize();
+    tensors.weight_ih = file.matrix<Scalar>("weight_ih", rows, inputs);
+    tensors.weight_hh = file.matrix<Scalar>("weight_hh", rows, hidden);
+    tensors.bias_ih = file.vector<Scalar>("bias_ih", rows);
+    tensors.bias_hh = file.vector<Scalar>("bias_hh", rows);
+    const bool hasIh = file.has("mask_ih"), hasHh = file.has("mask_hh");
+    if (hasIh != hasHh) file.array(hasIh ? "mask_hh" : "mask_ih");  // throws: one mask without the other
+    maskIh = hasIh ? file.matrix<Scalar>("mask_ih", rows, inputs, true) : RowMatrix<Scalar>::Ones(rows, inputs);
+    maskHh = hasHh ? file.matrix<Scalar>("mask_hh", rows, hidden, true) : RowMatrix<Scalar>::Ones(rows, hidden);
+    requireZeroAtMask(file, "weight_ih", "mask_ih", tensors.weight_ih, maskIh);
+    requireZeroAtMask(file, "weight_hh", "mask_hh", tensors.weight_hh, maskHh);
+  }
+
+  /// Sets the masks (only when they differ: a mask change restarts bound engines) and tensors.
+  void applyTo(CellType& cell) const {
+    if (maskIh != cell.mask_ih() || maskHh != cell.mask_hh()) cell.setMasks(maskIh, maskHh);
+    cell.setTensors(tensors);
+  }
+};
+
+}  // namespace detail
+
+/// Saves the cell's tensors and masks in PyTorch's layout, as the Scalar type's NumPy type
+/// (float32 or float64), atomically (see saveNpz). Throws FormatError when the file cannot be
+/// written.
+template <Cell CellType>
+void saveWeights(const std::string& path, const CellType& cell) {
+  saveNpz(path, detail::weightsArchive(cell));
+}
+
+/// Saves the cell and a linear readout (readout_weight, readout_bias: torch.nn.Linear's).
+template <Cell CellType>
+void saveWeights(const std::string& path, const CellType& cell, const Readout<typename CellType::Scalar>& readout) {
+  NpzArchive archive = detail::weightsArchive(cell);
+  detail::putReadout(archive, readout);
+  saveNpz(path, archive);
+}
+
+/// Loads a cell's tensors (and masks; none in the file means dense) saved by saveWeights or
+/// exported from PyTorch. The cell must have the stored type and sizes (readWeightsInfo()
+/// tells them). Throws FormatError naming the array on a missing array, a wrong type, shape
+/// or value; on any error the cell is left unchanged. A mask change restarts engines bound to
+/// the cell (docs/design.md), so load before training.
+template <Cell CellType>
+void loadWeights(const std::string& path, CellType& cell) {
+  const detail::WeightsFile file = detail::openWeights(path);
+  const detail::LoadedWeights<CellType> loaded(file, cell);
+  loaded.applyTo(cell);
+}
+
+/// Loads a cell and its linear readout; the readout must have the stored number of classes.
+template <Cell CellType>
+void loadWeights(const std::string& path, CellType& cell, Readout<typename CellType::Scalar>& readout) {
+  using Scalar = typename CellType::Scalar;
+  const detail::WeightsFile file = detail::openWeights(path);
+  const detail::LoadedWeights<CellType> loaded(file, cell);
+  const RowMatrix<Scalar> weight = file.matrix<Scalar>("readout_weight", readout.outputs(), readout.hiddenSize());
+  const Vector<Scalar> bias = file.vector<Scalar>("readout_bias", readout.outputs());
+  loaded.applyTo(cell);
+  readout.setWeights(weight, bias);
+}
+
+/// The cell type, sizes and contents of a weights file, without building a cell.
+inline WeightsInfo readWeightsInfo(const std::string& path) {
+  const detail::WeightsFile file = detail::openWeights(path);
+  WeightsInfo info;
+  info.cell = file.cellType();
+  const auto [rowsIh, inputs] = file.shape2("weight_ih");
+  const auto [rowsHh, hidden] = file.shape2("weight_hh");
+  if (rowsHh != rowsIh)
+    detail::fail<FormatError>(file.where("weight_hh"), "as many rows as weight_ih (" + detail::describe(rowsIh) + ")",
+                              rowsHh);
+  info.inputSize = inputs;
+  info.hiddenSize = hidden;
+  info.gateRows = rowsIh;
+  info.elementType = file.array("weight_ih").type;
+  info.masks = file.has("mask_ih") && file.has("mask_hh");
+  if (file.has("readout_weight")) info.outputs = file.shape2("readout_weight").first;
+  return info;
+}
+
+}  // namespace snap
