@@ -44,11 +44,13 @@ inline std::uint64_t nextMaskVersion() {
 template <class Scalar_>
 class CellBase {
 public:
-  using Scalar = Scalar_;
+  using Scalar = Scalar_;  ///< float or double
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
                 "snap: cells are defined for Scalar = float or double");
 
+  /// m, the length of the input x.
   Index inputSize() const { return m_inputSize; }
+  /// H, the hidden units.
   Index hiddenSize() const { return m_hiddenSize; }
   /// k = U·H, the length of the state s.
   Index stateSize() const { return m_structure.unitStates * m_hiddenSize; }
@@ -56,18 +58,25 @@ public:
   Index gateRows() const { return m_structure.gates * m_hiddenSize; }
   /// p, the number of active parameters (unmasked weights and all biases).
   Index parameterCount() const { return m_layout.size(); }
+  /// Gates, state blocks, reach and direct couplings of this cell type (MATH §2).
   const CellStructure& structure() const { return m_structure; }
 
-  /// @name The PyTorch tensors and masks (MATH §1)
-  /// @{
+  // The PyTorch tensors and masks (MATH §1).
+
+  /// weight_ih, G·H × m, gate blocks stacked in PyTorch's order; 0 where mask_ih is 0.
   const RowMatrix<Scalar>& weight_ih() const { return m_tensors.weight_ih; }
+  /// weight_hh, G·H × H; 0 where mask_hh is 0.
   const RowMatrix<Scalar>& weight_hh() const { return m_tensors.weight_hh; }
+  /// bias_ih, G·H (never masked).
   const Vector<Scalar>& bias_ih() const { return m_tensors.bias_ih; }
+  /// bias_hh, G·H (never masked).
   const Vector<Scalar>& bias_hh() const { return m_tensors.bias_hh; }
+  /// The 0/1 mask of weight_ih.
   const RowMatrix<Scalar>& mask_ih() const { return m_maskIh; }
+  /// The 0/1 mask of weight_hh.
   const RowMatrix<Scalar>& mask_hh() const { return m_maskHh; }
+  /// All four tensors.
   const CellTensors<Scalar>& tensors() const { return m_tensors; }
-  /// @}
 
   /// Sets the four tensors. Each must have PyTorch's shape, be finite, and be exactly 0 where
   /// its mask is 0; otherwise a snap::Error names the tensor and nothing changes.
@@ -115,6 +124,7 @@ public:
   /// A θ-ordered vector (a gradient, say) as the four tensors, with zeros at masked positions.
   CellTensors<Scalar> unflatten(const VectorView<Scalar>& theta) const { return m_layout.unflatten(theta); }
 
+  /// The order and meaning of θ's entries (MATH §1–§2).
   const ParameterLayout& layout() const { return m_layout; }
   /// The structural nonzeros of D_t = ∂s_t/∂s_{t−1} (MATH §2), fixed by the masks.
   const SparsityPattern& dynamicsGraph() const { return m_dynamicsGraph; }
@@ -249,6 +259,7 @@ protected:
     cache.preactivations.tail(rows) += m_tensors.bias_hh;
   }
 
+  /// The logistic function σ.
   static Scalar sigmoid(Scalar a) { return Scalar(1) / (Scalar(1) + std::exp(-a)); }
 
 private:

@@ -13,11 +13,13 @@ class GRU : public CellBase<Scalar_> {
   using Base = CellBase<Scalar_>;
 
 public:
-  using Scalar = Scalar_;
+  using Scalar = Scalar_;  ///< float or double
 
   /// Three gates, one state block, and the direct coupling z ⊙ h on the diagonal.
   static CellStructure cellStructure() { return {.gates = 3, .unitStates = 1, .reach = {1, 1, 1}, .direct = {1}}; }
 
+  /// A cell for inputs of size m and H hidden units, masks and weights drawn as `options` say
+  /// (PyTorch's initialisation: uniform in ±1/√H).
   GRU(Index inputSize, Index hiddenSize, const CellOptions& options = {})
       : Base(inputSize, hiddenSize, cellStructure(), options) {}
 

@@ -13,7 +13,7 @@ class LSTM : public CellBase<Scalar_> {
   using Base = CellBase<Scalar_>;
 
 public:
-  using Scalar = Scalar_;
+  using Scalar = Scalar_;  ///< float or double
 
   /// Four gates, two state blocks [h; c]. The output gate reaches h only (c' does not depend
   /// on o); c feeds h' and c' directly (MATH §2).
@@ -21,6 +21,8 @@ public:
     return {.gates = 4, .unitStates = 2, .reach = {1, 1, 1, 1, 1, 1, 1, 0}, .direct = {0, 1, 0, 1}};
   }
 
+  /// A cell for inputs of size m and H hidden units, masks and weights drawn as `options` say
+  /// (PyTorch's initialisation: uniform in ±1/√H).
   LSTM(Index inputSize, Index hiddenSize, const CellOptions& options = {})
       : Base(inputSize, hiddenSize, cellStructure(), options) {}
 

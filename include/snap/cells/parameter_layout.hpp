@@ -27,6 +27,7 @@ class ParameterLayout {
 public:
   ParameterLayout() = default;
 
+  /// The layout of the parameters left active by the two masks (nonzero entries are active).
   template <class Scalar>
   ParameterLayout(const RowMatrix<Scalar>& maskIh, const RowMatrix<Scalar>& maskHh)
       : m_inputSize(maskIh.cols()), m_hiddenSize(maskHh.cols()), m_gateRows(maskIh.rows()) {
@@ -57,19 +58,24 @@ public:
 
   /// p, the number of parameters.
   Index size() const { return static_cast<Index>(m_factor.size()); }
+  /// m.
   Index inputSize() const { return m_inputSize; }
+  /// H.
   Index hiddenSize() const { return m_hiddenSize; }
   /// G·H, the rows of the weight tensors.
   Index gateRows() const { return m_gateRows; }
   /// m + H + 2, the length of the source vector z = [x; 1; h; 1].
   Index sourceSize() const { return m_inputSize + m_hiddenSize + 2; }
-  /// Positions in z of bias_ih's 1, of h_0, and of bias_hh's 1.
+  /// Position in z of bias_ih's 1.
   Index inputBiasSource() const { return m_inputSize; }
+  /// Position in z of h_0.
   Index recurrentSource() const { return m_inputSize + 1; }
+  /// Position in z of bias_hh's 1.
   Index recurrentBiasSource() const { return m_inputSize + m_hiddenSize + 1; }
 
-  /// Active weights of weight_ih and weight_hh.
+  /// Active weights of weight_ih.
   Index weightIhCount() const { return static_cast<Index>(m_columnsIh.size()); }
+  /// Active weights of weight_hh.
   Index weightHhCount() const { return static_cast<Index>(m_columnsHh.size()); }
 
   /// Preactivation column of parameter j: r for weight_ih/bias_ih row r, G·H + r for weight_hh/bias_hh.
@@ -78,20 +84,27 @@ public:
   Index source(Index j) const { return m_source[static_cast<std::size_t>(j)]; }
   /// Weight row r (= g·H + u) of parameter j.
   Index row(Index j) const { return factor(j) % m_gateRows; }
-  /// Gate block and home unit of parameter j.
+  /// Gate block of parameter j.
   Index gate(Index j) const { return row(j) / m_hiddenSize; }
+  /// Home unit of parameter j (MATH §2).
   Index unit(Index j) const { return row(j) % m_hiddenSize; }
 
-  /// The active columns of row r of weight_ih and weight_hh.
+  /// The active columns of row r of weight_ih.
   std::span<const StorageIndex> columnsIh(Index r) const { return slice(m_startIh, m_columnsIh, r); }
+  /// The active columns of row r of weight_hh.
   std::span<const StorageIndex> columnsHh(Index r) const { return slice(m_startHh, m_columnsHh, r); }
-  /// Position in θ of the first active weight of row r of weight_ih and weight_hh.
+  /// Position in θ of the first active weight of row r of weight_ih.
   Index offsetIh(Index r) const { return m_startIh[static_cast<std::size_t>(r)]; }
+  /// Position in θ of the first active weight of row r of weight_hh.
   Index offsetHh(Index r) const { return weightIhCount() + m_startHh[static_cast<std::size_t>(r)]; }
+  /// Position in θ of bias_ih[0].
   Index offsetBiasIh() const { return weightIhCount() + weightHhCount(); }
+  /// Position in θ of bias_hh[0].
   Index offsetBiasHh() const { return offsetBiasIh() + m_gateRows; }
 
+  /// factor(j) for every parameter.
   const std::vector<StorageIndex>& factors() const { return m_factor; }
+  /// source(j) for every parameter.
   const std::vector<StorageIndex>& sources() const { return m_source; }
 
   /// θ from the four tensors (masked entries are not read).

@@ -12,11 +12,13 @@ class RNN : public CellBase<Scalar_> {
   using Base = CellBase<Scalar_>;
 
 public:
-  using Scalar = Scalar_;
+  using Scalar = Scalar_;  ///< float or double
 
   /// The shape shared by every RNN: one gate, one state block, no direct coupling.
   static CellStructure cellStructure() { return {.gates = 1, .unitStates = 1, .reach = {1}, .direct = {0}}; }
 
+  /// A cell for inputs of size m and H hidden units, masks and weights drawn as `options` say
+  /// (PyTorch's initialisation: uniform in ±1/√H).
   RNN(Index inputSize, Index hiddenSize, const CellOptions& options = {})
       : Base(inputSize, hiddenSize, cellStructure(), options) {}
 

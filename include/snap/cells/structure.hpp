@@ -24,9 +24,11 @@ struct CellStructure {
   std::vector<std::uint8_t> reach;   ///< G × U, row-major: gate g's preactivation moves block q
   std::vector<std::uint8_t> direct;  ///< U × U, row-major: block q depends on block q' directly
 
+  /// Whether gate `gate`'s preactivation moves state block `block` of its unit.
   bool reaches(Index gate, Index block) const {
     return reach[static_cast<std::size_t>(gate * unitStates + block)] != 0;
   }
+  /// Whether block `block` of a unit depends directly on block `fromBlock` of the same unit.
   bool couples(Index block, Index fromBlock) const {
     return direct[static_cast<std::size_t>(block * unitStates + fromBlock)] != 0;
   }
@@ -55,6 +57,7 @@ struct StepCache {
   Vector<Scalar> preactivations; ///< 2·G·H: [a; c], left by the forward step
 
   StepCache() = default;
+  /// A zeroed cache for a cell of this structure and H hidden units.
   StepCache(const CellStructure& structure, Index hiddenSize)
       : immediateIh(Matrix<Scalar>::Zero(structure.unitStates, structure.gates * hiddenSize)),
         immediateHh(Matrix<Scalar>::Zero(structure.unitStates, structure.gates * hiddenSize)),

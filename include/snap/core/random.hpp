@@ -15,6 +15,7 @@ namespace snap {
 /// Deterministic random numbers: 64-bit Mersenne Twister with portable transforms.
 class Random {
 public:
+  /// A generator seeded with `seed`.
   explicit Random(std::uint64_t seed = 0) : m_engine(seed) {}
 
   /// Uniform in [0, 1) with 53 random bits.
@@ -61,6 +62,7 @@ public:
 
   /// The underlying engine, for saving and restoring its state.
   std::mt19937_64& engine() { return m_engine; }
+  /// The underlying engine (read only).
   const std::mt19937_64& engine() const { return m_engine; }
 
 private:

@@ -90,19 +90,26 @@ public:
     return SnApPattern(cell.structure(), cell.layout(), cell.dynamicsGraph(), n);
   }
 
+  /// The n of SnAp-n.
   int n() const { return m_n; }
+  /// k.
   Index stateSize() const { return m_stateSize; }
+  /// p.
   Index parameterCount() const { return static_cast<Index>(m_groupOf.size()); }
   /// |M_n| = Σ_j |R_n(j)|, the influence entries SnAp-n keeps.
   Index keptEntries() const { return m_keptEntries; }
   /// True when every parameter keeps every row (SnAp-n is then RTRL).
   bool isFull() const { return m_keptEntries == m_stateSize * parameterCount(); }
 
+  /// Number of groups (distinct row sets).
   Index groupCount() const { return static_cast<Index>(m_groups.size()); }
+  /// Group g: its rows R and its parameters.
   const Group& group(Index g) const { return m_groups[static_cast<std::size_t>(g)]; }
+  /// All groups.
   const std::vector<Group>& groups() const { return m_groups; }
-  /// The group of parameter j, and R_n(j).
+  /// The group of parameter j.
   Index groupOf(Index j) const { return m_groupOf[static_cast<std::size_t>(j)]; }
+  /// R_n(j), the rows parameter j keeps.
   std::span<const StorageIndex> rowsOf(Index j) const { return group(groupOf(j)).rows; }
 
   /// Bytes of the influence values (keptEntries scalars).

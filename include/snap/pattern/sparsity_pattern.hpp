@@ -39,8 +39,11 @@ public:
     }
   }
 
+  /// Rows of the matrix.
   Index rows() const { return m_rows; }
+  /// Columns of the matrix.
   Index cols() const { return m_cols; }
+  /// Number of structural nonzeros.
   Index nonZeros() const { return static_cast<Index>(m_columns.size()); }
 
   /// First entry of row r; the row's entries are [rowStart(r), rowStart(r + 1)).
@@ -49,7 +52,9 @@ public:
   std::span<const StorageIndex> row(Index r) const {
     return {m_columns.data() + rowStart(r), static_cast<std::size_t>(rowStart(r + 1) - rowStart(r))};
   }
+  /// Column of entry e.
   Index column(Index e) const { return m_columns[static_cast<std::size_t>(e)]; }
+  /// Row of entry e.
   Index entryRow(Index e) const { return m_entryRow[static_cast<std::size_t>(e)]; }
 
   /// The entry index of (r, c), or −1 when (r, c) is not in the pattern.
@@ -59,9 +64,12 @@ public:
     if (it == columns.end() || *it != c) return -1;
     return rowStart(r) + (it - columns.begin());
   }
+  /// Whether (r, c) is a structural nonzero.
   bool contains(Index r, Index c) const { return find(r, c) >= 0; }
 
+  /// rowStart(r) for r = 0 … rows().
   const std::vector<StorageIndex>& rowStarts() const { return m_rowStart; }
+  /// The column of every entry, row by row.
   const std::vector<StorageIndex>& columns() const { return m_columns; }
 
   /// The transposed pattern (column c's rows become row c's columns).
@@ -77,6 +85,7 @@ public:
     return (m_rowStart.size() + m_columns.size() + m_entryRow.size()) * sizeof(StorageIndex);
   }
 
+  /// Equal when the shape and every entry are equal.
   friend bool operator==(const SparsityPattern&, const SparsityPattern&) = default;
 
 private:
