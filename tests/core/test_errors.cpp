@@ -1,21 +1,18 @@
 // Every misuse throws the documented snap::Error subclass whose message reads
 // "snap: <argument>: expected <expected>, got <given>" (core/error.hpp), and a rejected call
 // changes nothing: the cell keeps its tensors and masks, the engine goes on as if never called.
+// The training pieces' misuse is in tests/train/test_training_errors.cpp, the checkpoints' in
+// tests/io/test_checkpoint_errors.cpp.
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <deque>
 #include <limits>
-#include <source_location>
 #include <string>
-#include <string_view>
-#include <typeinfo>
 #include <utility>
 #include <vector>
 
 #include "../support/archive.hpp"
+#include "../support/expect_error.hpp"
 #include "../support/reference.hpp"
 
 namespace snap::test {
@@ -30,40 +27,6 @@ constexpr Index kInputs = 3;
 constexpr Index kHidden = 4;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
-
-/// The name of the snap::Error subclass of `error`, for failure messages.
-std::string kindOf(const Error& error) {
-  if (typeid(error) == typeid(ShapeError)) return "ShapeError";
-  if (typeid(error) == typeid(ValueError)) return "ValueError";
-  if (typeid(error) == typeid(UsageError)) return "UsageError";
-  if (typeid(error) == typeid(NonFiniteError)) return "NonFiniteError";
-  if (typeid(error) == typeid(FormatError)) return "FormatError";
-  return "snap::Error";
-}
-
-/// Checks that `call` throws exactly E with the message "snap: <argument>: expected …, got …".
-template <class E, class F>
-void expectError(F&& call, std::string_view argument, std::source_location where = std::source_location::current()) {
-  static_assert(std::is_base_of_v<Error, E>);
-  const std::string expectedKind = kindOf(E(""));
-  try {
-    call();
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    if (typeid(error) != typeid(E))
-      ADD_FAILURE_AT(where.file_name(), where.line())
-          << "threw " << kindOf(error) << " instead of " << expectedKind << ": " << message;
-    const std::string head = "snap: " + std::string(argument) + ": expected ";
-    if (message.rfind(head, 0) != 0 || message.find(", got ") == std::string::npos)
-      ADD_FAILURE_AT(where.file_name(), where.line())
-          << "the message does not read \"" << head << "…, got …\": " << message;
-    return;
-  } catch (const std::exception& error) {
-    ADD_FAILURE_AT(where.file_name(), where.line()) << "threw a std::exception that is not a snap::Error: " << error.what();
-    return;
-  }
-  ADD_FAILURE_AT(where.file_name(), where.line()) << "no exception; expected " << expectedKind << " naming " << argument;
-}
 
 /// Everything a rejected call must leave unchanged on a cell.
 template <class C>
@@ -527,240 +490,6 @@ TEST(EngineOptionErrors, RtrlDenseDynamicsThreshold) {
   const GRU<double> cell(kInputs, kHidden);
   expectError<ValueError>([&] { RTRL<GRU<double>>(cell, {.denseDynamicsAbove = kNaN}); },
                           "RTRLOptions::denseDynamicsAbove");
-}
-
-// --- Training pieces ---
-
-TEST(OptimizerErrors, Configurations) {
-  for (double rate : {0.0, -0.1, kNaN, kInfinity}) {
-    SCOPED_TRACE(::testing::Message() << "learning rate " << rate);
-    expectError<ValueError>([&] { SGD{.learningRate = rate}.validate(); }, "learningRate");
-    expectError<ValueError>([&] { Adam{.learningRate = rate}.validate(); }, "learningRate");
-  }
-  expectError<ValueError>([] { Adam{.beta1 = 1.0}.validate(); }, "beta1");
-  expectError<ValueError>([] { Adam{.beta1 = kNaN}.validate(); }, "beta1");
-  expectError<ValueError>([] { Adam{.beta2 = -0.1}.validate(); }, "beta2");
-  expectError<ValueError>([] { Adam{.epsilon = 0}.validate(); }, "epsilon");
-  Vector<double> g = Vector<double>::Ones(3);
-  expectError<ValueError>([&] { clipGlobalNorm<double>(kNaN, {&g}); }, "maxNorm");
-  EXPECT_EQ(g, Vector<double>::Ones(3));
-}
-
-TEST(ReadoutErrors, SizesWeightsTargetsAndStates) {
-  expectError<ShapeError>([] { Readout<double>(0, 2); }, "hiddenSize");
-  expectError<ShapeError>([] { Readout<double>(4, 1); }, "outputs");
-  Readout<double> readout(4, 3, 1);
-  const Readout<double> before = readout;
-  expectError<ShapeError>([&] { readout.setWeights(RowMatrix<double>::Zero(3, 5), Vector<double>::Zero(3)); },
-                          "readout weight");
-  expectError<ShapeError>([&] { readout.setWeights(RowMatrix<double>::Zero(3, 4), Vector<double>::Zero(2)); },
-                          "readout bias");
-  expectError<ValueError>([&] { readout.setWeights(RowMatrix<double>::Constant(3, 4, kNaN), Vector<double>::Zero(3)); },
-                          "readout weights");
-  Vector<double> state = Vector<double>::Constant(4, 0.5), delta(4);
-  for (Index target : {Index{-1}, Index{3}})
-    expectError<ValueError>([&] { readout.loss(state, target, delta); }, "target");
-  expectError<ShapeError>([&] { readout.loss(Vector<double>::Zero(3), 0, delta); }, "state");
-  Vector<double> longDelta(5);
-  expectError<ShapeError>([&] { readout.loss(state, 0, longDelta); }, "state gradient");
-  state[2] = kNaN;
-  expectError<NonFiniteError>([&] { readout.loss(state, 0, delta); }, "state");
-  expectError<NonFiniteError>([&] { readout.predict(state); }, "state");
-  EXPECT_EQ(readout.parameters(), before.parameters());
-  EXPECT_EQ(readout.gradient(), before.gradient());
-}
-
-TEST(ReadoutErrors, ALossThatOverflowsLeavesTheGradientAlone) {
-  // Finite weights and state whose logits overflow (float): the loss is refused before the
-  // readout's own gradient changes.
-  Readout<float> readout(2, 2, 1);
-  RowMatrix<float> w(2, 2);
-  w << 3e38f, 3e38f, -3e38f, -3e38f;
-  readout.setWeights(w, Vector<float>::Zero(2));
-  Vector<float> delta(2);
-  expectError<NonFiniteError>([&] { readout.loss(Vector<float>::Ones(2), 1, delta); }, "loss");
-  EXPECT_EQ(readout.gradient(), Vector<float>::Zero(readout.parameters().size()));
-}
-
-TEST(TrainerErrors, Options) {
-  GRU<double> cell(kInputs, kHidden);
-  Readout<double> readout(kHidden, 2), wrong(kHidden + 1, 2);
-  using T = Trainer<SnAp<GRU<double>>>;
-  expectError<ValueError>([&] { T(cell, readout, SGD{}, {.batch = 0}); }, "TrainerOptions::batch");
-  expectError<ValueError>([&] { T(cell, readout, SGD{}, {.updateEvery = 0}); }, "TrainerOptions::updateEvery");
-  expectError<ValueError>([&] { T(cell, readout, SGD{}, {.clipNorm = kNaN}); }, "TrainerOptions::clipNorm");
-  expectError<ValueError>([&] { T(cell, readout, SGD{}, {.nonFinite = static_cast<NonFinitePolicy>(7)}); },
-                          "TrainerOptions::nonFinite");
-  expectError<ValueError>([&] { T(cell, readout, Adam{.learningRate = 0}); }, "learningRate");
-  expectError<ShapeError>([&] { T(cell, wrong, SGD{}); }, "readout");
-  expectError<ValueError>([&] { T(cell, readout, SGD{}, {}, {.n = 0}); }, "SnApOptions::n");
-}
-
-TEST(TrainerErrors, CallsLeaveTheTrainerAsItWas) {
-  GRU<double> cell(kInputs, kHidden, {.recurrentDensity = 0.5, .seed = 3});
-  Readout<double> readout(kHidden, 2, 4);
-  Trainer<RTRL<GRU<double>>> trainer(cell, readout, Adam{.learningRate = 0.01}, {.batch = 2});
-  const Vector<double> x = Vector<double>::Ones(kInputs);
-  trainer.observe(0, x, 1);
-  trainer.observe(1, x, -1);
-  const NpzArchive before = stateOf(trainer);
-  for (Index stream : {Index{-1}, Index{2}}) {
-    expectError<ShapeError>([&] { trainer.observe(stream, x, 0); }, "stream");
-    expectError<ShapeError>([&] { trainer.resetStream(stream); }, "stream");
-    expectError<ShapeError>([&] { trainer.engine(stream); }, "stream");
-  }
-  expectError<ValueError>([&] { trainer.observe(0, x, 2); }, "target");
-  expectError<ShapeError>([&] { trainer.observe(0, Vector<double>::Ones(kInputs + 1), 0); }, "input");
-  Vector<double> bad = x;
-  bad[1] = kInfinity;
-  expectError<NonFiniteError>([&] { trainer.observe(1, bad, 0); }, "input");
-  EXPECT_TRUE(sameArchive(stateOf(trainer), before));
-  EXPECT_EQ(trainer.skipped(), 0);
-  // A mask change after the trainer was built: its update refuses the new parameter count.
-  RowMatrix<double> mask = cell.mask_hh();
-  mask(0, 0) = 1 - mask(0, 0);
-  cell.setMasks(cell.mask_ih(), mask);
-  expectError<UsageError>([&] { trainer.update(); }, "cell");
-}
-
-// --- The copy task, the curriculum and the generator ---
-
-TEST(CopyTaskErrors, Options) {
-  expectError<ValueError>([] { CopyTask({.alphabet = 1}); }, "CopyTaskOptions::alphabet");
-  expectError<ValueError>([] { CopyTask({.initialLength = 0}); }, "CopyTaskOptions::initialLength");
-  expectError<ValueError>([] { CopyTask({.lengthSpread = -1}); }, "CopyTaskOptions::lengthSpread");
-  expectError<ValueError>([] { CopyTask({.threshold = 0}); }, "CopyTaskOptions::threshold");
-  expectError<ValueError>([] { CopyTask({.threshold = kNaN}); }, "CopyTaskOptions::threshold");
-  expectError<ValueError>([] { CopyTask({.window = 0}); }, "CopyTaskOptions::window");
-}
-
-TEST(CopyTaskErrors, Sequences) {
-  expectError<ValueError>([] { CopySequence({0, 2}, 2); }, "symbols");
-  expectError<ValueError>([] { CopySequence({-1}, 2); }, "symbols");
-  expectError<ValueError>([] { CopySequence({}, 2); }, "symbols");
-  expectError<ValueError>([] { CopySequence({0}, 1); }, "alphabet");
-  const CopySequence sequence({1, 0}, 2);
-  expectError<ShapeError>([&] { sequence.target(5); }, "step");
-  expectError<ShapeError>([&] { sequence.inputClass(-1); }, "step");
-  Vector<double> x(2);
-  expectError<ShapeError>([&] { sequence.input(0, x); }, "copy-task input");
-}
-
-TEST(CopyTaskErrors, CurriculumRecordsAndRestores) {
-  CopyTask task({.window = 3});
-  task.record(CopySequence({1}, 2), 0.5);
-  Curriculum& curriculum = task.curriculum();
-  expectError<ValueError>([&] { curriculum.record(1.0, 0); }, "recallSteps");
-  expectError<NonFiniteError>([&] { curriculum.record(kNaN, 2); }, "lossBits");
-  expectError<ValueError>([&] { curriculum.record(-1.0, 2); }, "lossBits");
-  expectError<ValueError>([&] { curriculum.restore(0, {}); }, "length");
-  expectError<ValueError>([&] { curriculum.restore(2, std::deque<Curriculum::Record>(4, {0.1, 1})); }, "recent");
-  expectError<ValueError>([&] { curriculum.restore(2, {{kInfinity, 1}}); }, "recent");
-  expectError<ValueError>([&] { curriculum.restore(2, {{0.5, 0}}); }, "recent");
-  expectError<ValueError>([&] { task.restoreCounters(-1, 0); }, "dataTime");
-  expectError<ValueError>([&] { task.restoreCounters(0, -1); }, "sequences");
-  EXPECT_EQ(task.length(), 1);
-  EXPECT_EQ(curriculum.recentCount(), 1);
-  EXPECT_EQ(task.dataTime(), 3);
-}
-
-TEST(RandomErrors, DrawsAndMasks) {
-  Random random(1);
-  expectError<ValueError>([&] { random.below(0); }, "count");
-  expectError<ValueError>([&] { random.choose(3, 4); }, "count");
-  expectError<ValueError>([&] { random.choose(3, -1); }, "count");
-  expectError<ShapeError>([&] { random.choose(-1, 0); }, "size");
-  expectError<ShapeError>([&] { randomMask<double>(0, 4, 5, 0.5, MaskSharing::PerGate, random); }, "gates");
-  expectError<ShapeError>([&] { randomMask<double>(3, 0, 5, 0.5, MaskSharing::PerGate, random); }, "blockRows");
-  expectError<ShapeError>([&] { randomMask<double>(3, 4, 0, 0.5, MaskSharing::Shared, random); }, "cols");
-}
-
-// --- Checkpoints: files and states that do not fit ---
-
-/// A GRU trainer on the copy task with a few steps taken, for the checkpoint misuse tests.
-template <class Engine>
-struct TrainingRun {
-  GRU<float> cell;
-  Readout<float> readout;
-  Trainer<Engine> trainer;
-  CopyTask task{{.seed = 4}};
-  TrainingRun(Index hidden, const typename Engine::Options& options, Index batch = 1, AnyOptimizer optimizer = Adam{})
-      : cell(3, hidden, {.recurrentDensity = 0.5, .seed = 2}), readout(hidden, 2, 3),
-        trainer(cell, readout, optimizer, {.batch = batch}, options) {
-    const Vector<float> x = Vector<float>::Ones(3);
-    for (int t = 0; t < 5; ++t) {
-      for (Index b = 0; b < batch; ++b) trainer.observe(b, x, t % 3 - 1);
-      trainer.endStep();
-    }
-  }
-  NpzArchive state() const { return checkpointArrays(trainer, &task); }
-};
-
-std::string temporaryPath(const char* name) {
-  return (::testing::TempDir() + "snap_errors_" + std::to_string(::getpid()) + "_" + name);
-}
-
-TEST(CheckpointErrors, FilesAndPaths) {
-  TrainingRun<SnAp<GRU<float>>> run(4, {.n = 1});
-  const NpzArchive before = run.state();
-  expectError<FormatError>([&] { loadCheckpoint(temporaryPath("missing.npz"), run.trainer, &run.task); },
-                           "checkpoint path");
-  expectError<FormatError>([&] { saveCheckpoint("/nonexistent-folder/x.npz", run.trainer); }, "checkpoint path");
-  NpzArchive extra;
-  putScalar<std::int64_t>(extra, "trainer/mine", 1);
-  expectError<ValueError>([&] { saveCheckpoint(temporaryPath("extra.npz"), run.trainer, nullptr, extra); }, "extra");
-  // An .npz that is not a checkpoint, another version, a corrupted one.
-  const std::string plain = temporaryPath("plain.npz");
-  saveNpz(plain, run.state());
-  expectError<FormatError>([&] { loadCheckpoint(plain, run.trainer, &run.task); }, plain);
-  NpzArchive future = run.state();
-  putText(future, "format", detail::checkpointFormat);
-  putScalar<std::int64_t>(future, "version", checkpointVersion + 1);
-  putScalar<std::uint64_t>(future, "checksum", detail::checkpointChecksum(future));
-  saveNpz(plain, future);
-  expectError<FormatError>([&] { loadCheckpoint(plain, run.trainer, &run.task); }, "array 'version'");
-  NpzArchive damaged = run.state();
-  putText(damaged, "format", detail::checkpointFormat);
-  putScalar<std::int64_t>(damaged, "version", checkpointVersion);
-  putScalar<std::uint64_t>(damaged, "checksum", detail::checkpointChecksum(damaged) ^ 1U);
-  saveNpz(plain, damaged);
-  expectError<FormatError>([&] { loadCheckpoint(plain, run.trainer, &run.task); }, "array 'checksum'");
-  EXPECT_TRUE(sameArchive(run.state(), before));
-  std::remove(plain.c_str());
-}
-
-TEST(CheckpointErrors, StatesThatDoNotFitTheTrainer) {
-  // Each load is refused with the array that does not fit named, and changes nothing.
-  const std::string path = temporaryPath("fit.npz");
-  auto refused = [&](auto& target, const char* array) {
-    const NpzArchive before = target.state();
-    expectError<FormatError>([&] { loadCheckpoint(path, target.trainer, &target.task); }, array);
-    EXPECT_TRUE(sameArchive(target.state(), before)) << "after refusing a load at " << array;
-  };
-  TrainingRun<SnAp<GRU<float>>> source(4, {.n = 1});
-  saveCheckpoint(path, source.trainer, &source.task);
-  TrainingRun<RTRL<GRU<float>>> rtrl(4, {});
-  refused(rtrl, "array 'trainer/stream0/engine'");
-  TrainingRun<SnAp<GRU<float>>> larger(5, {.n = 1});
-  refused(larger, "array 'trainer/cell/mask_ih'");
-  TrainingRun<SnAp<GRU<float>>> snap2(4, {.n = 2});
-  refused(snap2, "array 'trainer/stream0/n'");
-  TrainingRun<SnAp<GRU<float>>> batch2(4, {.n = 1}, 2);
-  refused(batch2, "array 'trainer/batch'");
-  TrainingRun<SnAp<GRU<float>>> sgd(4, {.n = 1}, 1, SGD{});
-  refused(sgd, "array 'trainer/optimizer/kind'");
-  TrainingRun<BPTT<GRU<float>>> window3(4, {.window = 3});
-  saveCheckpoint(path, window3.trainer, &window3.task);
-  TrainingRun<BPTT<GRU<float>>> window4(4, {.window = 4});
-  refused(window4, "array 'trainer/stream0/window'");
-  // Another scalar type, and a task with another alphabet.
-  GRU<double> cell(3, 4, {.recurrentDensity = 0.5, .seed = 2});
-  Readout<double> readout(4, 2, 3);
-  Trainer<BPTT<GRU<double>>> doubles(cell, readout, Adam{}, {}, {.window = 3});
-  expectError<FormatError>([&] { loadCheckpoint(path, doubles); }, "array 'trainer/cell/weight_ih'");
-  CopyTask letters({.alphabet = 4});
-  expectError<FormatError>([&] { loadCheckpoint(path, window3.trainer, &letters); }, "array 'task/alphabet'");
-  std::remove(path.c_str());
 }
 
 }  // namespace
