@@ -83,13 +83,13 @@ public:
     const auto h = state.head(m_hidden);
     softmax(h);
     const Scalar loss = -std::log(std::max(m_probabilities[target], std::numeric_limits<Scalar>::min()));
-    if (!std::isfinite(loss) || !m_probabilities.allFinite())
+    if (!std::isfinite(loss) || !detail::allFinite(m_probabilities))
       detail::fail<NonFiniteError>("loss", "a finite loss", loss);
     m_probabilities[target] -= Scalar(1);  // ∂loss/∂logits = p − onehot
     const Eigen::Map<const RowMatrix<Scalar>> w = weight();
     stateGradient.setZero();
     stateGradient.head(m_hidden).noalias() = w.transpose() * m_probabilities;
-    if (!stateGradient.allFinite()) {
+    if (!detail::allFinite(stateGradient)) {
       m_probabilities[target] += Scalar(1);
       detail::requireFinite("loss gradient", stateGradient);
     }

@@ -169,9 +169,10 @@ public:
     m_readoutGradient = m_readout->gradient() / streams;
     // The update enters here: a NaN or infinity, or a gradient whose square overflows (which
     // would put an infinity into Adam's second moment), is refused before anything changes.
-    if (!m_cellGradient.cwiseAbs2().allFinite() || !m_readoutGradient.cwiseAbs2().allFinite())
-      return refuseUpdate(m_cellGradient.cwiseAbs2().allFinite() ? "readout gradient" : "cell gradient",
-                          m_cellGradient.cwiseAbs2().allFinite() ? m_readoutGradient : m_cellGradient);
+    const bool cellFinite = detail::allFinite(m_cellGradient.array().square());
+    if (!cellFinite || !detail::allFinite(m_readoutGradient.array().square()))
+      return refuseUpdate(cellFinite ? "readout gradient" : "cell gradient",
+                          cellFinite ? m_readoutGradient : m_cellGradient);
     m_lastNorm = clipGlobalNorm<Scalar>(m_options.clipNorm, {&m_cellGradient, &m_readoutGradient});
     m_cell->layout().flattenInto(m_cell->tensors(), m_parameters);
     m_readoutParameters = m_readout->parameters();
@@ -186,9 +187,10 @@ public:
         m_optimizer);
     // A finite gradient can still overflow a parameter (a huge learning rate): the cell and the
     // readout keep theirs (the optimizer's moments have taken the step).
-    if (!m_parameters.allFinite() || !m_readoutParameters.allFinite())
-      return refuseUpdate(m_parameters.allFinite() ? "readout parameters" : "parameters",
-                          m_parameters.allFinite() ? m_readoutParameters : m_parameters);
+    const bool parametersFinite = detail::allFinite(m_parameters);
+    if (!parametersFinite || !detail::allFinite(m_readoutParameters))
+      return refuseUpdate(parametersFinite ? "readout parameters" : "parameters",
+                          parametersFinite ? m_readoutParameters : m_parameters);
     m_cell->setParameters(m_parameters);
     m_readout->parameters() = m_readoutParameters;
     clearGradients();
