@@ -7,7 +7,9 @@
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
 
+#include "snap/io/checkpoint.hpp"
 #include "snap/io/npz.hpp"
+#include "snap/io/state.hpp"
 #include "snap/io/weights.hpp"
 
 #include "snap/pattern/kernels.hpp"

@@ -1,17 +1,18 @@
 // Every misuse throws the documented snap::Error subclass whose message reads
 // "snap: <argument>: expected <expected>, got <given>" (core/error.hpp), and a rejected call
 // changes nothing: the cell keeps its tensors and masks, the engine goes on as if never called.
+// The training pieces' misuse is in tests/train/test_training_errors.cpp, the checkpoints' in
+// tests/io/test_checkpoint_errors.cpp.
 
 #include <gtest/gtest.h>
 
 #include <limits>
-#include <source_location>
 #include <string>
-#include <string_view>
-#include <typeinfo>
 #include <utility>
 #include <vector>
 
+#include "../support/archive.hpp"
+#include "../support/expect_error.hpp"
 #include "../support/reference.hpp"
 
 namespace snap::test {
@@ -26,38 +27,6 @@ constexpr Index kInputs = 3;
 constexpr Index kHidden = 4;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
-
-/// The name of the snap::Error subclass of `error`, for failure messages.
-std::string kindOf(const Error& error) {
-  if (typeid(error) == typeid(ShapeError)) return "ShapeError";
-  if (typeid(error) == typeid(ValueError)) return "ValueError";
-  if (typeid(error) == typeid(UsageError)) return "UsageError";
-  return "snap::Error";
-}
-
-/// Checks that `call` throws exactly E with the message "snap: <argument>: expected …, got …".
-template <class E, class F>
-void expectError(F&& call, std::string_view argument, std::source_location where = std::source_location::current()) {
-  static_assert(std::is_base_of_v<Error, E>);
-  const std::string expectedKind = kindOf(E(""));
-  try {
-    call();
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    if (typeid(error) != typeid(E))
-      ADD_FAILURE_AT(where.file_name(), where.line())
-          << "threw " << kindOf(error) << " instead of " << expectedKind << ": " << message;
-    const std::string head = "snap: " + std::string(argument) + ": expected ";
-    if (message.rfind(head, 0) != 0 || message.find(", got ") == std::string::npos)
-      ADD_FAILURE_AT(where.file_name(), where.line())
-          << "the message does not read \"" << head << "…, got …\": " << message;
-    return;
-  } catch (const std::exception& error) {
-    ADD_FAILURE_AT(where.file_name(), where.line()) << "threw a std::exception that is not a snap::Error: " << error.what();
-    return;
-  }
-  ADD_FAILURE_AT(where.file_name(), where.line()) << "no exception; expected " << expectedKind << " naming " << argument;
-}
 
 /// Everything a rejected call must leave unchanged on a cell.
 template <class C>
@@ -252,9 +221,25 @@ Vector<double> runWith(Engine& engine, const Stream& stream, Misuse&& misuse) {
   return engine.gradient();
 }
 
-/// Each engine kind on the same cell: RTRL, untruncated BPTT and BPTT over windows of 3.
+/// Each engine kind on the same cell: RTRL, untruncated BPTT, BPTT over windows of 3,
+/// SnAp-1, SnAp-2 and UORO.
 template <class C, class Check>
 void forEachEngine(const C& cell, Check&& check) {
+  {
+    SCOPED_TRACE("SnAp-1");
+    SnAp<C> engine(cell, {.n = 1}), clean(cell, {.n = 1});
+    check(engine, clean);
+  }
+  {
+    SCOPED_TRACE("SnAp-2");
+    SnAp<C> engine(cell, {.n = 2}), clean(cell, {.n = 2});
+    check(engine, clean);
+  }
+  {
+    SCOPED_TRACE("UORO");
+    UORO<C> engine(cell, {.seed = 5}), clean(cell, {.seed = 5});
+    check(engine, clean);
+  }
   {
     SCOPED_TRACE("RTRL");
     RTRL<C> engine(cell), clean(cell);
@@ -283,6 +268,8 @@ TYPED_TEST(Errors, EngineArgumentsAndOrder) {
     engine.resetState();
     expectError<UsageError>([&] { engine.accumulate(stream.deltas[0]); }, "accumulate");
     engine.resetGradient();
+    clean.step(stream.inputs[0]);  // the same history (UORO has drawn its first ν)
+    clean.resetState();
 
     // Every rejected call in the middle of a sequence leaves the gradient exactly as without it.
     const auto misuse = [&](auto& used, std::size_t) {
@@ -410,6 +397,99 @@ TEST(StructureErrors, MalformedCellStructure) {
 TEST(StructureErrors, SparsityPatternColumnOutOfRange) {
   expectError<ShapeError>([] { SparsityPattern(3, {{0, 1}, {3}}); }, "pattern column");
   expectError<ShapeError>([] { SparsityPattern(3, {{-1}}); }, "pattern column");
+}
+
+// --- Non-finite values where they enter, and the newer engines' own arguments ---
+
+TYPED_TEST(Errors, NonFiniteValuesEnteringAnEngine) {
+  // A NaN or an infinity in x_t, δ_t or s_0 is refused before anything changes: the gradient
+  // and the whole saved state are exactly those of an engine that never saw the calls.
+  const TypeParam cell = sparseCell<TypeParam>();
+  const Index k = cell.stateSize();
+  const Stream stream(k, 6);
+  forEachEngine(cell, [&](auto& engine, auto& clean) {
+    const auto misuse = [&](auto& used, std::size_t t) {
+      for (double bad : {kNaN, kInfinity, -kInfinity}) {
+        Vector<double> x = stream.inputs[t], delta = stream.deltas[t], initial = Vector<double>::Zero(k);
+        x[t % kInputs] = bad;
+        delta[t % k] = bad;
+        initial[k - 1] = bad;
+        expectError<NonFiniteError>([&] { used.step(x); }, "input");
+        expectError<NonFiniteError>([&] { used.resetState(initial); }, "initial state");
+        if (used.steps() > 0) expectError<NonFiniteError>([&] { used.accumulate(delta); }, "state gradient");
+      }
+    };
+    const Vector<double> gradient = runWith(engine, stream, misuse);
+    EXPECT_EQ(gradient, runWith(clean, stream, [](auto&, std::size_t) {}));
+    EXPECT_TRUE(sameArchive(stateOf(engine), stateOf(clean)));
+  });
+}
+
+TEST(NonFiniteErrors, AnEngineRefusesANextStateThatOverflows) {
+  // Finite input and weights whose preactivations overflow to −∞ and +∞: tanh(−∞ + ∞) is NaN.
+  RNN<double> cell(1, 1);
+  cell.setWeights(RowMatrix<double>::Constant(1, 1, -10.0), RowMatrix<double>::Constant(1, 1, 1e308),
+                  Vector<double>::Zero(1), Vector<double>::Constant(1, 1e308));
+  const Vector<double> x = Vector<double>::Constant(1, 1e308), one = Vector<double>::Ones(1);
+  auto check = [&](auto engine) {
+    engine.resetState(one);
+    const NpzArchive before = stateOf(engine);
+    expectError<NonFiniteError>([&] { engine.step(x); }, "next state");
+    EXPECT_TRUE(sameArchive(stateOf(engine), before));
+    EXPECT_EQ(engine.steps(), 0);
+  };
+  check(RTRL<RNN<double>>(cell));
+  check(SnAp<RNN<double>>(cell, {.n = 2}));
+  check(UORO<RNN<double>>(cell));
+  check(BPTT<RNN<double>>(cell, {.window = 2}));
+}
+
+TYPED_TEST(Errors, UoroOptionsAndEstimates) {
+  const TypeParam cell = sparseCell<TypeParam>();
+  for (double epsilon : {0.0, -1e-7, kNaN, kInfinity}) {
+    SCOPED_TRACE(::testing::Message() << "epsilon " << epsilon);
+    expectError<ValueError>([&] { UORO<TypeParam>(cell, {.epsilon = epsilon}); }, "UOROOptions::epsilon");
+  }
+  UORO<TypeParam> uoro(cell);
+  const Index k = cell.stateSize(), p = cell.parameterCount();
+  const Vector<double> s = Vector<double>::Ones(k), theta = Vector<double>::Ones(p);
+  expectError<ShapeError>([&] { uoro.setEstimate(Vector<double>::Ones(k + 1), theta); }, "state estimate");
+  expectError<ShapeError>([&] { uoro.setEstimate(s, Vector<double>::Ones(p - 1)); }, "parameter estimate");
+  Vector<double> bad = theta;
+  bad[p / 2] = kNaN;
+  expectError<NonFiniteError>([&] { uoro.setEstimate(s, bad); }, "parameter estimate");
+  EXPECT_EQ(uoro.parameterEstimate(), Vector<double>::Zero(p));
+}
+
+TYPED_TEST(Errors, SnApOptionsAndInfluenceIndices) {
+  const TypeParam cell = sparseCell<TypeParam>();
+  for (int n : {0, -1}) expectError<ValueError>([&] { SnAp<TypeParam>(cell, {.n = n}); }, "SnApOptions::n");
+  SnAp<TypeParam> engine(cell, {.n = 2});
+  engine.step(Vector<double>::Ones(kInputs));
+  const Index k = cell.stateSize(), p = cell.parameterCount();
+  expectError<ShapeError>([&] { engine.influence(-1, 0); }, "row");
+  expectError<ShapeError>([&] { engine.influence(k, 0); }, "row");
+  expectError<ShapeError>([&] { engine.influence(0, -1); }, "j");
+  expectError<ShapeError>([&] { engine.influence(0, p); }, "j");
+}
+
+TYPED_TEST(Errors, InfluenceAndFlushAfterAMaskChange) {
+  // The pending influence update of a step taken under the old masks cannot run under new ones.
+  TypeParam cell = sparseCell<TypeParam>();
+  SnAp<TypeParam> snap(cell, {.n = 2});
+  RTRL<TypeParam> rtrl(cell);
+  snap.step(Vector<double>::Ones(kInputs));
+  rtrl.step(Vector<double>::Ones(kInputs));
+  cell.setMasks(cell.mask_ih(), RowMatrix<double>::Ones(cell.gateRows(), kHidden));
+  expectError<UsageError>([&] { snap.influence(0, 0); }, "influence");
+  expectError<UsageError>([&] { snap.flush(); }, "flush");
+  expectError<UsageError>([&] { rtrl.flush(); }, "flush");
+}
+
+TEST(EngineOptionErrors, RtrlDenseDynamicsThreshold) {
+  const GRU<double> cell(kInputs, kHidden);
+  expectError<ValueError>([&] { RTRL<GRU<double>>(cell, {.denseDynamicsAbove = kNaN}); },
+                          "RTRLOptions::denseDynamicsAbove");
 }
 
 }  // namespace

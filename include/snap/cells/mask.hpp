@@ -28,6 +28,9 @@ template <class Scalar>
 RowMatrix<Scalar> randomMask(Index gates, Index blockRows, Index cols, double density,
                              MaskSharing sharing, Random& random) {
   validateDensity("density", density);
+  if (gates < 1) detail::fail<ShapeError>("gates", "at least 1 gate block", gates);
+  if (blockRows < 1) detail::fail<ShapeError>("blockRows", "at least 1 row", blockRows);
+  if (cols < 1) detail::fail<ShapeError>("cols", "at least 1 column", cols);
   const Index blockSize = blockRows * cols;
   const auto kept = static_cast<Index>(std::llround(density * static_cast<double>(blockSize)));
   RowMatrix<Scalar> mask = RowMatrix<Scalar>::Zero(gates * blockRows, cols);

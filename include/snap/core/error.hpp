@@ -2,6 +2,7 @@
 /// @file
 /// The exceptions snap throws, and the helpers that build their messages.
 
+#include <cmath>
 #include <cstdint>
 #include <sstream>
 #include <stdexcept>
@@ -31,6 +32,14 @@ public:
 
 /// A call made in the wrong order (a loss gradient before any step, for example).
 class UsageError : public Error {
+public:
+  using Error::Error;
+};
+
+/// A NaN or an infinity where a stream of values enters: an input x_t, a loss or a state
+/// gradient δ_t, a state, a gradient at update time (docs/reliability.md). The call that
+/// detects it changes nothing.
+class NonFiniteError : public Error {
 public:
   using Error::Error;
 };
@@ -69,6 +78,25 @@ inline void requireShape(std::string_view argument, std::int64_t rows, std::int6
                          std::int64_t expectedRows, std::int64_t expectedCols) {
   if (rows != expectedRows || cols != expectedCols)
     fail<ShapeError>(argument, "shape " + shapeOf(expectedRows, expectedCols), shapeOf(rows, cols));
+}
+
+/// True when every value of an Eigen expression is finite, in one vectorised pass: Σ x·0 is 0
+/// when every x is finite and NaN as soon as one is infinite or NaN (Eigen's allFinite() is a
+/// scalar loop, too slow for the checks made at every step).
+template <class Values>
+bool allFinite(const Values& values) {
+  using Scalar = typename Values::Scalar;
+  return (values.array() * Scalar(0)).sum() == Scalar(0);
+}
+
+/// Throws a NonFiniteError naming the first NaN or infinity of `values` (an Eigen vector);
+/// costs one vectorised pass when every value is finite.
+template <class Values>
+void requireFinite(std::string_view argument, const Values& values) {
+  if (allFinite(values)) return;
+  for (std::int64_t i = 0; i < values.size(); ++i)
+    if (!std::isfinite(values[i]))
+      fail<NonFiniteError>(argument, "finite values", describe(values[i]) + " at index " + describe(i));
 }
 
 }  // namespace detail

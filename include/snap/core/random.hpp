@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "snap/core/error.hpp"
 #include "snap/core/types.hpp"
 
 namespace snap {
@@ -27,6 +28,7 @@ public:
   /// Uniform integer in [0, count), without modulo bias (rejection of the top partial range).
   /// `count` > 0.
   std::uint64_t below(std::uint64_t count) {
+    if (count == 0) detail::fail<ValueError>("count", "at least 1 value to draw from", count);
     const std::uint64_t limit = UINT64_MAX - UINT64_MAX % count;
     std::uint64_t draw = m_engine();
     while (draw >= limit) draw = m_engine();
@@ -49,6 +51,9 @@ public:
 
   /// A uniformly random subset of `count` distinct positions of [0, size), sorted.
   std::vector<Index> choose(Index size, Index count) {
+    if (size < 0) detail::fail<ShapeError>("size", "at least 0", size);
+    if (count < 0 || count > size)
+      detail::fail<ValueError>("count", "a count in [0, size = " + detail::describe(size) + "]", count);
     std::vector<Index> positions(static_cast<std::size_t>(size));
     for (Index i = 0; i < size; ++i) positions[static_cast<std::size_t>(i)] = i;
     for (Index i = 0; i < count; ++i) {  // partial Fisher–Yates

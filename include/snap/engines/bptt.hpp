@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -43,7 +46,7 @@ public:
   /// Advances the state with input x_t and returns s_t. Closes the window first if it is full.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
     if (m_core.cellChanged()) build();
-    detail::requireLength("input", input.size(), m_core.m_inputSize);  // before the window is touched
+    m_core.checkInput(input);  // before the window is touched
     if (m_options.window && m_count == *m_options.window) commitWindow();
     if (m_count == capacity()) grow();
     const auto t = static_cast<std::size_t>(m_count);
@@ -96,7 +99,7 @@ public:
     m_core.resetState();
   }
   void resetState(const VectorView<Scalar>& initial) {
-    detail::requireLength("initial state", initial.size(), m_core.m_stateSize);  // before the window is closed
+    m_core.checkInitialState(initial);  // before the window is closed
     commitWindow();
     m_core.resetState(initial);
   }
@@ -115,7 +118,96 @@ public:
   }
   const Options& options() const { return m_options; }
 
+  /// Writes the engine's state under `prefix` (docs/reliability.md): the state, the open
+  /// window (its steps' factors, sources and δ, as arrays over the window's steps) and the
+  /// committed gradient (the four tensors of the closed windows).
+  void saveState(NpzArchive& archive, const std::string& prefix) const {
+    m_core.save(archive, prefix, "BPTT");
+    putScalar<std::int64_t>(archive, prefix + "window", m_options.window.value_or(0));
+    putScalar<std::int64_t>(archive, prefix + "window_has_deltas", m_windowHasDeltas ? 1 : 0);
+    const StepCache<Scalar>& shape = m_core.m_cache;
+    putSteps(archive, prefix + "window/immediate_ih", shape.immediateIh,
+             [&](Index t) -> const Matrix<Scalar>& { return cacheAt(t).immediateIh; });
+    putSteps(archive, prefix + "window/immediate_hh", shape.immediateHh,
+             [&](Index t) -> const Matrix<Scalar>& { return cacheAt(t).immediateHh; });
+    putSteps(archive, prefix + "window/direct", shape.direct,
+             [&](Index t) -> const Matrix<Scalar>& { return cacheAt(t).direct; });
+    const Index count = m_count;
+    putArray(archive, prefix + "window/preactivations", preactivationsOfWindow());
+    putArray(archive, prefix + "window/sources", Matrix<Scalar>(m_sources.leftCols(count).transpose()));
+    putArray(archive, prefix + "window/deltas", Matrix<Scalar>(m_deltas.leftCols(count).transpose()));
+    putArray(archive, prefix + "committed/weight_ih", m_committed.weight_ih);
+    putArray(archive, prefix + "committed/weight_hh", m_committed.weight_hh);
+    putArray(archive, prefix + "committed/bias_ih", m_committed.bias_ih);
+    putArray(archive, prefix + "committed/bias_hh", m_committed.bias_hh);
+  }
+  /// Restores what saveState wrote, checked against the bound cell and the window T
+  /// (FormatError naming the array otherwise); on any error the engine is left as it was.
+  void loadState(const NpzArchive& archive, const std::string& prefix) {
+    BPTT loaded(cell(), m_options);
+    loaded.m_core.load(archive, prefix, "BPTT");
+    const std::int64_t window = m_options.window.value_or(0);
+    readScalar<std::int64_t>(archive, prefix + "window", window, window);
+    loaded.m_windowHasDeltas = readScalar<std::int64_t>(archive, prefix + "window_has_deltas", 0, 1) == 1;
+    const auto& stored = findArray(archive, prefix + "window/deltas");
+    const std::int64_t count = stored.shape.size() == 2 ? stored.shape[0] : -1;
+    const std::int64_t longest = m_options.window ? *m_options.window : std::numeric_limits<std::int32_t>::max();
+    if (count < 0 || count > longest || count > loaded.m_core.steps())
+      detail::fail<FormatError>(detail::arrayArgument(prefix + "window/deltas"),
+                                "the δ of the open window (at most T steps, and at most the steps taken)",
+                                "shape " + detail::describeShape(stored.shape));
+    while (loaded.capacity() < count) loaded.grow();
+    const CellType& bound = cell();
+    const StepCache<Scalar>& shape = loaded.m_core.m_cache;
+    readSteps(archive, prefix + "window/immediate_ih", count, shape.immediateIh.rows(), shape.immediateIh.cols(),
+              [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).immediateIh; });
+    readSteps(archive, prefix + "window/immediate_hh", count, shape.immediateHh.rows(), shape.immediateHh.cols(),
+              [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).immediateHh; });
+    readSteps(archive, prefix + "window/direct", count, shape.direct.rows(), shape.direct.cols(),
+              [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).direct; });
+    const auto preactivations = readMatrix<Matrix<Scalar>>(archive, prefix + "window/preactivations", count,
+                                                                   shape.preactivations.size());
+    for (Index t = 0; t < count; ++t) loaded.cacheAt(t).preactivations = preactivations.row(t).transpose();
+    loaded.m_sources.leftCols(count) =
+        readMatrix<Matrix<Scalar>>(archive, prefix + "window/sources", count, loaded.m_sources.rows()).transpose();
+    loaded.m_deltas.leftCols(count) =
+        readMatrix<Matrix<Scalar>>(archive, prefix + "window/deltas", count, loaded.m_deltas.rows()).transpose();
+    const Index rows = bound.gateRows();
+    loaded.m_committed.weight_ih = readMatrix<RowMatrix<Scalar>>(archive, prefix + "committed/weight_ih", rows, bound.inputSize());
+    loaded.m_committed.weight_hh = readMatrix<RowMatrix<Scalar>>(archive, prefix + "committed/weight_hh", rows, bound.hiddenSize());
+    loaded.m_committed.bias_ih = readVector<Scalar>(archive, prefix + "committed/bias_ih", rows);
+    loaded.m_committed.bias_hh = readVector<Scalar>(archive, prefix + "committed/bias_hh", rows);
+    loaded.m_count = static_cast<Index>(count);
+    loaded.m_totalValid = false;
+    *this = std::move(loaded);
+  }
+
 private:
+  const StepCache<Scalar>& cacheAt(Index t) const { return m_caches[static_cast<std::size_t>(t)]; }
+  StepCache<Scalar>& cacheAt(Index t) { return m_caches[static_cast<std::size_t>(t)]; }
+
+  /// One matrix of each step of the open window (shaped as `shape`), as a count × rows × cols array.
+  template <class Get>
+  void putSteps(NpzArchive& archive, const std::string& name, const Matrix<Scalar>& shape, Get&& get) const {
+    const Index count = m_count, rows = shape.rows(), cols = shape.cols();
+    std::vector<Scalar> values(static_cast<std::size_t>(count * rows * cols));
+    for (Index t = 0; t < count; ++t)
+      Eigen::Map<RowMatrix<Scalar>>(values.data() + t * rows * cols, rows, cols) = get(t);
+    archive[name] = NpyArray::of(values.data(), {count, rows, cols});
+  }
+  template <class Get>
+  static void readSteps(const NpzArchive& archive, const std::string& name, Index count, Index rows, Index cols,
+                        Get&& get) {
+    const std::vector<Scalar> values = readValues<Scalar>(archive, name, {count, rows, cols});
+    for (Index t = 0; t < count; ++t)
+      get(t) = Eigen::Map<const RowMatrix<Scalar>>(values.data() + t * rows * cols, rows, cols);
+  }
+  Matrix<Scalar> preactivationsOfWindow() const {
+    Matrix<Scalar> values(m_count, m_core.m_cache.preactivations.size());
+    for (Index t = 0; t < m_count; ++t) values.row(t) = cacheAt(t).preactivations.transpose();
+    return values;
+  }
+
   Index capacity() const { return static_cast<Index>(m_caches.size()); }
 
   void build() {

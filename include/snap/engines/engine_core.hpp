@@ -1,15 +1,19 @@
 #pragma once
 /// @file
 /// What every engine keeps the same way: the bound cell, the current state, the step's cache
-/// and sources, the θ-ordered gradient, and the checks on what the user passes in.
+/// and sources, the θ-ordered gradient, the checks on what the user passes in, and the saving
+/// and loading of that shared state (docs/reliability.md).
 
 #include <cstdint>
+#include <limits>
+#include <string>
 #include <string_view>
 #include <utility>
 
 #include "snap/cells/cell_concept.hpp"
 #include "snap/core/error.hpp"
 #include "snap/core/types.hpp"
+#include "snap/io/state.hpp"
 
 namespace snap::detail {
 
@@ -65,12 +69,20 @@ public:
       fail<UsageError>(caller, "a step() since the cell's masks changed", "a mask change after the last step");
   }
 
-  /// Runs the cell's forward step from the current state: fills the cache and the sources
-  /// z = [x; 1; h_{t−1}; 1], then makes the new state current.
-  void forward(const VectorView<Scalar>& input, StepCache<Scalar>& cache, VectorSpan<Scalar> sources) {
+  /// Throws unless x_t has the input length and is finite; called before anything changes.
+  void checkInput(const VectorView<Scalar>& input) const {
     requireLength("input", input.size(), m_inputSize);
+    requireFinite("input", input);
+  }
+
+  /// Runs the cell's forward step from the current state: fills the cache and the sources
+  /// z = [x; 1; h_{t−1}; 1], then makes the new state current. A next state that is not
+  /// finite (finite values that overflowed) is refused: the state stays s_{t−1}.
+  void forward(const VectorView<Scalar>& input, StepCache<Scalar>& cache, VectorSpan<Scalar> sources) {
+    checkInput(input);
     m_cell->sources(input, m_state, sources);
     m_cell->forward(input, m_state, m_next, cache);
+    requireFinite("next state", m_next);
     std::swap(m_state, m_next);
     ++m_steps;
   }
@@ -81,6 +93,7 @@ public:
   void checkStateGradient(const VectorView<Scalar>& stateGradient) const {
     requireSameSizes();
     requireLength("state gradient", stateGradient.size(), m_stateSize);
+    requireFinite("state gradient", stateGradient);
     if (m_steps == 0)
       fail<UsageError>("accumulate", "a step() since the last resetState()", "no step");
     requireUnchangedCell("accumulate");
@@ -92,10 +105,71 @@ public:
     m_steps = 0;
   }
   void resetState(const VectorView<Scalar>& initial) {
-    requireLength("initial state", initial.size(), m_stateSize);
+    checkInitialState(initial);
     m_state = initial;
     m_steps = 0;
   }
+  void checkInitialState(const VectorView<Scalar>& initial) const {
+    requireLength("initial state", initial.size(), m_stateSize);
+    requireFinite("initial state", initial);
+  }
+
+  /// @name Saving and loading (docs/reliability.md, "Checkpoint format")
+  /// @{
+  /// Writes `<prefix>engine` (the engine's name), `<prefix>state` and `<prefix>steps`.
+  void save(NpzArchive& archive, const std::string& prefix, std::string_view engine) const {
+    putText(archive, prefix + "engine", engine);
+    putArray(archive, prefix + "state", m_state);
+    putScalar<std::int64_t>(archive, prefix + "steps", m_steps);
+  }
+  /// Reads what save() wrote, checked against the bound cell. Called on a freshly built engine
+  /// that replaces the loading one only once everything has been read.
+  void load(const NpzArchive& archive, const std::string& prefix, std::string_view engine) {
+    requireText(archive, prefix + "engine", engine, "the state of engine");
+    Vector<Scalar> state = readVector<Scalar>(archive, prefix + "state", m_stateSize);
+    if (!state.allFinite()) fail<FormatError>(arrayArgument(prefix + "state"), "finite values", "a NaN or infinity");
+    m_steps = readScalar<std::int64_t>(archive, prefix + "steps", 0, std::numeric_limits<std::int64_t>::max());
+    m_state = std::move(state);
+  }
+  /// The last step's Jacobian factors and sources z, what a pending influence update consumes
+  /// (zeros when nothing is pending: the values are then never read, and equal states save
+  /// equal arrays).
+  void saveStep(NpzArchive& archive, const std::string& prefix, bool pending) const {
+    if (pending) {
+      saveCache(archive, prefix, m_cache);
+      putArray(archive, prefix + "sources", m_sources);
+    } else {
+      StepCache<Scalar> zero = m_cache;
+      zero.immediateIh.setZero();
+      zero.immediateHh.setZero();
+      zero.direct.setZero();
+      zero.preactivations.setZero();
+      saveCache(archive, prefix, zero);
+      putArray(archive, prefix + "sources", Vector<Scalar>::Zero(m_sources.size()));
+    }
+  }
+  void loadStep(const NpzArchive& archive, const std::string& prefix) {
+    loadCache(archive, prefix, m_cache);
+    m_sources = readVector<Scalar>(archive, prefix + "sources", m_sources.size());
+  }
+  /// A step cache as `<prefix>immediate_ih`, `immediate_hh`, `direct` and `preactivations`.
+  static void saveCache(NpzArchive& archive, const std::string& prefix, const StepCache<Scalar>& cache) {
+    putArray(archive, prefix + "immediate_ih", cache.immediateIh);
+    putArray(archive, prefix + "immediate_hh", cache.immediateHh);
+    putArray(archive, prefix + "direct", cache.direct);
+    putArray(archive, prefix + "preactivations", cache.preactivations);
+  }
+  /// Reads a cache saved by saveCache into `cache`, whose sizes are the expected shapes.
+  static void loadCache(const NpzArchive& archive, const std::string& prefix, StepCache<Scalar>& cache) {
+    auto read = [&](const char* name, Matrix<Scalar>& target) {
+      target = readMatrix<Matrix<Scalar>>(archive, prefix + name, target.rows(), target.cols());
+    };
+    read("immediate_ih", cache.immediateIh);
+    read("immediate_hh", cache.immediateHh);
+    read("direct", cache.direct);
+    cache.preactivations = readVector<Scalar>(archive, prefix + "preactivations", cache.preactivations.size());
+  }
+  /// @}
 
   const CellType* m_cell;
   Index m_stateSize = 0, m_inputSize = 0, m_hiddenSize = 0;

@@ -2,8 +2,11 @@
 /// @file
 /// Real-time recurrent learning with the full influence matrix (MATH §3).
 
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -32,11 +35,16 @@ public:
   using Options = RTRLOptions;
 
   /// Binds to `cell`, which must outlive the engine and stay at the same address.
-  explicit RTRL(const CellType& cell, const Options& options = {}) : m_core(cell), m_options(options) { build(); }
+  explicit RTRL(const CellType& cell, const Options& options = {}) : m_core(cell), m_options(options) {
+    if (std::isnan(options.denseDynamicsAbove))
+      detail::fail<ValueError>("RTRLOptions::denseDynamicsAbove", "a density threshold (a number)", options.denseDynamicsAbove);
+    build();
+  }
 
   /// Advances the state with input x_t and returns s_t.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
     if (m_core.cellChanged()) build();
+    m_core.checkInput(input);
     if (m_pending) updateInfluence();
     m_core.forward(input);
     m_pending = true;
@@ -62,6 +70,37 @@ public:
   void resetState(const VectorView<Scalar>& initial) {
     m_core.resetState(initial);
     clearInfluence();
+  }
+
+  /// Performs the lazy influence update of the last step now (it otherwise runs at the next
+  /// accumulate() or step()); afterwards influence() needs no update.
+  void flush() {
+    if (!m_pending) return;
+    m_core.requireUnchangedCell("flush");
+    updateInfluence();
+  }
+
+  /// Writes the engine's state under `prefix` (docs/reliability.md): the state, J, the
+  /// gradient, and the last step's factors with the flag saying whether J still has to take
+  /// that step (saved as is rather than flushed, so that a resumed run takes the same path).
+  void saveState(NpzArchive& archive, const std::string& prefix) const {
+    m_core.save(archive, prefix, "RTRL");
+    putArray(archive, prefix + "influence", m_influence);
+    putArray(archive, prefix + "gradient", m_core.m_gradient);
+    putScalar<std::int64_t>(archive, prefix + "pending", m_pending ? 1 : 0);
+    m_core.saveStep(archive, prefix + "step/", m_pending);
+  }
+  /// Restores what saveState wrote, checked against the bound cell (FormatError naming the
+  /// array otherwise); on any error the engine is left as it was.
+  void loadState(const NpzArchive& archive, const std::string& prefix) {
+    RTRL loaded(cell(), m_options);
+    loaded.m_core.load(archive, prefix, "RTRL");
+    const Index k = loaded.m_influence.rows(), p = loaded.m_influence.cols();
+    loaded.m_influence = readMatrix<RowMatrix<Scalar>>(archive, prefix + "influence", k, p);
+    loaded.m_core.m_gradient = readVector<Scalar>(archive, prefix + "gradient", p);
+    loaded.m_pending = readScalar<std::int64_t>(archive, prefix + "pending", 0, 1) == 1;
+    loaded.m_core.loadStep(archive, prefix + "step/");
+    *this = std::move(loaded);
   }
 
   const Vector<Scalar>& state() const { return m_core.state(); }

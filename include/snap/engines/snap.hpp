@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <numeric>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "snap/cells/cell_concept.hpp"
@@ -49,6 +51,7 @@ public:
   /// Advances the state with input x_t and returns s_t.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
     if (m_core.cellChanged()) build();
+    m_core.checkInput(input);
     if (m_pending) updateInfluence();
     m_core.forward(input);
     m_pending = true;
@@ -102,7 +105,14 @@ public:
 
   /// Ĵ_t[row, j] for parameter j (θ index): 0 outside the pattern.
   Scalar influence(Index row, Index j) {
-    if (m_pending) updateInfluence();
+    if (row < 0 || row >= m_core.m_stateSize)
+      detail::fail<ShapeError>("row", "an index in [0, " + detail::describe(m_core.m_stateSize) + ")", row);
+    if (j < 0 || j >= m_pattern.parameterCount())
+      detail::fail<ShapeError>("j", "an index in [0, " + detail::describe(m_pattern.parameterCount()) + ")", j);
+    if (m_pending) {
+      m_core.requireUnchangedCell("influence");
+      updateInfluence();
+    }
     const Index g = m_pattern.groupOf(j);
     const GroupPlan& plan = m_plans[static_cast<std::size_t>(g)];
     const auto rows = m_pattern.group(g).rows;
@@ -111,6 +121,47 @@ public:
     const auto* columns = m_columnParameter.data() + plan.columnOffset;
     const Index c = std::find(columns, columns + plan.columnCount, static_cast<StorageIndex>(j)) - columns;
     return m_influence[plan.valueOffset + (it - rows.begin()) * plan.columnCount + c];
+  }
+
+  /// Performs the lazy influence update of the last step now (it otherwise runs at the next
+  /// accumulate() or step()).
+  void flush() {
+    if (!m_pending) return;
+    m_core.requireUnchangedCell("flush");
+    updateInfluence();
+  }
+
+  /// Writes the engine's state under `prefix` (docs/reliability.md): the state, the kept
+  /// influence values (group blocks in pattern order, each row-major), the θ-ordered gradient,
+  /// and the last step's factors with the flag saying whether Ĵ still has to take that step
+  /// (saved as is rather than flushed: the update fused with accumulate() rounds differently
+  /// from a flush followed by accumulate(), and a resumed run must take the same path).
+  void saveState(NpzArchive& archive, const std::string& prefix) const {
+    m_core.save(archive, prefix, "SnAp");
+    putScalar<std::int64_t>(archive, prefix + "n", m_options.n);
+    putArray(archive, prefix + "influence", m_influence);
+    Vector<Scalar> gradient = Vector<Scalar>::Zero(m_core.m_gradient.size());
+    for (std::size_t c = 0; c < m_columnParameter.size(); ++c)
+      gradient[m_columnParameter[c]] = m_groupGradient[static_cast<Index>(c)];
+    putArray(archive, prefix + "gradient", gradient);
+    putScalar<std::int64_t>(archive, prefix + "pending", m_pending ? 1 : 0);
+    m_core.saveStep(archive, prefix + "step/", m_pending);
+  }
+  /// Restores what saveState wrote, checked against the bound cell and n (FormatError naming
+  /// the array otherwise); on any error the engine is left as it was.
+  void loadState(const NpzArchive& archive, const std::string& prefix) {
+    SnAp loaded(cell(), m_options);
+    loaded.m_core.load(archive, prefix, "SnAp");
+    readScalar<std::int64_t>(archive, prefix + "n", m_options.n, m_options.n);
+    loaded.m_influence = readVector<Scalar>(archive, prefix + "influence", loaded.m_influence.size());
+    const Vector<Scalar> gradient =
+        readVector<Scalar>(archive, prefix + "gradient", loaded.m_core.m_gradient.size());
+    for (std::size_t c = 0; c < loaded.m_columnParameter.size(); ++c)
+      loaded.m_groupGradient[static_cast<Index>(c)] = gradient[loaded.m_columnParameter[c]];
+    loaded.m_gradientCurrent = false;
+    loaded.m_pending = readScalar<std::int64_t>(archive, prefix + "pending", 0, 1) == 1;
+    loaded.m_core.loadStep(archive, prefix + "step/");
+    *this = std::move(loaded);
   }
 
   /// Influence values stored: keptEntries() of the pattern.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "snap/cells/cell_concept.hpp"
 #include "snap/core/random.hpp"
@@ -42,7 +43,7 @@ public:
   /// Advances the state with input x_t, updates the rank-one estimate, and returns s_t.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
     if (m_core.cellChanged()) build();
-    m_core.forward(input);
+    m_core.forward(input);  // checks x_t and the next state before anything changes
     const CellType& cell = m_core.cell();
     const auto& cache = m_core.m_cache;
     const ParameterLayout& layout = cell.layout();
@@ -87,12 +88,37 @@ public:
   void setEstimate(const VectorView<Scalar>& stateEstimate, const VectorView<Scalar>& parameterEstimate) {
     detail::requireLength("state estimate", stateEstimate.size(), m_stateEstimate.size());
     detail::requireLength("parameter estimate", parameterEstimate.size(), m_parameterEstimate.size());
+    detail::requireFinite("state estimate", stateEstimate);
+    detail::requireFinite("parameter estimate", parameterEstimate);
     m_stateEstimate = stateEstimate;
     m_parameterEstimate = parameterEstimate;
     m_parameterNorm = m_parameterEstimate.norm();
   }
   /// The generator of the sign vectors (its state is part of a checkpoint).
   Random& random() { return m_random; }
+
+  /// Writes the engine's state under `prefix` (docs/reliability.md): the state, s̃, θ̃, the
+  /// gradient and the generator of ν.
+  void saveState(NpzArchive& archive, const std::string& prefix) const {
+    m_core.save(archive, prefix, "UORO");
+    putArray(archive, prefix + "state_estimate", m_stateEstimate);
+    putArray(archive, prefix + "parameter_estimate", m_parameterEstimate);
+    putArray(archive, prefix + "gradient", m_core.m_gradient);
+    putRandom(archive, prefix + "random", m_random);
+  }
+  /// Restores what saveState wrote, checked against the bound cell (FormatError naming the
+  /// array otherwise); on any error the engine is left as it was.
+  void loadState(const NpzArchive& archive, const std::string& prefix) {
+    UORO loaded(cell(), m_options);
+    loaded.m_core.load(archive, prefix, "UORO");
+    const Index k = loaded.m_stateEstimate.size(), p = loaded.m_parameterEstimate.size();
+    loaded.m_stateEstimate = readVector<Scalar>(archive, prefix + "state_estimate", k);
+    loaded.m_parameterEstimate = readVector<Scalar>(archive, prefix + "parameter_estimate", p);
+    loaded.m_parameterNorm = loaded.m_parameterEstimate.norm();  // as step() computes it
+    loaded.m_core.m_gradient = readVector<Scalar>(archive, prefix + "gradient", p);
+    loaded.m_random = readRandom(archive, prefix + "random");
+    *this = std::move(loaded);
+  }
 
   const Vector<Scalar>& state() const { return m_core.state(); }
   const CellType& cell() const { return m_core.cell(); }

@@ -35,19 +35,37 @@ public:
 
 namespace detail {
 
-/// CRC-32 (IEEE 802.3), the checksum of zip entries.
-inline std::uint32_t crc32(const std::uint8_t* data, std::size_t size, std::uint32_t crc = 0) {
-  static const std::array<std::uint32_t, 256> table = [] {
-    std::array<std::uint32_t, 256> t{};
+/// The eight tables of CRC-32 by slicing-by-8 (the reflected polynomial 0xEDB88320).
+inline const std::array<std::array<std::uint32_t, 256>, 8>& crcTables() {
+  static const auto tables = [] {
+    std::array<std::array<std::uint32_t, 256>, 8> t{};
     for (std::uint32_t i = 0; i < 256; ++i) {
       std::uint32_t c = i;
       for (int k = 0; k < 8; ++k) c = (c & 1U) != 0 ? 0xEDB88320U ^ (c >> 1) : c >> 1;
-      t[i] = c;
+      t[0][i] = c;
     }
+    for (std::uint32_t i = 0; i < 256; ++i)
+      for (std::size_t slice = 1; slice < 8; ++slice) t[slice][i] = (t[slice - 1][i] >> 8) ^ t[0][t[slice - 1][i] & 0xFFU];
     return t;
   }();
+  return tables;
+}
+
+/// CRC-32 (IEEE 802.3, as zlib's crc32), the checksum of zip entries; `crc` continues a
+/// previous value, so that crc32(b, crc32(a)) is the CRC of a followed by b.
+inline std::uint32_t crc32(const std::uint8_t* data, std::size_t size, std::uint32_t crc = 0) {
+  const auto& t = crcTables();
+  auto word = [](const std::uint8_t* p) {
+    return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+           static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+  };
   crc = ~crc;
-  for (std::size_t i = 0; i < size; ++i) crc = table[(crc ^ data[i]) & 0xFFU] ^ (crc >> 8);
+  for (; size >= 8; data += 8, size -= 8) {
+    const std::uint32_t low = word(data) ^ crc, high = word(data + 4);
+    crc = t[7][low & 0xFFU] ^ t[6][(low >> 8) & 0xFFU] ^ t[5][(low >> 16) & 0xFFU] ^ t[4][low >> 24] ^
+          t[3][high & 0xFFU] ^ t[2][(high >> 8) & 0xFFU] ^ t[1][(high >> 16) & 0xFFU] ^ t[0][high >> 24];
+  }
+  for (; size > 0; ++data, --size) crc = t[0][(crc ^ *data) & 0xFFU] ^ (crc >> 8);
   return ~crc;
 }
 
@@ -114,6 +132,9 @@ struct NpyArray {
   std::vector<T> values(std::string_view name) const {
     if (type != detail::npyType<T>())
       detail::fail<FormatError>(name, std::string("an array of type ") + detail::npyType<T>(), type);
+    if (bytes.size() != static_cast<std::size_t>(size()) * sizeof(T))
+      detail::fail<FormatError>(name, std::to_string(size() * static_cast<std::int64_t>(sizeof(T))) +
+                                          " bytes for its shape", bytes.size());
     std::vector<T> out(static_cast<std::size_t>(size()));
     if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
     return out;
@@ -125,8 +146,8 @@ using NpzArchive = std::map<std::string, NpyArray>;
 
 namespace detail {
 
-/// The `.npy` (version 1.0) bytes of an array.
-inline std::vector<std::uint8_t> encodeNpy(const NpyArray& array) {
+/// The `.npy` (version 1.0) magic and header of an array; its data bytes follow.
+inline std::vector<std::uint8_t> npyHeader(const NpyArray& array) {
   std::string header = "{'descr': '" + array.type + "', 'fortran_order': False, 'shape': (";
   for (std::size_t i = 0; i < array.shape.size(); ++i)
     header += std::to_string(array.shape[i]) + (array.shape.size() == 1 ? "," : i + 1 < array.shape.size() ? ", " : "");
@@ -137,8 +158,26 @@ inline std::vector<std::uint8_t> encodeNpy(const NpyArray& array) {
   std::vector<std::uint8_t> out = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
   putLittle(out, header.size(), 2);
   out.insert(out.end(), header.begin(), header.end());
+  return out;
+}
+
+/// The `.npy` (version 1.0) bytes of an array.
+inline std::vector<std::uint8_t> encodeNpy(const NpyArray& array) {
+  std::vector<std::uint8_t> out = npyHeader(array);
   out.insert(out.end(), array.bytes.begin(), array.bytes.end());
   return out;
+}
+
+/// Writes all of [data, data + size) to `fd`, retrying short writes; false on an error.
+inline bool writeAll(int fd, const std::uint8_t* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
 }
 
 /// Parses `.npy` bytes; throws FormatError (naming `name`) on anything unexpected.
@@ -187,11 +226,16 @@ inline NpyArray decodeNpy(const std::uint8_t* data, std::size_t size, const std:
                                     {"<i4", 4}, {"<u8", 8}, {"|u1", 1}})
     if (array.type == type) elementSize = bytes;
   if (elementSize == 0) bad("unsupported type '" + array.type + "'");
-  std::uint64_t count = 1;
+  // The product of the extents (zeros counted as ones) is bounded before it is formed, so that
+  // neither this count nor NpyArray::size() can overflow.
+  constexpr std::uint64_t limit = std::uint64_t{1} << 40;
+  std::uint64_t count = 1, bound = 1;
   for (std::int64_t extent : array.shape) {
-    if (extent < 0 || extent > (std::int64_t{1} << 40)) bad("an extent out of range");
-    count *= static_cast<std::uint64_t>(extent);
-    if (count > (std::uint64_t{1} << 40)) bad("too many elements");
+    if (extent < 0 || static_cast<std::uint64_t>(extent) > limit) bad("an extent out of range");
+    const auto factor = static_cast<std::uint64_t>(extent);
+    if (factor > 1 && bound > limit / factor) bad("too many elements");
+    bound *= std::max<std::uint64_t>(factor, 1);
+    count *= factor;
   }
   if (count * elementSize != size - 10 - headerSize)
     bad(std::to_string(size - 10 - headerSize) + " data bytes for " + std::to_string(count) + " elements");
@@ -203,78 +247,99 @@ inline NpyArray decodeNpy(const std::uint8_t* data, std::size_t size, const std:
 
 /// Writes `archive` to `path` as an uncompressed `.npz`, atomically: the bytes go to
 /// `path.tmp`, are flushed to disk, then renamed over `path`, so that a crash or a kill at
-/// any moment leaves either the previous file or the new one, never a partial file.
+/// any moment leaves either the previous file or the new one, never a partial file. The
+/// entries are streamed: the arrays are not copied into one buffer first.
 inline void saveNpz(const std::string& path, const NpzArchive& archive) {
   using detail::putLittle;
-  std::vector<std::uint8_t> file, directory;
-  std::uint16_t entries = 0;
+  // Layout: each entry's npy header, CRC-32 and offset, and the central directory.
+  struct Entry {
+    std::string name;
+    std::vector<std::uint8_t> header;
+    const NpyArray* array;
+    std::uint32_t crc;
+    std::uint64_t size, offset;
+  };
+  std::vector<Entry> entries;
+  std::vector<std::uint8_t> directory;
+  std::uint64_t offset = 0;
   for (const auto& [name, array] : archive) {
-    const std::vector<std::uint8_t> data = detail::encodeNpy(array);
-    const std::string entryName = name + ".npy";
-    if (data.size() >= 0xFFFFFFFFULL || file.size() >= 0xFFFFFFFFULL)
-      detail::fail<FormatError>("array '" + name + "'", "an archive under 4 GiB", data.size());
-    const std::uint32_t crc = detail::crc32(data.data(), data.size());
-    const auto offset = static_cast<std::uint32_t>(file.size());
-    putLittle(file, 0x04034b50, 4);  // local file header
-    putLittle(file, 20, 2);
-    putLittle(file, 0, 2);
-    putLittle(file, 0, 2);  // stored
-    putLittle(file, 0, 2);
-    putLittle(file, 0x21, 2);  // 1980-01-01
-    putLittle(file, crc, 4);
-    putLittle(file, data.size(), 4);
-    putLittle(file, data.size(), 4);
-    putLittle(file, entryName.size(), 2);
-    putLittle(file, 0, 2);
-    file.insert(file.end(), entryName.begin(), entryName.end());
-    file.insert(file.end(), data.begin(), data.end());
+    Entry entry{name + ".npy", detail::npyHeader(array), &array, 0, 0, offset};
+    entry.size = entry.header.size() + array.bytes.size();
+    if (entry.size >= 0xFFFFFFFFULL || offset + 30 + entry.name.size() + entry.size >= 0xFFFFFFFFULL)
+      detail::fail<FormatError>("array '" + name + "'", "an archive under 4 GiB", entry.size);
+    if (entries.size() + 1 >= 0xFFFF) detail::fail<FormatError>("archive", "fewer than 65535 arrays", entries.size() + 1);
+    entry.crc = detail::crc32(array.bytes.data(), array.bytes.size(),
+                              detail::crc32(entry.header.data(), entry.header.size()));
     putLittle(directory, 0x02014b50, 4);  // central directory entry
     putLittle(directory, 20, 2);
     putLittle(directory, 20, 2);
     putLittle(directory, 0, 2);
+    putLittle(directory, 0, 2);  // stored
     putLittle(directory, 0, 2);
-    putLittle(directory, 0, 2);
-    putLittle(directory, 0x21, 2);
-    putLittle(directory, crc, 4);
-    putLittle(directory, data.size(), 4);
-    putLittle(directory, data.size(), 4);
-    putLittle(directory, entryName.size(), 2);
+    putLittle(directory, 0x21, 2);  // 1980-01-01
+    putLittle(directory, entry.crc, 4);
+    putLittle(directory, entry.size, 4);
+    putLittle(directory, entry.size, 4);
+    putLittle(directory, entry.name.size(), 2);
     putLittle(directory, 0, 6);  // extra, comment, disk
     putLittle(directory, 0, 2);
     putLittle(directory, 0, 4);
-    putLittle(directory, offset, 4);
-    directory.insert(directory.end(), entryName.begin(), entryName.end());
-    if (++entries == 0xFFFF) detail::fail<FormatError>("archive", "fewer than 65535 arrays", entries);
+    putLittle(directory, entry.offset, 4);
+    directory.insert(directory.end(), entry.name.begin(), entry.name.end());
+    offset += 30 + entry.name.size() + entry.size;
+    entries.push_back(std::move(entry));
   }
-  const auto directoryOffset = static_cast<std::uint32_t>(file.size());
-  file.insert(file.end(), directory.begin(), directory.end());
-  putLittle(file, 0x06054b50, 4);  // end of central directory
-  putLittle(file, 0, 4);
-  putLittle(file, entries, 2);
-  putLittle(file, entries, 2);
-  putLittle(file, directory.size(), 4);
-  putLittle(file, directoryOffset, 4);
-  putLittle(file, 0, 2);
+  const std::uint64_t directoryOffset = offset, directorySize = directory.size();
+  putLittle(directory, 0x06054b50, 4);  // end of central directory
+  putLittle(directory, 0, 4);
+  putLittle(directory, entries.size(), 2);
+  putLittle(directory, entries.size(), 2);
+  putLittle(directory, directorySize, 4);
+  putLittle(directory, directoryOffset, 4);
+  putLittle(directory, 0, 2);
 
   const std::string temporary = path + ".tmp";
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) detail::fail<FormatError>("checkpoint path", "a writable file", path + ": " + std::strerror(errno));
-  std::size_t written = 0;
-  while (written < file.size()) {
-    const ssize_t n = ::write(fd, file.data() + written, file.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string reason = std::strerror(errno);
-      ::close(fd);
-      ::unlink(temporary.c_str());
-      detail::fail<FormatError>("checkpoint path", "a complete write", temporary + ": " + reason);
-    }
-    written += static_cast<std::size_t>(n);
+  bool written = true;
+  for (const Entry& entry : entries) {
+    std::vector<std::uint8_t> local;
+    putLittle(local, 0x04034b50, 4);  // local file header
+    putLittle(local, 20, 2);
+    putLittle(local, 0, 2);
+    putLittle(local, 0, 2);  // stored
+    putLittle(local, 0, 2);
+    putLittle(local, 0x21, 2);
+    putLittle(local, entry.crc, 4);
+    putLittle(local, entry.size, 4);
+    putLittle(local, entry.size, 4);
+    putLittle(local, entry.name.size(), 2);
+    putLittle(local, 0, 2);
+    local.insert(local.end(), entry.name.begin(), entry.name.end());
+    local.insert(local.end(), entry.header.begin(), entry.header.end());
+    written = written && detail::writeAll(fd, local.data(), local.size()) &&
+              detail::writeAll(fd, entry.array->bytes.data(), entry.array->bytes.size());
+  }
+  written = written && detail::writeAll(fd, directory.data(), directory.size());
+  if (!written) {
+    const std::string reason = std::strerror(errno);
+    ::close(fd);
+    ::unlink(temporary.c_str());
+    detail::fail<FormatError>("checkpoint path", "a complete write", temporary + ": " + reason);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0 || std::rename(temporary.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     ::unlink(temporary.c_str());
     detail::fail<FormatError>("checkpoint path", "a durable write and rename", path + ": " + reason);
+  }
+  // The rename itself reaches the disk with the directory (best effort: a kill cannot undo
+  // the rename, only a power loss before this sync can).
+  const auto slash = path.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int folderFd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY);
+  if (folderFd >= 0) {
+    ::fsync(folderFd);
+    ::close(folderFd);
   }
 }
 
@@ -343,9 +408,14 @@ inline NpzArchive loadNpz(const std::uint8_t* data, std::size_t size, const std:
 /// Reads an `.npz` archive written by saveNpz or by NumPy (`numpy.savez`, uncompressed).
 /// Throws FormatError for anything but a complete, consistent archive.
 inline NpzArchive loadNpz(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) detail::fail<FormatError>("checkpoint path", "a readable file", path);
-  const std::vector<std::uint8_t> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::streamoff size = in.tellg();
+  if (size < 0) detail::fail<FormatError>("checkpoint path", "a readable file", path);
+  std::vector<std::uint8_t> file(static_cast<std::size_t>(size));
+  in.seekg(0);
+  if (!file.empty() && !in.read(reinterpret_cast<char*>(file.data()), size))
+    detail::fail<FormatError>("checkpoint path", "a readable file", path + " (read failed)");
   return loadNpz(file.data(), file.size(), path);
 }
 

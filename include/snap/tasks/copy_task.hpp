@@ -4,13 +4,17 @@
 /// paper. Sequences, curriculum and the data-time metric are seeded and deterministic.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <deque>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "snap/core/error.hpp"
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
+#include "snap/io/state.hpp"
 
 namespace snap {
 
@@ -18,7 +22,13 @@ namespace snap {
 /// L symbols in order. 2L + 1 steps in all; the loss is scored on the L recall steps.
 class CopySequence {
 public:
-  CopySequence(std::vector<int> symbols, int alphabet) : m_symbols(std::move(symbols)), m_alphabet(alphabet) {}
+  CopySequence(std::vector<int> symbols, int alphabet) : m_symbols(std::move(symbols)), m_alphabet(alphabet) {
+    if (alphabet < 2) detail::fail<ValueError>("alphabet", "at least 2 symbols", alphabet);
+    if (m_symbols.empty()) detail::fail<ValueError>("symbols", "at least 1 symbol to copy", "none");
+    for (int symbol : m_symbols)
+      if (symbol < 0 || symbol >= alphabet)
+        detail::fail<ValueError>("symbols", "symbols in [0, " + detail::describe(alphabet) + ")", symbol);
+  }
 
   /// L, the number of symbols to copy.
   Index length() const { return static_cast<Index>(m_symbols.size()); }
@@ -93,6 +103,8 @@ public:
   /// true when L rose.
   bool record(double lossBits, Index recallSteps) {
     if (recallSteps < 1) detail::fail<ValueError>("recallSteps", "at least 1", recallSteps);
+    if (!std::isfinite(lossBits)) detail::fail<NonFiniteError>("lossBits", "a finite loss", lossBits);
+    if (lossBits < 0) detail::fail<ValueError>("lossBits", "a loss >= 0 bits", lossBits);
     m_recent.push_back({lossBits, recallSteps});
     if (static_cast<Index>(m_recent.size()) > m_options.window) m_recent.pop_front();
     if (static_cast<Index>(m_recent.size()) == m_options.window && recentLoss() < m_options.threshold) {
@@ -120,6 +132,14 @@ public:
   /// The window's contents, for checkpoints: (loss, steps) pairs, oldest first.
   const std::deque<Record>& recent() const { return m_recent; }
   void restore(Index length, const std::deque<Record>& recent) {
+    if (length < 1) detail::fail<ValueError>("length", "a curriculum length of at least 1", length);
+    if (static_cast<Index>(recent.size()) > m_options.window)
+      detail::fail<ValueError>("recent", "at most CopyTaskOptions::window = " + detail::describe(m_options.window) +
+                                             " sequences", recent.size());
+    for (const Record& record : recent)
+      if (!(std::isfinite(record.loss) && record.loss >= 0) || record.steps < 1)
+        detail::fail<ValueError>("recent", "records of a finite loss >= 0 over at least 1 step",
+                                 detail::describe(record.loss) + " bits over " + detail::describe(record.steps) + " steps");
     m_length = length;
     m_recent = recent;
   }
@@ -168,6 +188,58 @@ public:
   const CopyTaskOptions& options() const { return m_curriculum.options(); }
   Random& random() { return m_random; }
   void restoreCounters(long long dataTime, long long sequences) {
+    if (dataTime < 0) detail::fail<ValueError>("dataTime", "at least 0 steps", dataTime);
+    if (sequences < 0) detail::fail<ValueError>("sequences", "at least 0 sequences", sequences);
+    m_dataTime = dataTime;
+    m_sequences = sequences;
+  }
+
+  /// Writes `<prefix>random` (the generator of lengths and symbols), `data_time`, `sequences`,
+  /// `alphabet`, the curriculum's `length`, and its window as `recent_loss` (bits) and
+  /// `recent_steps`, oldest first.
+  void saveState(NpzArchive& archive, const std::string& prefix) const {
+    putRandom(archive, prefix + "random", m_random);
+    putScalar<std::int64_t>(archive, prefix + "data_time", m_dataTime);
+    putScalar<std::int64_t>(archive, prefix + "sequences", m_sequences);
+    putScalar<std::int64_t>(archive, prefix + "alphabet", options().alphabet);
+    putScalar<std::int64_t>(archive, prefix + "length", m_curriculum.length());
+    const auto& recent = m_curriculum.recent();
+    Vector<double> loss(static_cast<Index>(recent.size()));
+    Vector<std::int64_t> steps(static_cast<Index>(recent.size()));
+    for (std::size_t i = 0; i < recent.size(); ++i) {
+      loss[static_cast<Index>(i)] = recent[i].loss;
+      steps[static_cast<Index>(i)] = recent[i].steps;
+    }
+    putArray(archive, prefix + "recent_loss", loss);
+    putArray(archive, prefix + "recent_steps", steps);
+  }
+  /// Restores what saveState wrote (the alphabet must be this task's; the window at most its
+  /// options' window); FormatError naming the array otherwise, and the task is left as it was.
+  void loadState(const NpzArchive& archive, const std::string& prefix) {
+    constexpr auto most = std::numeric_limits<std::int64_t>::max();
+    Random random = readRandom(archive, prefix + "random");
+    const auto dataTime = readScalar<std::int64_t>(archive, prefix + "data_time", 0, most);
+    const auto sequences = readScalar<std::int64_t>(archive, prefix + "sequences", 0, most);
+    readScalar<std::int64_t>(archive, prefix + "alphabet", options().alphabet, options().alphabet);
+    const auto length = readScalar<std::int64_t>(archive, prefix + "length", 1, most);
+    const NpyArray& stored = findArray(archive, prefix + "recent_loss");
+    const std::int64_t count = stored.shape.size() == 1 ? stored.shape[0] : -1;
+    if (count < 0 || count > options().window)
+      detail::fail<FormatError>(detail::arrayArgument(prefix + "recent_loss"),
+                                "at most CopyTaskOptions::window = " + detail::describe(options().window) + " records",
+                                "shape " + detail::describeShape(stored.shape));
+    const auto loss = readValues<double>(archive, prefix + "recent_loss", {count});
+    const auto steps = readValues<std::int64_t>(archive, prefix + "recent_steps", {count});
+    std::deque<Curriculum::Record> recent;
+    for (std::size_t i = 0; i < loss.size(); ++i) {
+      if (!(std::isfinite(loss[i]) && loss[i] >= 0))
+        detail::fail<FormatError>(detail::arrayArgument(prefix + "recent_loss"), "finite losses >= 0 bits", loss[i]);
+      if (steps[i] < 1)
+        detail::fail<FormatError>(detail::arrayArgument(prefix + "recent_steps"), "at least 1 recall step", steps[i]);
+      recent.push_back({loss[i], static_cast<Index>(steps[i])});
+    }
+    m_curriculum.restore(static_cast<Index>(length), recent);
+    m_random = random;
     m_dataTime = dataTime;
     m_sequences = sequences;
   }

@@ -4,12 +4,15 @@
 /// Each optimizer is a small configuration plus a state sized on its first update.
 
 #include <cmath>
+#include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <string>
 #include <variant>
 
 #include "snap/core/error.hpp"
 #include "snap/core/types.hpp"
+#include "snap/io/state.hpp"
 
 namespace snap {
 
@@ -31,6 +34,8 @@ struct SGD {
   template <class Scalar>
   struct State {
     explicit State(Index) {}
+    void saveState(NpzArchive&, const std::string&) const {}
+    void loadState(const NpzArchive&, const std::string&) {}
   };
 
   template <class Scalar>
@@ -61,6 +66,24 @@ struct Adam {
     Vector<Scalar> first, second;
     long long steps = 0;
     explicit State(Index size) : first(Vector<Scalar>::Zero(size)), second(Vector<Scalar>::Zero(size)) {}
+
+    /// `<prefix>first` (m), `<prefix>second` (v) and `<prefix>steps` (t).
+    void saveState(NpzArchive& archive, const std::string& prefix) const {
+      putArray(archive, prefix + "first", first);
+      putArray(archive, prefix + "second", second);
+      putScalar<std::int64_t>(archive, prefix + "steps", steps);
+    }
+    /// Restores what saveState wrote, checked against this state's size; unchanged on error.
+    void loadState(const NpzArchive& archive, const std::string& prefix) {
+      Vector<Scalar> m = readVector<Scalar>(archive, prefix + "first", first.size());
+      Vector<Scalar> v = readVector<Scalar>(archive, prefix + "second", second.size());
+      const auto t = readScalar<std::int64_t>(archive, prefix + "steps", 0, std::numeric_limits<std::int64_t>::max());
+      if (!((v.array() >= Scalar(0)).all()))
+        detail::fail<FormatError>(detail::arrayArgument(prefix + "second"), "second moments >= 0", "a negative value or NaN");
+      first = std::move(m);
+      second = std::move(v);
+      steps = t;
+    }
   };
 
   template <class Scalar>
@@ -85,6 +108,7 @@ using AnyOptimizer = std::variant<SGD, Adam>;
 /// returns the norm before clipping. maxNorm ≤ 0 or infinite disables clipping.
 template <class Scalar>
 double clipGlobalNorm(double maxNorm, std::initializer_list<Vector<Scalar>*> gradients) {
+  if (std::isnan(maxNorm)) detail::fail<ValueError>("maxNorm", "a norm (<= 0 or infinite: no clipping)", maxNorm);
   double squared = 0;
   for (const Vector<Scalar>* g : gradients) squared += static_cast<double>(g->squaredNorm());
   const double norm = std::sqrt(squared);

@@ -9,10 +9,12 @@
 #include <cstdint>
 #include <limits>
 #include <numbers>
+#include <string>
 
 #include "snap/core/error.hpp"
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
+#include "snap/io/state.hpp"
 
 namespace snap {
 
@@ -71,7 +73,8 @@ public:
   }
 
   /// Cross-entropy −ln p(target) of the state's h, in nats. Writes δ = ∂loss/∂state into
-  /// `stateGradient` (zero beyond h) and adds the readout's own gradient.
+  /// `stateGradient` (zero beyond h) and adds the readout's own gradient. A loss or δ that is
+  /// not finite throws NonFiniteError before the readout's gradient changes.
   Scalar loss(const VectorView<Scalar>& state, Index target, VectorSpan<Scalar> stateGradient) {
     checkState(state);
     if (target < 0 || target >= m_outputs)
@@ -80,10 +83,16 @@ public:
     const auto h = state.head(m_hidden);
     softmax(h);
     const Scalar loss = -std::log(std::max(m_probabilities[target], std::numeric_limits<Scalar>::min()));
+    if (!std::isfinite(loss) || !detail::allFinite(m_probabilities))
+      detail::fail<NonFiniteError>("loss", "a finite loss", loss);
     m_probabilities[target] -= Scalar(1);  // ∂loss/∂logits = p − onehot
     const Eigen::Map<const RowMatrix<Scalar>> w = weight();
     stateGradient.setZero();
     stateGradient.head(m_hidden).noalias() = w.transpose() * m_probabilities;
+    if (!detail::allFinite(stateGradient)) {
+      m_probabilities[target] += Scalar(1);
+      detail::requireFinite("loss gradient", stateGradient);
+    }
     Eigen::Map<RowMatrix<Scalar>>(m_gradient.data(), m_outputs, m_hidden).noalias() += m_probabilities * h.transpose();
     m_gradient.tail(m_outputs) += m_probabilities;
     m_probabilities[target] += Scalar(1);
@@ -93,11 +102,31 @@ public:
   /// Nats to bits.
   static double bits(double nats) { return nats / std::numbers::ln2; }
 
+  /// Writes `<prefix>weight` (outputs × H), `<prefix>bias` and `<prefix>gradient` (the
+  /// gradient accumulated since the last update, in the order of parameters()).
+  void saveState(NpzArchive& archive, const std::string& prefix) const {
+    putArray(archive, prefix + "weight", weight());
+    putArray(archive, prefix + "bias", bias());
+    putArray(archive, prefix + "gradient", m_gradient);
+  }
+  /// Restores what saveState wrote, checked against this readout's sizes (FormatError naming
+  /// the array otherwise); on any error the readout is left as it was.
+  void loadState(const NpzArchive& archive, const std::string& prefix) {
+    const auto w = readMatrix<RowMatrix<Scalar>>(archive, prefix + "weight", m_outputs, m_hidden);
+    const auto b = readVector<Scalar>(archive, prefix + "bias", m_outputs);
+    if (!w.allFinite() || !b.allFinite())
+      detail::fail<FormatError>(detail::arrayArgument(prefix + "weight"), "finite readout weights", "a NaN or infinity");
+    Vector<Scalar> gradient = readVector<Scalar>(archive, prefix + "gradient", m_gradient.size());
+    setWeights(w, b);
+    m_gradient = std::move(gradient);
+  }
+
 private:
   void checkState(const VectorView<Scalar>& state) const {
     if (state.size() < m_hidden)
       detail::fail<ShapeError>("state", "a state of at least H = " + detail::describe(m_hidden) + " entries",
                                state.size());
+    detail::requireFinite("state", state.head(m_hidden));
   }
   template <class H>
   void softmax(const H& h) {

@@ -4,14 +4,20 @@
 /// updates every K steps with the influence carried across updates, or one update per
 /// sequence; truncated BPTT(T) updates once per window with K = T.
 
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <span>
+#include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
 #include "snap/core/error.hpp"
 #include "snap/core/types.hpp"
 #include "snap/engines/engine_concept.hpp"
+#include "snap/io/state.hpp"
 #include "snap/train/optimizers.hpp"
 #include "snap/train/readout.hpp"
 
@@ -23,12 +29,25 @@ enum class UpdateSchedule {
   PerSequence,  ///< once, at endSequence()
 };
 
+/// What the trainer does with a NaN or an infinity where values enter training
+/// (docs/reliability.md, "Non-finite values").
+enum class NonFinitePolicy {
+  /// Throw snap::NonFiniteError; the call changes nothing.
+  Throw,
+  /// Skip and count (Trainer::skipped()): a non-finite input skips the stream's step before
+  /// the engine sees it; a next state or loss that is not finite skips the step's
+  /// contribution; a non-finite gradient at update time skips the update and clears the
+  /// accumulated gradients. Parameters and optimizer state are left untouched.
+  Skip,
+};
+
 /// Options of a Trainer.
 struct TrainerOptions {
   Index batch = 1;                                 ///< B streams sharing the weights
   UpdateSchedule schedule = UpdateSchedule::Online;
   Index updateEvery = 1;                           ///< K, for the online schedule
   double clipNorm = 0;                             ///< clip the global gradient norm to this; ≤ 0: off
+  NonFinitePolicy nonFinite = NonFinitePolicy::Throw;  ///< on a NaN or infinity: throw, or skip and count
 };
 
 /// Online or per-sequence training of a cell and a readout with any engine. Each of the B
@@ -42,12 +61,17 @@ public:
 
   Trainer(CellType& cell, Readout<Scalar>& readout, AnyOptimizer optimizer, const TrainerOptions& options = {},
           const typename EngineType::Options& engineOptions = {})
-      : m_cell(&cell), m_readout(&readout), m_optimizer(optimizer), m_options(options),
+      : m_cell(&cell), m_readout(&readout), m_optimizer(optimizer), m_options(options), m_engineOptions(engineOptions),
         m_cellState(makeState(cell.parameterCount())), m_readoutState(makeState(readout.parameters().size())) {
     std::visit([](const auto& o) { o.validate(); }, m_optimizer);
     if (options.batch < 1) detail::fail<ValueError>("TrainerOptions::batch", "at least 1 stream", options.batch);
     if (options.updateEvery < 1)
       detail::fail<ValueError>("TrainerOptions::updateEvery", "at least 1 step", options.updateEvery);
+    if (std::isnan(options.clipNorm))
+      detail::fail<ValueError>("TrainerOptions::clipNorm", "a norm (<= 0 or infinite: no clipping)", options.clipNorm);
+    if (options.nonFinite != NonFinitePolicy::Throw && options.nonFinite != NonFinitePolicy::Skip)
+      detail::fail<ValueError>("TrainerOptions::nonFinite", "NonFinitePolicy::Throw or Skip",
+                               static_cast<int>(options.nonFinite));
     if (readout.hiddenSize() != cell.hiddenSize())
       detail::fail<ShapeError>("readout", "hidden size " + detail::describe(cell.hiddenSize()),
                                readout.hiddenSize());
@@ -56,6 +80,7 @@ public:
     m_parameters = cell.parameters();
     m_cellGradient = Vector<Scalar>::Zero(cell.parameterCount());
     m_readoutGradient = Vector<Scalar>::Zero(readout.parameters().size());
+    m_readoutParameters = readout.parameters();
     m_stateGradient = Vector<Scalar>::Zero(cell.stateSize());
   }
 
@@ -69,26 +94,48 @@ public:
   Index pendingSteps() const { return m_pendingSteps; }
   /// The global gradient norm of the last update, before clipping.
   double lastGradientNorm() const { return m_lastNorm; }
+  /// With NonFinitePolicy::Skip: stream steps skipped for a non-finite input, next state or
+  /// loss; updates skipped for a non-finite gradient or parameter; and both together.
+  long long skippedSteps() const { return m_skippedSteps; }
+  long long skippedUpdates() const { return m_skippedUpdates; }
+  long long skipped() const { return m_skippedSteps + m_skippedUpdates; }
 
   /// One step of stream b: feeds x, scores the readout against `target` (−1: unscored), and
-  /// gives δ to the engine. Returns the loss in nats (0 when unscored).
+  /// gives δ to the engine. Returns the loss in nats (0 when unscored or skipped). A NaN or an
+  /// infinity in x is caught before the engine sees it; one in the next state or the loss
+  /// before δ reaches the engine (TrainerOptions::nonFinite says what happens then).
   Scalar observe(Index stream, const VectorView<Scalar>& input, Index target) {
     EngineType& engine = m_engines[checkedStream(stream)];
-    const Vector<Scalar>& state = engine.step(input);
-    if (target < 0) return Scalar(0);
-    const Scalar loss = m_readout->loss(state, target, m_stateGradient);
-    engine.accumulate(m_stateGradient);
-    return loss;
+    if (target >= m_readout->outputs())
+      detail::fail<ValueError>("target", "a class in [0, " + detail::describe(m_readout->outputs()) + ") or -1 (unscored)",
+                               target);
+    detail::requireLength("input", input.size(), m_cell->inputSize());
+    try {
+      detail::requireFinite("input", input);
+      const Vector<Scalar>& state = engine.step(input);
+      m_stepObserved = true;
+      if (target < 0) return Scalar(0);
+      const Scalar loss = m_readout->loss(state, target, m_stateGradient);
+      engine.accumulate(m_stateGradient);
+      return loss;
+    } catch (const NonFiniteError&) {
+      if (m_options.nonFinite == NonFinitePolicy::Throw) throw;
+      ++m_skippedSteps;
+      m_stepSkipped = true;
+      return Scalar(0);
+    }
   }
 
   /// Ends a step of the whole batch (after observe() on each stream); on the online schedule,
-  /// updates when K steps have passed. Returns true when it updated.
+  /// updates when K steps have passed. Returns true when it applied an update. A batch step
+  /// whose every observe() was skipped (NonFinitePolicy::Skip) does not count: with B = 1, a
+  /// skipped step is as if it had not been taken.
   bool endStep() {
+    const bool allSkipped = m_stepSkipped && !m_stepObserved;
+    m_stepSkipped = m_stepObserved = false;
+    if (allSkipped) return false;
     ++m_pendingSteps;
-    if (m_options.schedule == UpdateSchedule::Online && m_pendingSteps >= m_options.updateEvery) {
-      update();
-      return true;
-    }
+    if (m_options.schedule == UpdateSchedule::Online && m_pendingSteps >= m_options.updateEvery) return update();
     return false;
   }
 
@@ -108,8 +155,10 @@ public:
     for (EngineType& engine : m_engines) engine.resetState();
   }
 
-  /// Applies the mean gradient over the streams with the optimizer, then clears it.
-  void update() {
+  /// Applies the mean gradient over the streams with the optimizer, then clears it. Returns
+  /// false when a non-finite gradient or parameter made it skip the update (NonFinitePolicy::Skip);
+  /// with NonFinitePolicy::Throw that throws NonFiniteError and changes nothing.
+  bool update() {
     if (m_cell->parameterCount() != m_parameters.size())
       detail::fail<UsageError>("cell", "the masks the trainer was built with (" + detail::describe(m_parameters.size()) +
                                            " parameters)", m_cell->parameterCount());
@@ -118,23 +167,131 @@ public:
     for (std::size_t b = 1; b < m_engines.size(); ++b) m_cellGradient += m_engines[b].gradient();
     if (m_engines.size() > 1) m_cellGradient /= streams;
     m_readoutGradient = m_readout->gradient() / streams;
+    // The update enters here: a NaN or infinity, or a gradient whose square overflows (which
+    // would put an infinity into Adam's second moment), is refused before anything changes.
+    const bool cellFinite = detail::allFinite(m_cellGradient.array().square());
+    if (!cellFinite || !detail::allFinite(m_readoutGradient.array().square()))
+      return refuseUpdate(cellFinite ? "readout gradient" : "cell gradient",
+                          cellFinite ? m_readoutGradient : m_cellGradient);
     m_lastNorm = clipGlobalNorm<Scalar>(m_options.clipNorm, {&m_cellGradient, &m_readoutGradient});
     m_cell->layout().flattenInto(m_cell->tensors(), m_parameters);
+    m_readoutParameters = m_readout->parameters();
     std::visit(
         [&](const auto& optimizer) {
           using Optimizer = std::decay_t<decltype(optimizer)>;
           optimizer.template update<Scalar>(std::get<typename Optimizer::template State<Scalar>>(m_cellState), m_parameters,
                            m_cellGradient);
           optimizer.template update<Scalar>(std::get<typename Optimizer::template State<Scalar>>(m_readoutState),
-                           m_readout->parameters(), m_readoutGradient);
+                           m_readoutParameters, m_readoutGradient);
         },
         m_optimizer);
+    // A finite gradient can still overflow a parameter (a huge learning rate): the cell and the
+    // readout keep theirs (the optimizer's moments have taken the step).
+    const bool parametersFinite = detail::allFinite(m_parameters);
+    if (!parametersFinite || !detail::allFinite(m_readoutParameters))
+      return refuseUpdate(parametersFinite ? "readout parameters" : "parameters",
+                          parametersFinite ? m_readoutParameters : m_parameters);
     m_cell->setParameters(m_parameters);
-    for (EngineType& engine : m_engines) engine.resetGradient();
-    m_readout->resetGradient();
-    m_pendingSteps = 0;
+    m_readout->parameters() = m_readoutParameters;
+    clearGradients();
     ++m_updates;
+    return true;
   }
+
+  /// @name Saving and loading (docs/reliability.md)
+  /// Everything training needs to go on exactly: the cell's tensors and masks, the readout,
+  /// the optimizer's state, each stream's engine state and the trainer's counters.
+  /// @{
+
+  /// Writes the state under `prefix`: `cell/…`, `readout/…`, `optimizer/…`, `stream<b>/…` for
+  /// each stream b, and the counters `batch`, `pending_steps`, `updates`, `skipped_steps`,
+  /// `skipped_updates` and `last_gradient_norm`.
+  void saveState(NpzArchive& archive, const std::string& prefix = "") const
+    requires requires(const EngineType& engine, NpzArchive& out) { engine.saveState(out, std::string()); }
+  {
+    detail::saveCell(archive, prefix + "cell/", *m_cell);
+    m_readout->saveState(archive, prefix + "readout/");
+    std::visit(
+        [&](const auto& optimizer) {
+          using Optimizer = std::decay_t<decltype(optimizer)>;
+          putText(archive, prefix + "optimizer/kind", optimizerName<Optimizer>());
+          putScalar<double>(archive, prefix + "optimizer/learning_rate", optimizer.learningRate);
+          std::get<typename Optimizer::template State<Scalar>>(m_cellState).saveState(archive, prefix + "optimizer/cell/");
+          std::get<typename Optimizer::template State<Scalar>>(m_readoutState)
+              .saveState(archive, prefix + "optimizer/readout/");
+        },
+        m_optimizer);
+    putScalar<std::int64_t>(archive, prefix + "batch", m_options.batch);
+    putScalar<std::int64_t>(archive, prefix + "pending_steps", m_pendingSteps);
+    putScalar<std::int64_t>(archive, prefix + "updates", m_updates);
+    putScalar<std::int64_t>(archive, prefix + "skipped_steps", m_skippedSteps);
+    putScalar<std::int64_t>(archive, prefix + "skipped_updates", m_skippedUpdates);
+    putScalar<double>(archive, prefix + "last_gradient_norm", m_lastNorm);
+    for (std::size_t b = 0; b < m_engines.size(); ++b)
+      m_engines[b].saveState(archive, prefix + "stream" + std::to_string(b) + "/");
+  }
+
+  /// Restores what saveState wrote. Everything is read and checked first (sizes against the
+  /// cell, the readout, the batch, the optimizer kind and each engine's configuration;
+  /// FormatError naming the first array that does not fit), then committed: on any error the
+  /// trainer, the cell and the readout are left exactly as they were. The configuration that
+  /// does not shape the state (learning rate, clipping, schedule) is the trainer's own.
+  void loadState(const NpzArchive& archive, const std::string& prefix = "")
+    requires requires(EngineType& engine, const NpzArchive& in) { engine.loadState(in, std::string()); }
+  {
+    const auto counter = [&](const char* name) {
+      return readScalar<std::int64_t>(archive, prefix + name, 0,
+                                              std::numeric_limits<std::int64_t>::max());
+    };
+    readScalar<std::int64_t>(archive, prefix + "batch", m_options.batch, m_options.batch);
+    const std::int64_t pendingSteps = counter("pending_steps"), updates = counter("updates");
+    const std::int64_t skippedSteps = counter("skipped_steps"), skippedUpdates = counter("skipped_updates");
+    const double lastNorm = readScalar<double>(archive, prefix + "last_gradient_norm", 0.0,
+                                                       std::numeric_limits<double>::infinity());
+    CellType cell = *m_cell;
+    detail::loadCell(archive, prefix + "cell/", cell);
+    const bool sameMasks = cell.mask_ih() == m_cell->mask_ih() && cell.mask_hh() == m_cell->mask_hh();
+    Readout<Scalar> readout = *m_readout;
+    readout.loadState(archive, prefix + "readout/");
+    OptimizerState cellState = makeState(cell.parameterCount()), readoutState = makeState(readout.parameters().size());
+    std::visit(
+        [&](const auto& optimizer) {
+          using Optimizer = std::decay_t<decltype(optimizer)>;
+          detail::requireText(archive, prefix + "optimizer/kind", optimizerName<Optimizer>(), "the state of optimizer");
+          std::get<typename Optimizer::template State<Scalar>>(cellState).loadState(archive, prefix + "optimizer/cell/");
+          std::get<typename Optimizer::template State<Scalar>>(readoutState)
+              .loadState(archive, prefix + "optimizer/readout/");
+        },
+        m_optimizer);
+    // The engines are read against a cell with the stored masks: this one when they are the
+    // same (the loaded engines then replace the streams), else the copy, to check only.
+    std::vector<EngineType> engines;
+    engines.reserve(m_engines.size());
+    for (std::size_t b = 0; b < m_engines.size(); ++b) {
+      engines.emplace_back(sameMasks ? *m_cell : cell, m_engineOptions);
+      engines.back().loadState(archive, prefix + "stream" + std::to_string(b) + "/");
+    }
+    // Commit.
+    *m_cell = std::move(cell);
+    if (sameMasks) {
+      m_engines = std::move(engines);
+    } else {
+      engines.clear();
+      for (std::size_t b = 0; b < m_engines.size(); ++b)
+        m_engines[b].loadState(archive, prefix + "stream" + std::to_string(b) + "/");
+    }
+    *m_readout = std::move(readout);
+    m_cellState = std::move(cellState);
+    m_readoutState = std::move(readoutState);
+    m_parameters = m_cell->parameters();
+    m_cellGradient = Vector<Scalar>::Zero(m_parameters.size());
+    m_pendingSteps = static_cast<Index>(pendingSteps);
+    m_updates = updates;
+    m_skippedSteps = skippedSteps;
+    m_skippedUpdates = skippedUpdates;
+    m_lastNorm = lastNorm;
+  }
+  /// @}
 
 private:
   using OptimizerState = std::variant<SGD::State<Scalar>, Adam::State<Scalar>>;
@@ -152,16 +309,40 @@ private:
         },
         m_optimizer);
   }
+  template <class Optimizer>
+  static const char* optimizerName() {
+    return std::is_same_v<Optimizer, Adam> ? "Adam" : "SGD";
+  }
+
+  /// Forgets the gradients accumulated since the last update (engines and readout).
+  void clearGradients() {
+    for (EngineType& engine : m_engines) engine.resetGradient();
+    m_readout->resetGradient();
+    m_pendingSteps = 0;
+  }
+  /// A non-finite update: throws (nothing changed), or skips it, clears the gradients and counts.
+  bool refuseUpdate(const char* what, const Vector<Scalar>& values) {
+    if (m_options.nonFinite == NonFinitePolicy::Throw) {
+      detail::requireFinite(what, values);
+      detail::fail<NonFiniteError>(what, "values whose squares are finite", "a value too large to square");
+    }
+    clearGradients();
+    ++m_skippedUpdates;
+    return false;
+  }
 
   CellType* m_cell;
   Readout<Scalar>* m_readout;
   AnyOptimizer m_optimizer;
   TrainerOptions m_options;
+  typename EngineType::Options m_engineOptions;
   OptimizerState m_cellState, m_readoutState;
   std::vector<EngineType> m_engines;
-  Vector<Scalar> m_parameters, m_cellGradient, m_readoutGradient, m_stateGradient;
+  Vector<Scalar> m_parameters, m_cellGradient, m_readoutGradient, m_readoutParameters, m_stateGradient;
   Index m_pendingSteps = 0;
   long long m_updates = 0;
+  long long m_skippedSteps = 0, m_skippedUpdates = 0;
+  bool m_stepObserved = false, m_stepSkipped = false;  ///< in the batch step endStep() will end
   double m_lastNorm = 0;
 };
 

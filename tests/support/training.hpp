@@ -1,0 +1,48 @@
+#pragma once
+// A small deterministic training run shared by the checkpoint tests and the resume helper: a
+// trainer over B streams with Adam, fed input(t, b) and target(t, b) that depend on the step
+// only, with unscored steps and stream restarts, so that a run can be cut anywhere and resumed.
+
+#include <snap/snap.hpp>
+
+#include <cstdint>
+
+namespace snap::test {
+
+template <class Engine>
+struct Training {
+  using Cell = typename Engine::CellType;
+  using Scalar = typename Engine::Scalar;
+  Cell cell;
+  Readout<Scalar> readout;
+  Trainer<Engine> trainer;
+
+  Training(const typename Engine::Options& options, const TrainerOptions& trainerOptions, std::uint64_t maskSeed = 31)
+      : cell(3, 6, {.recurrentDensity = 0.5, .seed = maskSeed}), readout(6, 3, 32),
+        trainer(cell, readout, Adam{.learningRate = 0.02}, trainerOptions, options) {}
+
+  /// x_t of stream b: uniform in [−1, 1), a function of (t, b) only.
+  static Vector<Scalar> input(Index t, Index b) {
+    Random random(static_cast<std::uint64_t>(1000 * t + b));
+    Vector<Scalar> x(3);
+    for (Index i = 0; i < 3; ++i) x[i] = static_cast<Scalar>(random.uniform(-1.0, 1.0));
+    return x;
+  }
+  /// The target of step t on stream b; −1 (unscored) every fourth step.
+  static Index target(Index t, Index b) { return (t + b) % 4 == 0 ? -1 : (t * 7 + b) % 3; }
+
+  /// Batch steps [from, to): stream b restarts every 7 + b steps; on the per-sequence schedule
+  /// every stream's sequence ends every 10 steps.
+  void run(Index from, Index to) {
+    for (Index t = from; t < to; ++t) {
+      for (Index b = 0; b < trainer.batch(); ++b) {
+        trainer.observe(b, input(t, b), target(t, b));
+        if ((t + 1) % (7 + b) == 0) trainer.resetStream(b);
+      }
+      trainer.endStep();
+      if (trainer.options().schedule == UpdateSchedule::PerSequence && t % 10 == 9) trainer.endSequence();
+    }
+  }
+};
+
+}  // namespace snap::test
