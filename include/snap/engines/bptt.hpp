@@ -32,9 +32,9 @@ class BPTT {
   static_assert(detail::checkCell<CellType_>());
 
 public:
-  using CellType = CellType_;
-  using Scalar = typename CellType::Scalar;
-  using Options = BPTTOptions;
+  using CellType = CellType_;                ///< the cell type the engine trains
+  using Scalar = typename CellType::Scalar;  ///< the cell's scalar, float or double
+  using Options = BPTTOptions;               ///< the engine's options
 
   /// Binds to `cell`, which must outlive the engine and stay at the same address.
   explicit BPTT(const CellType& cell, const Options& options = {}) : m_core(cell), m_options(options) {
@@ -98,14 +98,21 @@ public:
     commitWindow();
     m_core.resetState();
   }
+  /// Closes the open window, as resetState() does, and starts from the state `initial`.
+  /// @throws ShapeError unless `initial` has the state's length k
+  /// @throws NonFiniteError if `initial` holds a NaN or an infinity (checked before the window
+  ///         is closed: nothing changes then)
   void resetState(const VectorView<Scalar>& initial) {
     m_core.checkInitialState(initial);  // before the window is closed
     commitWindow();
     m_core.resetState(initial);
   }
 
+  /// s_t, the current state (k values; [h; c] for an LSTM).
   const Vector<Scalar>& state() const { return m_core.state(); }
+  /// The cell the engine is bound to.
   const CellType& cell() const { return m_core.cell(); }
+  /// Steps since the last resetState() (closing a window does not reset it).
   Index steps() const { return m_core.steps(); }
   /// Steps stored in the open window.
   Index windowSteps() const { return m_count; }
@@ -116,6 +123,7 @@ public:
                           cache.preactivations.size() + m_sources.rows() + m_deltas.rows() + m_adjoints.rows();
     return static_cast<std::size_t>(perStep * capacity()) * sizeof(Scalar);
   }
+  /// The options the engine was built with.
   const Options& options() const { return m_options; }
 
   /// Writes the engine's state under `prefix` (docs/reliability.md): the state, the open

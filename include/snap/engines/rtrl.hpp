@@ -30,9 +30,9 @@ class RTRL {
   static_assert(detail::checkCell<CellType_>());
 
 public:
-  using CellType = CellType_;
-  using Scalar = typename CellType::Scalar;
-  using Options = RTRLOptions;
+  using CellType = CellType_;                ///< the cell type the engine trains
+  using Scalar = typename CellType::Scalar;  ///< the cell's scalar, float or double
+  using Options = RTRLOptions;               ///< the engine's options
 
   /// Binds to `cell`, which must outlive the engine and stay at the same address.
   explicit RTRL(const CellType& cell, const Options& options = {}) : m_core(cell), m_options(options) {
@@ -60,6 +60,7 @@ public:
 
   /// The accumulated gradient, θ-ordered (cell().unflatten() gives the PyTorch tensors).
   const Vector<Scalar>& gradient() const { return m_core.m_gradient; }
+  /// Sets the accumulated gradient to zero; the state and the influence J carry on.
   void resetGradient() { m_core.m_gradient.setZero(); }
 
   /// Zero state and zero influence (a new sequence). resetState(s0) starts from s0.
@@ -67,6 +68,9 @@ public:
     m_core.resetState();
     clearInfluence();
   }
+  /// A new sequence from the state `initial`, with zero influence.
+  /// @throws ShapeError unless `initial` has the state's length k
+  /// @throws NonFiniteError if `initial` holds a NaN or an infinity (nothing changes then)
   void resetState(const VectorView<Scalar>& initial) {
     m_core.resetState(initial);
     clearInfluence();
@@ -103,7 +107,9 @@ public:
     *this = std::move(loaded);
   }
 
+  /// s_t, the current state (k values; [h; c] for an LSTM).
   const Vector<Scalar>& state() const { return m_core.state(); }
+  /// The cell the engine is bound to.
   const CellType& cell() const { return m_core.cell(); }
   /// Steps since the last resetState().
   Index steps() const { return m_core.steps(); }
@@ -122,6 +128,7 @@ public:
     return static_cast<std::size_t>(m_next.size() + m_denseDynamics.size()) * sizeof(Scalar) +
            m_values.size() * (sizeof(Scalar) + sizeof(StorageIndex)) + m_gemm.bytes();
   }
+  /// The options the engine was built with.
   const Options& options() const { return m_options; }
 
 private:

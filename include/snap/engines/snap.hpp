@@ -37,9 +37,9 @@ class SnAp {
   static_assert(detail::checkCell<CellType_>());
 
 public:
-  using CellType = CellType_;
-  using Scalar = typename CellType::Scalar;
-  using Options = SnApOptions;
+  using CellType = CellType_;                ///< the cell type the engine trains
+  using Scalar = typename CellType::Scalar;  ///< the cell's scalar, float or double
+  using Options = SnApOptions;               ///< the engine's options
 
   /// Binds to `cell` (which must outlive the engine and stay at the same address) and builds
   /// the pattern of `options.n` steps.
@@ -80,6 +80,7 @@ public:
     }
     return m_core.m_gradient;
   }
+  /// Sets the accumulated gradient to zero; the state and the influence Ĵ carry on.
   void resetGradient() {
     m_groupGradient.setZero();
     m_core.m_gradient.setZero();
@@ -91,14 +92,21 @@ public:
     m_core.resetState();
     clearInfluence();
   }
+  /// A new sequence from the state `initial`, with zero influence.
+  /// @throws ShapeError unless `initial` has the state's length k
+  /// @throws NonFiniteError if `initial` holds a NaN or an infinity (nothing changes then)
   void resetState(const VectorView<Scalar>& initial) {
     m_core.resetState(initial);
     clearInfluence();
   }
 
+  /// s_t, the current state (k values; [h; c] for an LSTM).
   const Vector<Scalar>& state() const { return m_core.state(); }
+  /// The cell the engine is bound to.
   const CellType& cell() const { return m_core.cell(); }
+  /// Steps since the last resetState().
   Index steps() const { return m_core.steps(); }
+  /// The options the engine was built with.
   const Options& options() const { return m_options; }
   /// The pattern M_n the engine keeps.
   const SnApPattern& pattern() const { return m_pattern; }

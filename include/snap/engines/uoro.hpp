@@ -28,9 +28,9 @@ class UORO {
   static_assert(detail::checkCell<CellType_>());
 
 public:
-  using CellType = CellType_;
-  using Scalar = typename CellType::Scalar;
-  using Options = UOROOptions;
+  using CellType = CellType_;                ///< the cell type the engine trains
+  using Scalar = typename CellType::Scalar;  ///< the cell's scalar, float or double
+  using Options = UOROOptions;               ///< the engine's options
 
   /// Binds to `cell`, which must outlive the engine and stay at the same address.
   explicit UORO(const CellType& cell, const Options& options = {})
@@ -68,7 +68,9 @@ public:
     m_core.m_gradient += stateGradient.dot(m_stateEstimate) * m_parameterEstimate;
   }
 
+  /// The accumulated gradient, θ-ordered (cell().unflatten() gives the PyTorch tensors).
   const Vector<Scalar>& gradient() const { return m_core.m_gradient; }
+  /// Sets the accumulated gradient to zero; the state and the estimate s̃, θ̃ carry on.
   void resetGradient() { m_core.m_gradient.setZero(); }
 
   /// Zero state and zero estimate (a new sequence). resetState(s0) starts from s0.
@@ -76,6 +78,9 @@ public:
     m_core.resetState();
     clearEstimate();
   }
+  /// A new sequence from the state `initial`, with a zero estimate.
+  /// @throws ShapeError unless `initial` has the state's length k
+  /// @throws NonFiniteError if `initial` holds a NaN or an infinity (nothing changes then)
   void resetState(const VectorView<Scalar>& initial) {
     m_core.resetState(initial);
     clearEstimate();
@@ -83,6 +88,7 @@ public:
 
   /// s̃ (k) and θ̃ (p): J ≈ s̃ θ̃ᵀ.
   const Vector<Scalar>& stateEstimate() const { return m_stateEstimate; }
+  /// θ̃ (p values, θ-ordered).
   const Vector<Scalar>& parameterEstimate() const { return m_parameterEstimate; }
   /// Sets the rank-one estimate (for checkpoints and tests).
   void setEstimate(const VectorView<Scalar>& stateEstimate, const VectorView<Scalar>& parameterEstimate) {
@@ -120,9 +126,13 @@ public:
     *this = std::move(loaded);
   }
 
+  /// s_t, the current state (k values; [h; c] for an LSTM).
   const Vector<Scalar>& state() const { return m_core.state(); }
+  /// The cell the engine is bound to.
   const CellType& cell() const { return m_core.cell(); }
+  /// Steps since the last resetState().
   Index steps() const { return m_core.steps(); }
+  /// The options the engine was built with.
   const Options& options() const { return m_options; }
   /// Bytes of the estimate: k + p values.
   std::size_t bytes() const {

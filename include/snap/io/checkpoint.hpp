@@ -95,6 +95,9 @@ inline NpzArchive readCheckpoint(const std::uint8_t* data, std::size_t size, con
   detail::verifyCheckpoint(archive, name);
   return archive;
 }
+/// Reads the checkpoint file at `path` and verifies it as the overload above does.
+/// @throws FormatError for a missing, unreadable, truncated, corrupted, foreign or
+///         other-version file
 inline NpzArchive readCheckpoint(const std::string& path) {
   NpzArchive archive = loadNpz(path);
   detail::verifyCheckpoint(archive, path);

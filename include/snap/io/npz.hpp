@@ -94,9 +94,9 @@ inline std::uint64_t getLittle(const std::uint8_t* in, int bytes) {
 /// One n-dimensional array: a NumPy type string ("<f8", "<i8", …), a shape, and its bytes in
 /// C (row-major) order, little-endian.
 struct NpyArray {
-  std::string type;
-  std::vector<std::int64_t> shape;
-  std::vector<std::uint8_t> bytes;
+  std::string type;                 ///< "<f4", "<f8", "<i8", "<i4", "<u8" or "|u1"
+  std::vector<std::int64_t> shape;  ///< the extents, outermost first; empty for a scalar
+  std::vector<std::uint8_t> bytes;  ///< the elements in C order, little-endian
 
   /// Number of elements.
   std::int64_t size() const {
@@ -122,6 +122,7 @@ struct NpyArray {
     if (Derived::ColsAtCompileTime == 1) return of(rowMajor.data(), {static_cast<std::int64_t>(matrix.rows())});
     return of(rowMajor.data(), {static_cast<std::int64_t>(matrix.rows()), static_cast<std::int64_t>(matrix.cols())});
   }
+  /// A zero-dimensional array holding `value`.
   template <class T>
   static NpyArray scalar(T value) {
     return of(&value, {});

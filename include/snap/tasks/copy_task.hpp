@@ -22,6 +22,8 @@ namespace snap {
 /// L symbols in order. 2L + 1 steps in all; the loss is scored on the L recall steps.
 class CopySequence {
 public:
+  /// A sequence that copies `symbols`, each a class in [0, alphabet).
+  /// @throws ValueError if alphabet < 2, `symbols` is empty, or a symbol is out of range
   CopySequence(std::vector<int> symbols, int alphabet) : m_symbols(std::move(symbols)), m_alphabet(alphabet) {
     if (alphabet < 2) detail::fail<ValueError>("alphabet", "at least 2 symbols", alphabet);
     if (m_symbols.empty()) detail::fail<ValueError>("symbols", "at least 1 symbol to copy", "none");
@@ -34,7 +36,9 @@ public:
   Index length() const { return static_cast<Index>(m_symbols.size()); }
   /// 2L + 1.
   Index steps() const { return 2 * length() + 1; }
+  /// The number of symbols; the delimiter is class `alphabet`.
   int alphabet() const { return m_alphabet; }
+  /// The L symbols to copy.
   const std::vector<int>& symbols() const { return m_symbols; }
 
   /// The class fed at step t: a symbol (t < L), the delimiter `alphabet` (t = L), or −1 for
@@ -83,10 +87,13 @@ class Curriculum {
 public:
   /// One finished sequence: its total recall loss in bits and its recall steps.
   struct Record {
-    double loss;
-    Index steps;
+    double loss;  ///< the total recall loss, in bits
+    Index steps;  ///< its recall steps (the sequence's L)
   };
 
+  /// A curriculum at L = options.initialLength with an empty window.
+  /// @throws ValueError if initialLength < 1, window < 1, lengthSpread < 0 or threshold ≤ 0
+  ///         (or NaN)
   explicit Curriculum(const CopyTaskOptions& options = {}) : m_options(options), m_length(options.initialLength) {
     if (options.initialLength < 1)
       detail::fail<ValueError>("CopyTaskOptions::initialLength", "at least 1", options.initialLength);
@@ -127,10 +134,14 @@ public:
   }
   /// Sequences in the current window.
   Index recentCount() const { return static_cast<Index>(m_recent.size()); }
+  /// The options the curriculum was built with.
   const CopyTaskOptions& options() const { return m_options; }
 
   /// The window's contents, for checkpoints: (loss, steps) pairs, oldest first.
   const std::deque<Record>& recent() const { return m_recent; }
+  /// Sets L and the window's records (from a checkpoint).
+  /// @throws ValueError if length < 1, `recent` holds more than options().window records, or
+  ///         a record's loss is not finite and ≥ 0 or its steps are < 1 (nothing changes then)
   void restore(Index length, const std::deque<Record>& recent) {
     if (length < 1) detail::fail<ValueError>("length", "a curriculum length of at least 1", length);
     if (static_cast<Index>(recent.size()) > m_options.window)
@@ -153,12 +164,15 @@ private:
 /// The copy task: draws sequences at the curriculum's length and counts data time.
 class CopyTask {
 public:
+  /// A task at L = options.initialLength whose lengths and symbols are drawn from options.seed.
+  /// @throws ValueError if options.alphabet < 2, or as Curriculum's constructor does
   explicit CopyTask(const CopyTaskOptions& options = {}) : m_curriculum(options), m_random(options.seed) {
     if (options.alphabet < 2) detail::fail<ValueError>("CopyTaskOptions::alphabet", "at least 2 symbols", options.alphabet);
   }
 
   /// Input size (symbols + delimiter) and output size (symbols).
   Index inputSize() const { return options().alphabet + 1; }
+  /// Output size: the symbols.
   Index outputSize() const { return options().alphabet; }
 
   /// A new sequence: length uniform in [max(1, L − spread), L], symbols uniform.
@@ -182,11 +196,18 @@ public:
   Index length() const { return m_curriculum.length(); }
   /// Data time: the input steps consumed by recorded sequences.
   long long dataTime() const { return m_dataTime; }
+  /// The sequences recorded.
   long long sequences() const { return m_sequences; }
+  /// The curriculum.
   const Curriculum& curriculum() const { return m_curriculum; }
+  /// The curriculum (writable: Curriculum::restore()).
   Curriculum& curriculum() { return m_curriculum; }
+  /// The options the task was built with.
   const CopyTaskOptions& options() const { return m_curriculum.options(); }
+  /// The generator of lengths and symbols (its state is part of a checkpoint).
   Random& random() { return m_random; }
+  /// Sets the data time and the count of recorded sequences (from a checkpoint).
+  /// @throws ValueError if either is negative
   void restoreCounters(long long dataTime, long long sequences) {
     if (dataTime < 0) detail::fail<ValueError>("dataTime", "at least 0 steps", dataTime);
     if (sequences < 0) detail::fail<ValueError>("sequences", "at least 0 sequences", sequences);

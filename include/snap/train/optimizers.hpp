@@ -25,19 +25,24 @@ inline void validateLearningRate(double learningRate) {
 
 /// Plain stochastic gradient descent: θ ← θ − η g.
 struct SGD {
-  double learningRate = 0.1;
+  double learningRate = 0.1;  ///< η, finite and > 0
 
   /// Validates the configuration.
+  /// @throws ValueError unless the learning rate is finite and > 0
   void validate() const { detail::validateLearningRate(learningRate); }
 
   /// The per-parameter-vector state (none).
   template <class Scalar>
   struct State {
+    /// Nothing to size.
     explicit State(Index) {}
+    /// Writes nothing: SGD has no state.
     void saveState(NpzArchive&, const std::string&) const {}
+    /// Reads nothing.
     void loadState(const NpzArchive&, const std::string&) {}
   };
 
+  /// θ ← θ − η g, in place on `parameters`.
   template <class Scalar>
   void update(State<Scalar>&, VectorSpan<Scalar> parameters, const VectorView<Scalar>& gradient) const {
     parameters -= static_cast<Scalar>(learningRate) * gradient;
@@ -48,11 +53,13 @@ struct SGD {
 /// m ← β1 m + (1 − β1) g, v ← β2 v + (1 − β2) g², θ ← θ − η m̂ / (√v̂ + ε),
 /// m̂ = m / (1 − β1^t), v̂ = v / (1 − β2^t).
 struct Adam {
-  double learningRate = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double epsilon = 1e-8;
+  double learningRate = 1e-3;  ///< η, finite and > 0
+  double beta1 = 0.9;          ///< β1, the decay of m, in [0, 1)
+  double beta2 = 0.999;        ///< β2, the decay of v, in [0, 1)
+  double epsilon = 1e-8;       ///< ε, added to √v̂; finite and > 0
 
+  /// Validates the configuration.
+  /// @throws ValueError naming the first field out of the ranges above
   void validate() const {
     detail::validateLearningRate(learningRate);
     if (!(beta1 >= 0.0 && beta1 < 1.0)) detail::fail<ValueError>("beta1", "a value in [0, 1)", beta1);
@@ -63,8 +70,10 @@ struct Adam {
   /// First and second moments and the step count of one parameter vector.
   template <class Scalar>
   struct State {
-    Vector<Scalar> first, second;
-    long long steps = 0;
+    /// first: m, the moving average of g.
+    Vector<Scalar> first, second;  ///< second: v, the moving average of g².
+    long long steps = 0;           ///< t, the updates taken (for the bias correction)
+    /// Zero moments for `size` parameters, t = 0.
     explicit State(Index size) : first(Vector<Scalar>::Zero(size)), second(Vector<Scalar>::Zero(size)) {}
 
     /// `<prefix>first` (m), `<prefix>second` (v) and `<prefix>steps` (t).
@@ -86,6 +95,7 @@ struct Adam {
     }
   };
 
+  /// One Adam step: advances `state` (t, m, v) with `gradient` and updates `parameters` in place.
   template <class Scalar>
   void update(State<Scalar>& state, VectorSpan<Scalar> parameters, const VectorView<Scalar>& gradient) const {
     ++state.steps;

@@ -23,8 +23,10 @@ namespace snap {
 template <class Scalar_>
 class Readout {
 public:
-  using Scalar = Scalar_;
+  using Scalar = Scalar_;  ///< float or double
 
+  /// A readout of H = `hiddenSize` units over `outputs` classes, its weights drawn from `seed`.
+  /// @throws ShapeError if hiddenSize < 1 or outputs < 2
   Readout(Index hiddenSize, Index outputs, std::uint64_t seed = 0) : m_hidden(hiddenSize), m_outputs(outputs) {
     if (hiddenSize < 1) detail::fail<ShapeError>("hiddenSize", "at least 1", hiddenSize);
     if (outputs < 2) detail::fail<ShapeError>("outputs", "at least 2 classes", outputs);
@@ -37,15 +39,19 @@ public:
     m_probabilities.resize(outputs);
   }
 
+  /// H, the hidden units it reads.
   Index hiddenSize() const { return m_hidden; }
+  /// The number of classes.
   Index outputs() const { return m_outputs; }
 
   /// W (outputs × H) and b, as views of the parameter vector.
   Eigen::Map<const RowMatrix<Scalar>> weight() const { return {m_parameters.data(), m_outputs, m_hidden}; }
+  /// b (outputs values), a view of the parameter vector's tail.
   Eigen::Map<const Vector<Scalar>> bias() const { return {m_parameters.data() + m_outputs * m_hidden, m_outputs}; }
 
   /// [W row-major; b], what an optimizer updates.
   const Vector<Scalar>& parameters() const { return m_parameters; }
+  /// [W row-major; b], writable.
   Vector<Scalar>& parameters() { return m_parameters; }
   /// Sets W and b from tensors of shapes outputs × H and outputs.
   template <class Weight, class Bias>
@@ -60,6 +66,7 @@ public:
 
   /// The accumulated gradient of the summed loss, in the order of parameters().
   const Vector<Scalar>& gradient() const { return m_gradient; }
+  /// Sets the accumulated gradient to zero.
   void resetGradient() { m_gradient.setZero(); }
 
   /// Softmax probabilities of the last loss() or predict() call.

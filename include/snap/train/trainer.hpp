@@ -44,7 +44,7 @@ enum class NonFinitePolicy {
 /// Options of a Trainer.
 struct TrainerOptions {
   Index batch = 1;                                 ///< B streams sharing the weights
-  UpdateSchedule schedule = UpdateSchedule::Online;
+  UpdateSchedule schedule = UpdateSchedule::Online;  ///< every K steps, or once per sequence
   Index updateEvery = 1;                           ///< K, for the online schedule
   double clipNorm = 0;                             ///< clip the global gradient norm to this; ≤ 0: off
   NonFinitePolicy nonFinite = NonFinitePolicy::Throw;  ///< on a NaN or infinity: throw, or skip and count
@@ -56,9 +56,15 @@ struct TrainerOptions {
 template <Engine EngineType>
 class Trainer {
 public:
-  using CellType = typename EngineType::CellType;
-  using Scalar = typename EngineType::Scalar;
+  using CellType = typename EngineType::CellType;  ///< the engine's cell type
+  using Scalar = typename EngineType::Scalar;      ///< the engine's scalar, float or double
 
+  /// Trains `cell` and `readout` (which must outlive the trainer and stay at the same
+  /// addresses) with `optimizer`: B = options.batch engines, each built on `cell` with
+  /// `engineOptions`.
+  /// @throws ValueError for an invalid optimizer, TrainerOptions (batch or updateEvery < 1,
+  ///         clipNorm NaN, an unknown policy) or engine options
+  /// @throws ShapeError unless the readout's hidden size is the cell's
   Trainer(CellType& cell, Readout<Scalar>& readout, AnyOptimizer optimizer, const TrainerOptions& options = {},
           const typename EngineType::Options& engineOptions = {})
       : m_cell(&cell), m_readout(&readout), m_optimizer(optimizer), m_options(options), m_engineOptions(engineOptions),
@@ -84,9 +90,15 @@ public:
     m_stateGradient = Vector<Scalar>::Zero(cell.stateSize());
   }
 
+  /// B, the number of streams.
   Index batch() const { return m_options.batch; }
+  /// The options the trainer was built with.
   const TrainerOptions& options() const { return m_options; }
+  /// The engine of stream `stream`.
+  /// @throws ShapeError unless 0 ≤ stream < B
   EngineType& engine(Index stream) { return m_engines[checkedStream(stream)]; }
+  /// The engine of stream `stream` (read only).
+  /// @throws ShapeError unless 0 ≤ stream < B
   const EngineType& engine(Index stream) const { return m_engines[checkedStream(stream)]; }
   /// Updates applied so far.
   long long updates() const { return m_updates; }
@@ -97,7 +109,9 @@ public:
   /// With NonFinitePolicy::Skip: stream steps skipped for a non-finite input, next state or
   /// loss; updates skipped for a non-finite gradient or parameter; and both together.
   long long skippedSteps() const { return m_skippedSteps; }
+  /// Updates skipped (NonFinitePolicy::Skip) for a non-finite gradient or parameter.
   long long skippedUpdates() const { return m_skippedUpdates; }
+  /// skippedSteps() + skippedUpdates().
   long long skipped() const { return m_skippedSteps + m_skippedUpdates; }
 
   /// One step of stream b: feeds x, scores the readout against `target` (−1: unscored), and
