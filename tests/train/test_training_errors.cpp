@@ -99,6 +99,7 @@ TEST(TrainerErrors, CallsLeaveTheTrainerAsItWas) {
     expectError<ShapeError>([&] { trainer.engine(stream); }, "stream");
   }
   expectError<ValueError>([&] { trainer.observe(0, x, 2); }, "target");
+  expectError<ValueError>([&] { trainer.observe(0, x, -2); }, "target");
   expectError<ShapeError>([&] { trainer.observe(0, Vector<double>::Ones(kInputs + 1), 0); }, "input");
   Vector<double> bad = x;
   bad[1] = kInfinity;

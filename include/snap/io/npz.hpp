@@ -328,7 +328,12 @@ inline void saveNpz(const std::string& path, const NpzArchive& archive) {
     ::unlink(temporary.c_str());
     detail::fail<FormatError>("checkpoint path", "a complete write", temporary + ": " + reason);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0 || std::rename(temporary.c_str(), path.c_str()) != 0) {
+  // The descriptor is closed whatever fsync says; the first failure is the one reported.
+  const bool synced = ::fsync(fd) == 0;
+  const int syncError = errno;
+  const bool closed = ::close(fd) == 0;
+  if (!synced) errno = syncError;
+  if (!synced || !closed || std::rename(temporary.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     ::unlink(temporary.c_str());
     detail::fail<FormatError>("checkpoint path", "a durable write and rename", path + ": " + reason);

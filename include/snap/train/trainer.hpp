@@ -32,12 +32,15 @@ enum class UpdateSchedule {
 /// What the trainer does with a NaN or an infinity where values enter training
 /// (docs/reliability.md, "Non-finite values").
 enum class NonFinitePolicy {
-  /// Throw snap::NonFiniteError; the call changes nothing.
+  /// Throw snap::NonFiniteError; the call changes nothing, with one exception: new parameters
+  /// that overflow from a finite gradient (a learning rate so large that η·g overflows) are
+  /// refused after the optimizer's moments have taken the step.
   Throw,
   /// Skip and count (Trainer::skipped()): a non-finite input skips the stream's step before
   /// the engine sees it; a next state or loss that is not finite skips the step's
   /// contribution; a non-finite gradient at update time skips the update and clears the
-  /// accumulated gradients. Parameters and optimizer state are left untouched.
+  /// accumulated gradients. Parameters are left untouched, and so is the optimizer's state
+  /// unless the refusal is of overflowing new parameters (see Throw).
   Skip,
 };
 
@@ -120,7 +123,7 @@ public:
   /// before δ reaches the engine (TrainerOptions::nonFinite says what happens then).
   Scalar observe(Index stream, const VectorView<Scalar>& input, Index target) {
     EngineType& engine = m_engines[checkedStream(stream)];
-    if (target >= m_readout->outputs())
+    if (target < -1 || target >= m_readout->outputs())
       detail::fail<ValueError>("target", "a class in [0, " + detail::describe(m_readout->outputs()) + ") or -1 (unscored)",
                                target);
     detail::requireLength("input", input.size(), m_cell->inputSize());
@@ -171,7 +174,8 @@ public:
 
   /// Applies the mean gradient over the streams with the optimizer, then clears it. Returns
   /// false when a non-finite gradient or parameter made it skip the update (NonFinitePolicy::Skip);
-  /// with NonFinitePolicy::Throw that throws NonFiniteError and changes nothing.
+  /// with NonFinitePolicy::Throw that throws NonFiniteError and changes nothing (except the
+  /// optimizer's moments when the new parameters overflow, see NonFinitePolicy::Throw).
   bool update() {
     if (m_cell->parameterCount() != m_parameters.size())
       detail::fail<UsageError>("cell", "the masks the trainer was built with (" + detail::describe(m_parameters.size()) +
