@@ -24,7 +24,7 @@ INPUT_SIZE = 32
 
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("binary", nargs="?", default="build/benchmarks/bptt_sequence",
+    parser.add_argument("binary", nargs="?", default="build-bench/benchmarks/bptt_sequence",
                         help="path of snap's bptt_sequence program (default: %(default)s)")
     parser.add_argument("--cells", nargs="+", default=["RNN", "GRU", "LSTM"], choices=["RNN", "GRU", "LSTM"])
     parser.add_argument("--hidden", nargs="+", type=int, default=[64, 128, 256, 512])

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole suite, as CI runs it: dependencies, a Release build with tests in build/, then ctest.
+# The whole suite, as CI runs it: dependencies, a Release build of the tests and examples in
+# build/, then ctest.
 # Exits nonzero when anything fails.
 set -euo pipefail
 
@@ -8,7 +9,8 @@ jobs=$(nproc)
 start=$SECONDS
 
 bash tests/install-dependencies.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSNAP_BUILD_TESTS=ON
+# The benchmarks are not tests: .ci/run builds them separately (benchmarks/README.md).
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSNAP_BUILD_TESTS=ON -DSNAP_BUILD_EXAMPLES=ON -DSNAP_BUILD_BENCHMARKS=OFF
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
