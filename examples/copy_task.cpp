@@ -49,6 +49,11 @@ struct Config {
   long long checkpointEvery = 0;
 };
 
+/// The engine as given on the command line: bptt:T, snap:n, rtrl, uoro or bptt.
+std::string engineLabel(const Config& config) {
+  return config.engine + (config.engineSteps > 0 ? ":" + std::to_string(config.engineSteps) : "");
+}
+
 /// The flags a resumed run must repeat, as "name=value" pairs (--steps, --csv and the
 /// checkpoint flags may change).
 std::map<std::string, std::string> runFlags(const Config& config) {
@@ -59,7 +64,7 @@ std::map<std::string, std::string> runFlags(const Config& config) {
     return text.str();
   };
   return {{"cell", config.cell},
-          {"engine", config.engine + (config.engineSteps > 0 ? ":" + std::to_string(config.engineSteps) : "")},
+          {"engine", engineLabel(config)},
           {"hidden", std::to_string(config.hidden)},
           {"density", number(config.density)},
           {"input-density", number(config.inputDensity)},
@@ -238,7 +243,9 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
   if (config.resume.empty()) log();
 
   std::printf("copy task: %s, %s, H = %ld, recurrent density %g (%s masks), %ld parameters, batch %ld, %s updates\n",
-              config.cell.c_str(), config.engine.c_str(), static_cast<long>(config.hidden), config.density,
+              config.cell.c_str(),
+              engineLabel(config).c_str(),
+              static_cast<long>(config.hidden), config.density,
               config.sharing == snap::MaskSharing::Shared ? "shared" : "per-gate",
               static_cast<long>(cell.parameterCount()), static_cast<long>(config.batch),
               config.perSequence ? "per-sequence" : "online");
