@@ -126,30 +126,6 @@ TEST(CustomCell, ImmediateJacobianMatchesFiniteDifferences) {
   });
 }
 
-/// A fixed stream of inputs x_t, loss gradients δ_t and an initial state.
-struct Stream {
-  std::vector<Vector<double>> inputs, deltas;
-  Vector<double> initial;
-  explicit Stream(std::uint64_t seed) {
-    Random random(seed);
-    for (Index t = 0; t < kSteps; ++t) {
-      inputs.push_back(randomVector(random, kInputs));
-      deltas.push_back(randomVector(random, kHidden));
-    }
-    initial = randomVector(random, kHidden, 0.5);
-  }
-};
-
-template <class Engine>
-Vector<double> run(Engine& engine, const Stream& stream) {
-  engine.resetState(stream.initial);
-  for (std::size_t t = 0; t < stream.inputs.size(); ++t) {
-    engine.step(stream.inputs[t]);
-    engine.accumulate(stream.deltas[t]);
-  }
-  return engine.gradient();
-}
-
 /// ∂L/∂θ for L(θ) = Σ_t δ_tᵀ s_t(θ), by central finite differences of the reference equations.
 Vector<double> finiteDifferenceGradient(const Cell& cell, const Stream& stream) {
   const auto loss = [&](const Vector<double>& theta) {
@@ -170,10 +146,10 @@ TEST(CustomCell, RtrlEqualsBpttEqualsFiniteDifferences) {
   for (double density : {1.0, 0.25, 0.1}) {
     SCOPED_TRACE(::testing::Message() << "recurrent density " << density);
     const Cell cell(kInputs, kHidden, {.inputDensity = 0.7, .recurrentDensity = density, .seed = seed++});
-    const Stream stream(seed++);
+    const Stream stream(kInputs, kHidden, seed++, kSteps);
     RTRL<Cell> rtrl(cell);
     BPTT<Cell> bptt(cell);
-    const Vector<double> gradientRtrl = run(rtrl, stream), gradientBptt = run(bptt, stream);
+    const Vector<double> gradientRtrl = gradientOver(rtrl, stream), gradientBptt = gradientOver(bptt, stream);
     EXPECT_LE(relativeError(gradientRtrl, gradientBptt), 1e-10);
     const Vector<double> numeric = finiteDifferenceGradient(cell, stream);
     EXPECT_LE(relativeError(gradientRtrl, numeric), 1e-6);
@@ -183,14 +159,14 @@ TEST(CustomCell, RtrlEqualsBpttEqualsFiniteDifferences) {
 
 TEST(CustomCell, SnApOfFullReachEqualsRtrlAndUoroRuns) {
   const Cell cell(kInputs, kHidden, {.recurrentDensity = 0.25, .maskSharing = MaskSharing::Shared, .seed = 21});
-  const Stream stream(22);
+  const Stream stream(kInputs, kHidden, 22, kSteps);
   RTRL<Cell> rtrl(cell);
   SnAp<Cell> full(cell, {.n = static_cast<int>(kHidden) + 1}), one(cell, {.n = 1});
   UORO<Cell> uoro(cell, {.seed = 23});
-  const Vector<double> exact = run(rtrl, stream);
-  EXPECT_LE(relativeError(run(full, stream), exact), 1e-10);
-  EXPECT_TRUE(run(one, stream).allFinite());
-  EXPECT_TRUE(run(uoro, stream).allFinite());
+  const Vector<double> exact = gradientOver(rtrl, stream);
+  EXPECT_LE(relativeError(gradientOver(full, stream), exact), 1e-10);
+  EXPECT_TRUE(gradientOver(one, stream).allFinite());
+  EXPECT_TRUE(gradientOver(uoro, stream).allFinite());
 }
 
 }  // namespace

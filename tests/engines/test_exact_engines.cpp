@@ -17,31 +17,6 @@ constexpr Index kInputs = 3;
 constexpr Index kHidden = 7;
 constexpr Index kSteps = 24;
 
-/// A fixed stream: inputs x_t, loss gradients δ_t, and an initial state.
-struct Stream {
-  std::vector<Vector<double>> inputs, deltas;
-  Vector<double> initial;
-  Stream(Index stateSize, std::uint64_t seed, Index steps = kSteps) {
-    Random random(seed);
-    for (Index t = 0; t < steps; ++t) {
-      inputs.push_back(randomVector(random, kInputs));
-      deltas.push_back(randomVector(random, stateSize));
-    }
-    initial = randomVector(random, stateSize, 0.5);
-  }
-};
-
-/// Runs an engine over the stream from the stream's initial state and returns its gradient.
-template <class Engine>
-Vector<double> run(Engine& engine, const Stream& stream) {
-  engine.resetState(stream.initial);
-  for (std::size_t t = 0; t < stream.inputs.size(); ++t) {
-    engine.step(stream.inputs[t]);
-    engine.accumulate(stream.deltas[t]);
-  }
-  return engine.gradient();
-}
-
 /// L(θ) = Σ_t δ_tᵀ s_t(θ), with the states from the reference equations.
 template <class C>
 double referenceLoss(const C& cell, const CellTensors<double>& w, const Stream& stream) {
@@ -67,11 +42,11 @@ TYPED_TEST(ExactEngines, RtrlEqualsBpttEqualsFiniteDifferences) {
   for (double density : {1.0, 0.25, 0.1}) {
     SCOPED_TRACE(::testing::Message() << "recurrent density " << density);
     TypeParam cell(kInputs, kHidden, {.inputDensity = 0.7, .recurrentDensity = density, .seed = seed++});
-    const Stream stream(cell.stateSize(), seed++);
+    const Stream stream(kInputs, cell.stateSize(), seed++, kSteps);
     RTRL<TypeParam> rtrl(cell);
     BPTT<TypeParam> bptt(cell);
-    const Vector<double> gradientRtrl = run(rtrl, stream);
-    const Vector<double> gradientBptt = run(bptt, stream);
+    const Vector<double> gradientRtrl = gradientOver(rtrl, stream);
+    const Vector<double> gradientBptt = gradientOver(bptt, stream);
     EXPECT_LE(relativeError(gradientRtrl, gradientBptt), 1e-10);
     const Vector<double> numeric = finiteDifferenceGradient(cell, stream);
     EXPECT_LE(relativeError(gradientRtrl, numeric), 1e-6);
@@ -81,15 +56,15 @@ TYPED_TEST(ExactEngines, RtrlEqualsBpttEqualsFiniteDifferences) {
 
 TYPED_TEST(ExactEngines, SparseAndDenseRtrlKernelsAgree) {
   TypeParam cell(kInputs, kHidden, {.recurrentDensity = 0.25, .seed = 5});
-  const Stream stream(cell.stateSize(), 6);
+  const Stream stream(kInputs, cell.stateSize(), 6, kSteps);
   RTRL<TypeParam> dense(cell, {.denseDynamicsAbove = 0.0});
   RTRL<TypeParam> sparse(cell, {.denseDynamicsAbove = 2.0});
-  EXPECT_LE(relativeError(run(sparse, stream), run(dense, stream)), 1e-13);
+  EXPECT_LE(relativeError(gradientOver(sparse, stream), gradientOver(dense, stream)), 1e-13);
 }
 
 TYPED_TEST(ExactEngines, BpttWindowOneIsTheImmediateGradient) {
   TypeParam cell(kInputs, kHidden, {.recurrentDensity = 0.25, .seed = 3});
-  const Stream stream(cell.stateSize(), 4);
+  const Stream stream(kInputs, cell.stateSize(), 4, kSteps);
   // Σ_t I_tᵀ δ_t, with I_t assembled densely from the cell's forward-mode product.
   Vector<double> expected = Vector<double>::Zero(cell.parameterCount());
   Vector<double> s = stream.initial;
@@ -99,16 +74,16 @@ TYPED_TEST(ExactEngines, BpttWindowOneIsTheImmediateGradient) {
     s = step.next;
   }
   BPTT<TypeParam> windowOne(cell, {.window = 1});
-  EXPECT_LE(relativeError(run(windowOne, stream), expected), 1e-12);
+  EXPECT_LE(relativeError(gradientOver(windowOne, stream), expected), 1e-12);
 
   BPTT<TypeParam> full(cell), wholeSequence(cell, {.window = kSteps});
-  EXPECT_LE(relativeError(run(wholeSequence, stream), run(full, stream)), 1e-13);
+  EXPECT_LE(relativeError(gradientOver(wholeSequence, stream), gradientOver(full, stream)), 1e-13);
 }
 
 TYPED_TEST(ExactEngines, TruncatedBpttIsTheWindowedRecursion) {
   constexpr Index window = 5;
   TypeParam cell(kInputs, kHidden, {.recurrentDensity = 0.5, .seed = 8});
-  const Stream stream(cell.stateSize(), 9);
+  const Stream stream(kInputs, cell.stateSize(), 9, kSteps);
   // Reference: dense D_t and I_t per step, ε backpropagated within each window of 5 steps.
   std::vector<Matrix<double>> dynamics, immediate;
   Vector<double> s = stream.initial;
@@ -130,14 +105,14 @@ TYPED_TEST(ExactEngines, TruncatedBpttIsTheWindowedRecursion) {
     }
   }
   BPTT<TypeParam> truncated(cell, {.window = window});
-  EXPECT_LE(relativeError(run(truncated, stream), expected), 1e-7);  // finite-difference reference
+  EXPECT_LE(relativeError(gradientOver(truncated, stream), expected), 1e-7);  // finite-difference reference
 }
 
 TYPED_TEST(ExactEngines, ReadingAndResettingTheGradientMidSequence) {
   // Reading the gradient mid-window changes nothing; resetGradient() forgets the δ so far while
   // later δ still flow through the whole history, exactly as RTRL's carried influence does.
   TypeParam cell(kInputs, kHidden, {.recurrentDensity = 0.25, .seed = 21});
-  const Stream stream(cell.stateSize(), 22);
+  const Stream stream(kInputs, cell.stateSize(), 22, kSteps);
   RTRL<TypeParam> rtrl(cell);
   BPTT<TypeParam> bptt(cell), truncated(cell, {.window = 6});
   RTRL<TypeParam> rtrlReference(cell);
@@ -163,27 +138,27 @@ TYPED_TEST(ExactEngines, ReadingAndResettingTheGradientMidSequence) {
 
 TYPED_TEST(ExactEngines, SequencesAreIndependentAfterResetState) {
   TypeParam cell(kInputs, kHidden, {.recurrentDensity = 0.25, .seed = 31});
-  const Stream first(cell.stateSize(), 32), second(cell.stateSize(), 33);
+  const Stream first(kInputs, cell.stateSize(), 32, kSteps), second(kInputs, cell.stateSize(), 33, kSteps);
   RTRL<TypeParam> rtrlFirst(cell), rtrlSecond(cell), rtrlBoth(cell);
   BPTT<TypeParam> bpttBoth(cell, {.window = 10});
-  const Vector<double> expected = run(rtrlFirst, first) + run(rtrlSecond, second);
-  run(rtrlBoth, first);
-  run(bpttBoth, first);
-  EXPECT_LE(relativeError(run(rtrlBoth, second), expected), 1e-12);
+  const Vector<double> expected = gradientOver(rtrlFirst, first) + gradientOver(rtrlSecond, second);
+  gradientOver(rtrlBoth, first);
+  gradientOver(bpttBoth, first);
+  EXPECT_LE(relativeError(gradientOver(rtrlBoth, second), expected), 1e-12);
   BPTT<TypeParam> bpttFirst(cell), bpttSecond(cell);
   // Windows of 10 over 24 steps truncate, so compare BPTT against its own sequences.
   BPTT<TypeParam> truncatedFirst(cell, {.window = 10}), truncatedSecond(cell, {.window = 10});
-  const Vector<double> expectedTruncated = run(truncatedFirst, first) + run(truncatedSecond, second);
-  EXPECT_LE(relativeError(run(bpttBoth, second), expectedTruncated), 1e-12);
+  const Vector<double> expectedTruncated = gradientOver(truncatedFirst, first) + gradientOver(truncatedSecond, second);
+  EXPECT_LE(relativeError(gradientOver(bpttBoth, second), expectedTruncated), 1e-12);
 }
 
 TYPED_TEST(ExactEngines, MaskedWeightsHaveZeroGradientAndStayZero) {
   TypeParam cell(kInputs, kHidden, {.inputDensity = 0.5, .recurrentDensity = 0.25, .seed = 41});
-  const Stream stream(cell.stateSize(), 42);
+  const Stream stream(kInputs, cell.stateSize(), 42, kSteps);
   RTRL<TypeParam> rtrl(cell);
   BPTT<TypeParam> bptt(cell);
   for (int update = 0; update < 5; ++update) {
-    for (auto gradient : {run(rtrl, stream), run(bptt, stream)}) {
+    for (auto gradient : {gradientOver(rtrl, stream), gradientOver(bptt, stream)}) {
       const CellTensors<double> tensors = cell.unflatten(gradient);
       for (Index r = 0; r < cell.gateRows(); ++r) {
         for (Index c = 0; c < kInputs; ++c) {
@@ -209,19 +184,19 @@ TYPED_TEST(ExactEngines, MaskedWeightsHaveZeroGradientAndStayZero) {
 
 TYPED_TEST(ExactEngines, EnginesFollowAMaskChange) {
   TypeParam cell(kInputs, kHidden, {.recurrentDensity = 0.5, .seed = 51});
-  const Stream stream(cell.stateSize(), 52);
+  const Stream stream(kInputs, cell.stateSize(), 52, kSteps);
   RTRL<TypeParam> rtrl(cell);
   BPTT<TypeParam> bptt(cell);
-  run(rtrl, stream);
-  run(bptt, stream);
+  gradientOver(rtrl, stream);
+  gradientOver(bptt, stream);
   RowMatrix<double> maskHh = cell.mask_hh();
   maskHh.col(0).setZero();
   cell.setMasks(cell.mask_ih(), maskHh);
   rtrl.resetGradient();
   bptt.resetGradient();
-  const Vector<double> gradient = run(rtrl, stream);
+  const Vector<double> gradient = gradientOver(rtrl, stream);
   ASSERT_EQ(gradient.size(), cell.parameterCount());
-  EXPECT_LE(relativeError(gradient, run(bptt, stream)), 1e-10);
+  EXPECT_LE(relativeError(gradient, gradientOver(bptt, stream)), 1e-10);
   EXPECT_LE(relativeError(gradient, finiteDifferenceGradient(cell, stream)), 1e-6);
 }
 
@@ -238,12 +213,12 @@ TYPED_TEST(ExactEngines, FloatAgreesWithDouble) {
   const CellTensors<double> w = cell.tensors();
   cellFloat.setTensors({w.weight_ih.cast<float>(), w.weight_hh.cast<float>(), w.bias_ih.cast<float>(),
                         w.bias_hh.cast<float>()});
-  const Stream stream(cell.stateSize(), 62);
+  const Stream stream(kInputs, cell.stateSize(), 62, kSteps);
   RTRL<TypeParam> rtrl(cell);
   RTRL<FloatCell> rtrlFloat(cellFloat);
   BPTT<FloatCell> bpttFloat(cellFloat, {.window = 8});
   BPTT<TypeParam> bptt(cell, {.window = 8});
-  const Vector<double> expected = run(rtrl, stream), expectedTruncated = run(bptt, stream);
+  const Vector<double> expected = gradientOver(rtrl, stream), expectedTruncated = gradientOver(bptt, stream);
   rtrlFloat.resetState(stream.initial.cast<float>());
   bpttFloat.resetState(stream.initial.cast<float>());
   for (std::size_t t = 0; t < stream.inputs.size(); ++t) {

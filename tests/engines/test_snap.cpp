@@ -83,51 +83,27 @@ constexpr Index kInputs = 3;
 constexpr Index kHidden = 7;
 constexpr Index kSteps = 24;
 
-/// Inputs (some exactly zero), loss gradients and an initial state.
-struct Stream {
-  std::vector<Vector<double>> inputs, deltas;
-  Vector<double> initial;
-  Stream(Index stateSize, std::uint64_t seed) {
-    Random random(seed);
-    for (Index t = 0; t < kSteps; ++t) {
-      inputs.push_back(t % 5 == 0 ? Vector<double>::Zero(kInputs) : randomVector(random, kInputs, 2.0));
-      deltas.push_back(randomVector(random, stateSize));
-    }
-    initial = randomVector(random, stateSize, 0.5);
-  }
-};
-
-template <class Engine>
-Vector<double> run(Engine& engine, const Stream& stream) {
-  engine.resetState(stream.initial);
-  for (std::size_t t = 0; t < stream.inputs.size(); ++t) {
-    engine.step(stream.inputs[t]);
-    engine.accumulate(stream.deltas[t]);
-  }
-  return engine.gradient();
-}
-
 TYPED_TEST(SnApEngine, BecomesRtrlOnceThePatternIsFull) {
   for (double density : {0.25, 0.1}) {
     TypeParam cell(kInputs, kHidden, {.recurrentDensity = density, .seed = 71});
-    const Stream stream(cell.stateSize(), 72);
+    const Stream stream(kInputs, cell.stateSize(), 72, kSteps, 2.0, 5);
     RTRL<TypeParam> rtrl(cell);
-    const Vector<double> expected = run(rtrl, stream);
+    const Vector<double> expected = gradientOver(rtrl, stream);
     // n = k is certainly past the graph's diameter: the pattern has stopped growing and holds
     // every entry RTRL's influence can reach (a sparse graph need not reach all of them).
     SnAp<TypeParam> snap(cell, {.n = static_cast<int>(cell.stateSize())});
     ASSERT_EQ(snap.pattern().keptEntries(), SnApPattern::of(cell, static_cast<int>(cell.stateSize()) + 5).keptEntries());
-    EXPECT_LE(relativeError(run(snap, stream), expected), 1e-12) << "density " << density;
+    EXPECT_LE(relativeError(gradientOver(snap, stream), expected), 1e-12) << "density " << density;
   }
   TypeParam dense(kInputs, kHidden, {.seed = 73});
-  const Stream stream(dense.stateSize(), 74);
+  const Stream stream(kInputs, dense.stateSize(), 74, kSteps, 2.0, 5);
   RTRL<TypeParam> rtrl(dense);
-  const Vector<double> expected = run(rtrl, stream);
+  const Vector<double> expected = gradientOver(rtrl, stream);
   for (double denseBlockAbove : {0.15, 2.0}) {
     SnAp<TypeParam> snap2(dense, {.n = 2, .denseBlockAbove = denseBlockAbove});
     ASSERT_TRUE(snap2.pattern().isFull());
     EXPECT_EQ(snap2.pattern().groupCount(), 1);  // one block: the whole influence matrix
-    EXPECT_LE(relativeError(run(snap2, stream), expected), 1e-12);
+    EXPECT_LE(relativeError(gradientOver(snap2, stream), expected), 1e-12);
   }
 }
 
@@ -136,7 +112,7 @@ TYPED_TEST(SnApEngine, IsExactlyTheMaskedRecursion) {
     for (double density : {0.25, 0.1}) {
       SCOPED_TRACE(::testing::Message() << "SnAp-" << n << ", recurrent density " << density);
       TypeParam cell(kInputs, kHidden, {.inputDensity = 0.7, .recurrentDensity = density, .seed = 81});
-      const Stream stream(cell.stateSize(), 82);
+      const Stream stream(kInputs, cell.stateSize(), 82, kSteps, 2.0, 5);
       const Matrix<double> mask = referenceMask(cell, n);
       // Dense reference: J ← M_n ⊙ (I_t + D_t J), g = Σ J_tᵀ δ_t, with D_t and I_t from the cell.
       Matrix<double> influence = Matrix<double>::Zero(cell.stateSize(), cell.parameterCount());
@@ -154,7 +130,7 @@ TYPED_TEST(SnApEngine, IsExactlyTheMaskedRecursion) {
         SCOPED_TRACE(::testing::Message() << "denseBlockAbove " << denseBlockAbove);
         SnAp<TypeParam> snap(cell, {.n = n, .denseBlockAbove = denseBlockAbove});
         EXPECT_EQ(snap.pattern().keptEntries(), static_cast<Index>(mask.sum()));
-        EXPECT_LE(relativeError(run(snap, stream), expected), 1e-10);
+        EXPECT_LE(relativeError(gradientOver(snap, stream), expected), 1e-10);
         Matrix<double> stored(cell.stateSize(), cell.parameterCount());
         for (Index row = 0; row < cell.stateSize(); ++row)
           for (Index j = 0; j < cell.parameterCount(); ++j) stored(row, j) = snap.influence(row, j);

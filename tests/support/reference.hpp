@@ -152,6 +152,35 @@ inline Vector<double> randomVector(Random& random, Index size, double scale = 1.
   return v;
 }
 
+/// A fixed stream of inputs x_t (uniform in ±inputScale), loss gradients δ_t and an initial
+/// state, drawn in that order from one seed. With zeroInputEvery = k > 0, the inputs at
+/// t = 0, k, 2k, … are exactly zero (and draw nothing).
+struct Stream {
+  std::vector<Vector<double>> inputs, deltas;
+  Vector<double> initial;
+  Stream(Index inputSize, Index stateSize, std::uint64_t seed, Index steps, double inputScale = 1.0,
+         Index zeroInputEvery = 0) {
+    Random random(seed);
+    for (Index t = 0; t < steps; ++t) {
+      const bool zero = zeroInputEvery > 0 && t % zeroInputEvery == 0;
+      inputs.push_back(zero ? Vector<double>::Zero(inputSize) : randomVector(random, inputSize, inputScale));
+      deltas.push_back(randomVector(random, stateSize));
+    }
+    initial = randomVector(random, stateSize, 0.5);
+  }
+};
+
+/// Runs an engine over the stream from the stream's initial state and returns its gradient.
+template <class Engine>
+Vector<double> gradientOver(Engine& engine, const Stream& stream) {
+  engine.resetState(stream.initial);
+  for (std::size_t t = 0; t < stream.inputs.size(); ++t) {
+    engine.step(stream.inputs[t]);
+    engine.accumulate(stream.deltas[t]);
+  }
+  return engine.gradient();
+}
+
 /// A cell of type C with its tensors scaled (scale > 1 saturates the gates).
 template <class C>
 C scaledCell(Index inputs, Index hidden, const CellOptions& options, double scale) {
