@@ -141,19 +141,26 @@ inline void requireText(const NpzArchive& archive, const std::string& name, std:
   if (text != expected) fail<FormatError>(arrayArgument(name), std::string(what) + " " + std::string(expected), text);
 }
 
-/// Writes a cell's four tensors, its masks (uint8, 0/1) and its gate and state-block counts
-/// under `prefix`: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, `mask_ih`, `mask_hh`,
-/// `gates`, `unit_states`.
+/// Writes a cell's four tensors in PyTorch's layout and its masks (uint8, 0/1) under `prefix`:
+/// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, `mask_ih`, `mask_hh` (checkpoints and
+/// weights files alike).
 template <class CellType>
-void saveCell(NpzArchive& archive, const std::string& prefix, const CellType& cell) {
-  putScalar<std::int64_t>(archive, prefix + "gates", cell.structure().gates);
-  putScalar<std::int64_t>(archive, prefix + "unit_states", cell.structure().unitStates);
+void putCellTensors(NpzArchive& archive, const std::string& prefix, const CellType& cell) {
   putArray(archive, prefix + "weight_ih", cell.weight_ih());
   putArray(archive, prefix + "weight_hh", cell.weight_hh());
   putArray(archive, prefix + "bias_ih", cell.bias_ih());
   putArray(archive, prefix + "bias_hh", cell.bias_hh());
   putArray(archive, prefix + "mask_ih", cell.mask_ih().template cast<std::uint8_t>());
   putArray(archive, prefix + "mask_hh", cell.mask_hh().template cast<std::uint8_t>());
+}
+
+/// Writes what putCellTensors writes, plus the cell's gate and state-block counts `gates` and
+/// `unit_states`, under `prefix`.
+template <class CellType>
+void saveCell(NpzArchive& archive, const std::string& prefix, const CellType& cell) {
+  putScalar<std::int64_t>(archive, prefix + "gates", cell.structure().gates);
+  putScalar<std::int64_t>(archive, prefix + "unit_states", cell.structure().unitStates);
+  putCellTensors(archive, prefix, cell);
 }
 
 /// Reads what saveCell wrote into `cell` (in practice a copy being checked): the structure and

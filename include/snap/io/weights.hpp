@@ -23,6 +23,7 @@
 #include "snap/core/error.hpp"
 #include "snap/core/types.hpp"
 #include "snap/io/npz.hpp"
+#include "snap/io/state.hpp"
 #include "snap/train/readout.hpp"
 
 namespace snap {
@@ -82,7 +83,7 @@ struct WeightsFile {
   /// The elements of a floating-point or 0/1 array as doubles, after checking its shape.
   std::vector<double> values(std::string_view name, const std::vector<std::int64_t>& shape, bool allowBytes) const {
     const NpyArray& a = array(name);
-    if (a.shape != shape) fail<FormatError>(where(name), "shape " + shapeText(shape), shapeText(a.shape));
+    if (a.shape != shape) fail<FormatError>(where(name), "shape " + describeShape(shape), describeShape(a.shape));
     std::vector<double> out;
     if (a.type == "<f8") {
       out = a.values<double>(where(name));
@@ -117,7 +118,7 @@ struct WeightsFile {
     const NpyArray& a = array("cell");
     if (a.type != "|u1" || a.shape.size() != 1)
       fail<FormatError>(where("cell"), "a one-dimensional uint8 array of characters (e.g. b\"gru\")",
-                        a.type + " of shape " + shapeText(a.shape));
+                        a.type + " of shape " + describeShape(a.shape));
     return std::string(a.bytes.begin(), a.bytes.end());
   }
 
@@ -125,7 +126,7 @@ struct WeightsFile {
   void checkVersion() const {
     const NpyArray& a = array("version");
     if (!a.shape.empty() || (a.type != "<i8" && a.type != "<i4"))
-      fail<FormatError>(where("version"), "an integer scalar", a.type + " of shape " + shapeText(a.shape));
+      fail<FormatError>(where("version"), "an integer scalar", a.type + " of shape " + describeShape(a.shape));
     const std::int64_t version = a.type == "<i8" ? a.values<std::int64_t>(where("version"))[0]
                                                  : a.values<std::int32_t>(where("version"))[0];
     if (version != weightsFormatVersion) fail<FormatError>(where("version"), describe(weightsFormatVersion), version);
@@ -134,14 +135,8 @@ struct WeightsFile {
   /// The two extents of a two-dimensional array.
   std::pair<Index, Index> shape2(std::string_view name) const {
     const NpyArray& a = array(name);
-    if (a.shape.size() != 2) fail<FormatError>(where(name), "a two-dimensional array", shapeText(a.shape));
+    if (a.shape.size() != 2) fail<FormatError>(where(name), "a two-dimensional array", describeShape(a.shape));
     return {a.shape[0], a.shape[1]};
-  }
-
-  static std::string shapeText(const std::vector<std::int64_t>& shape) {
-    std::string text = "(";
-    for (std::size_t i = 0; i < shape.size(); ++i) text += (i > 0 ? ", " : "") + describe(shape[i]);
-    return text + (shape.size() == 1 ? ",)" : ")");
   }
 };
 
@@ -179,15 +174,9 @@ NpzArchive weightsArchive(const CellType& cell) {
                 "the file (see include/snap/io/weights.hpp)");
   const std::string_view name = CellTypeName<CellType>::value;
   NpzArchive archive;
-  archive["cell"] = NpyArray::of(reinterpret_cast<const std::uint8_t*>(name.data()),
-                                 {static_cast<std::int64_t>(name.size())});
-  archive["version"] = NpyArray::scalar<std::int64_t>(weightsFormatVersion);
-  archive["weight_ih"] = NpyArray::of(cell.weight_ih());
-  archive["weight_hh"] = NpyArray::of(cell.weight_hh());
-  archive["bias_ih"] = NpyArray::of(cell.bias_ih());
-  archive["bias_hh"] = NpyArray::of(cell.bias_hh());
-  archive["mask_ih"] = NpyArray::of(RowMatrix<std::uint8_t>(cell.mask_ih().template cast<std::uint8_t>()));
-  archive["mask_hh"] = NpyArray::of(RowMatrix<std::uint8_t>(cell.mask_hh().template cast<std::uint8_t>()));
+  putText(archive, "cell", name);
+  putScalar<std::int64_t>(archive, "version", weightsFormatVersion);
+  putCellTensors(archive, "", cell);
   return archive;
 }
 
