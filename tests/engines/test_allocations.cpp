@@ -8,8 +8,9 @@
 #include <cstdlib>
 
 #include "../support/reference.hpp"
+#include "../support/sanitizers.hpp"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if SNAP_TEST_SANITIZED
 #define SNAP_COUNT_ALLOCATIONS 0  // the sanitizers own malloc
 #else
 #define SNAP_COUNT_ALLOCATIONS 1

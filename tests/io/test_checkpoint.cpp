@@ -20,6 +20,7 @@
 
 #include "../support/archive.hpp"
 #include "../support/reference.hpp"
+#include "../support/sanitizers.hpp"
 #include "../support/training.hpp"
 
 namespace snap::test {
@@ -249,7 +250,7 @@ TEST(CorruptCheckpoints, EveryTruncationIsRefused) {
   EXPECT_TRUE(sameArchive(checkpoint.state(), before));
 }
 
-#if defined(__SANITIZE_ADDRESS__)
+#if SNAP_TEST_SANITIZED
 constexpr std::uint8_t kFlips[] = {0xFF};  // one pattern per byte: the sanitized build is slower
 #else
 constexpr std::uint8_t kFlips[] = {0x01, 0xFF};

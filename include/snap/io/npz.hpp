@@ -35,10 +35,16 @@ public:
 
 namespace detail {
 
-/// The eight tables of CRC-32 by slicing-by-8 (the reflected polynomial 0xEDB88320).
-inline const std::array<std::array<std::uint32_t, 256>, 8>& crcTables() {
-  static const auto tables = [] {
-    std::array<std::array<std::uint32_t, 256>, 8> t{};
+/// The eight tables of CRC-32 by slicing-by-8 (the reflected polynomial 0xEDB88320). Plain
+/// arrays: indexing them stays a load in unoptimised (Debug) builds too.
+struct CrcTables {
+  std::uint32_t t[8][256];
+};
+
+inline const CrcTables& crcTables() {
+  static const CrcTables tables = [] {
+    CrcTables tables{};
+    auto& t = tables.t;
     for (std::uint32_t i = 0; i < 256; ++i) {
       std::uint32_t c = i;
       for (int k = 0; k < 8; ++k) c = (c & 1U) != 0 ? 0xEDB88320U ^ (c >> 1) : c >> 1;
@@ -46,7 +52,7 @@ inline const std::array<std::array<std::uint32_t, 256>, 8>& crcTables() {
     }
     for (std::uint32_t i = 0; i < 256; ++i)
       for (std::size_t slice = 1; slice < 8; ++slice) t[slice][i] = (t[slice - 1][i] >> 8) ^ t[0][t[slice - 1][i] & 0xFFU];
-    return t;
+    return tables;
   }();
   return tables;
 }
@@ -54,14 +60,14 @@ inline const std::array<std::array<std::uint32_t, 256>, 8>& crcTables() {
 /// CRC-32 (IEEE 802.3, as zlib's crc32), the checksum of zip entries; `crc` continues a
 /// previous value, so that crc32(b, crc32(a)) is the CRC of a followed by b.
 inline std::uint32_t crc32(const std::uint8_t* data, std::size_t size, std::uint32_t crc = 0) {
-  const auto& t = crcTables();
-  auto word = [](const std::uint8_t* p) {
-    return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
-           static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
-  };
+  const auto& t = crcTables().t;
   crc = ~crc;
   for (; size >= 8; data += 8, size -= 8) {
-    const std::uint32_t low = word(data) ^ crc, high = word(data + 4);
+    // The eight bytes as two little-endian words, whatever the machine's byte order.
+    const std::uint32_t low = (data[0] | std::uint32_t{data[1]} << 8 | std::uint32_t{data[2]} << 16 |
+                               std::uint32_t{data[3]} << 24) ^ crc;
+    const std::uint32_t high =
+        data[4] | std::uint32_t{data[5]} << 8 | std::uint32_t{data[6]} << 16 | std::uint32_t{data[7]} << 24;
     crc = t[7][low & 0xFFU] ^ t[6][(low >> 8) & 0xFFU] ^ t[5][(low >> 16) & 0xFFU] ^ t[4][low >> 24] ^
           t[3][high & 0xFFU] ^ t[2][(high >> 8) & 0xFFU] ^ t[1][(high >> 16) & 0xFFU] ^ t[0][high >> 24];
   }
