@@ -4,7 +4,6 @@
 // never crashes, and a refused load changes nothing. (A kill -9 during a save: test_kill.cpp.)
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
