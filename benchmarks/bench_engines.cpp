@@ -105,7 +105,7 @@ snap::CellOptions cellOptions(const Case& c) {
   return {.inputDensity = 1.0, .recurrentDensity = c.density, .maskSharing = c.sharing, .seed = 1};
 }
 
-/// Σ over the pattern's groups of nnz(D[R, R]) · p_g: the SnAp update's multiply-adds (MATH §4).
+/// Σ over the pattern's groups of nnz(D[R, R]) · p_g: the SnAp update's multiply-adds (docs/math.md §4).
 double snapUpdateMadds(const snap::SparsityPattern& graph, const snap::SnApPattern& pattern) {
   std::vector<std::uint8_t> inRows(static_cast<std::size_t>(graph.rows()), 0);
   double total = 0;
@@ -227,7 +227,7 @@ EngineWorkload<Cell, Engine>& workloadFor(const Case& c, const std::string& name
     snap::Random random(2);
     work->inputs = Matrix(kInputSize, kInputColumns);
     for (Index i = 0; i < work->inputs.size(); ++i) work->inputs.data()[i] = static_cast<Scalar>(random.uniform(-1, 1));
-    // δ_t of a readout of h: for the LSTM, the c half is 0 (MATH §3).
+    // δ_t of a readout of h: for the LSTM, the c half is 0 (docs/math.md §3).
     work->delta = Vector::Zero(work->cell->stateSize());
     for (Index i = 0; i < work->cell->hiddenSize(); ++i) work->delta[i] = static_cast<Scalar>(random.uniform(-1, 1));
     g_workload = std::move(work);

@@ -1,4 +1,4 @@
-// The copy task of the SnAp paper (MATH §7): trains a recurrent cell online with any engine
+// The copy task of the SnAp paper (docs/math.md §7): trains a recurrent cell online with any engine
 // and reports the curriculum length L reached against data time. With --checkpoint it saves
 // the whole run every --checkpoint-every steps of data, at the end, and on Ctrl-C (SIGINT) or
 // SIGTERM; --resume continues a saved run exactly (docs/reliability.md).
@@ -361,7 +361,7 @@ void parseEngine(const std::string& text, Config& config) {
 
 int main(int argc, char** argv) {
   snap::examples::CommandLine line("copy_task",
-                                   "Trains a sparse recurrent cell online on the copy task (MATH §7) and reports the\n"
+                                   "Trains a sparse recurrent cell online on the copy task (docs/math.md §7) and reports the\n"
                                    "curriculum length L reached against data time.");
   line.flag("cell", "gru", "rnn | gru | lstm");
   line.flag("engine", "snap:2", "bptt:T | bptt (untruncated) | rtrl | uoro | snap:N");

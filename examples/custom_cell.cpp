@@ -1,7 +1,7 @@
 // A cell of your own (docs/custom-cell.md): the minimal gated unit of
 // custom_cell/minimal_gated_unit.hpp, defined outside the library, works with every engine.
 // First a check in double precision that RTRL and BPTT give it the same gradient (the
-// exactness test of MATH §3; tests/cells/test_custom_cell.cpp runs the full battery), then
+// exactness test of docs/math.md §3; tests/cells/test_custom_cell.cpp runs the full battery), then
 // online training on the copy task with SnAp-2, and saving the trained cell in a weights file.
 //
 //   custom_cell --hidden 32 --steps 300000 --save unit.npz

@@ -1,6 +1,6 @@
-// An LSTM trained online with UORO (MATH §5), next to SnAp-1 on the same copy-task data. UORO
+// An LSTM trained online with UORO (docs/math.md §5), next to SnAp-1 on the same copy-task data. UORO
 // keeps a rank-one estimate of the influence matrix, k + p numbers; SnAp-1 keeps the influence
-// on each parameter's home unit only, about 2p numbers for an LSTM (MATH §4). The paper finds
+// on each parameter's home unit only, about 2p numbers for an LSTM (docs/math.md §4). The paper finds
 // SnAp-1 learns faster at equal cost.
 //
 //   lstm_uoro --hidden 32 --steps 300000

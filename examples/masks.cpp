@@ -1,4 +1,4 @@
-// Sparse weight masks (MATH §1, docs/cells.md): random masks drawn per gate block or shared by
+// Sparse weight masks (docs/math.md §1, docs/cells.md): random masks drawn per gate block or shared by
 // the gate blocks, what sharing does to the dynamics graph and to SnAp-2's cost, a mask of
 // your own with setMasks(), and the order of the parameter vector θ.
 //

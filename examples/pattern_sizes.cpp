@@ -1,5 +1,5 @@
 // Prints, for one cell type and size, how many influence entries SnAp-1, -2, -3 and RTRL keep
-// at recurrent densities 1, 0.25 and 0.1 (MATH §4), as the markdown table of docs/engines.md.
+// at recurrent densities 1, 0.25 and 0.1 (docs/math.md §4), as the markdown table of docs/engines.md.
 //
 //   pattern_sizes --cell gru --hidden 128 --inputs 32
 

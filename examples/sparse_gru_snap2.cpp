@@ -1,4 +1,4 @@
-// A sparse GRU trained online with SnAp-2 on the copy task (MATH §4, §7). Nine tenths of the
+// A sparse GRU trained online with SnAp-2 on the copy task (docs/math.md §4, §7). Nine tenths of the
 // recurrent weights are masked, with one mask shared by the three gate blocks, so that the
 // dynamics graph keeps density 0.1 and SnAp-2 keeps a small part of RTRL's influence matrix.
 //

@@ -1,5 +1,5 @@
 // Truncated BPTT(T) driven by hand, without a Trainer: the engine, the readout and the
-// optimizer as separate pieces (MATH §3, §6). The state carries across windows of T steps; the
+// optimizer as separate pieces (docs/math.md §3, §6). The state carries across windows of T steps; the
 // gradient of each window is applied once the window is full. The same loop works for every
 // engine (docs/design.md); the Trainer (docs/training.md) packages it.
 //

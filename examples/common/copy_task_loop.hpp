@@ -1,5 +1,5 @@
 #pragma once
-// The copy-task training loop the gallery examples share (MATH §7, docs/copy-task.md): one
+// The copy-task training loop the gallery examples share (docs/math.md §7, docs/copy-task.md): one
 // stream, one sequence at a time, the trainer's schedule deciding when to update.
 
 #include <snap/snap.hpp>

@@ -1,4 +1,4 @@
-// MATH §1–§2: each cell's forward step equals the written-out equations, and D_t, I_t and their
+// docs/math.md §1–§2: each cell's forward step equals the written-out equations, and D_t, I_t and their
 // products equal central finite differences of those equations, for dense and sparse masks and
 // for zero, random and saturated states.
 
@@ -67,7 +67,7 @@ TYPED_TEST(CellJacobians, DynamicsJacobianMatchesFiniteDifferences) {
     const Matrix<double> numeric = finiteDifferenceDynamics(point.cell, point.x, point.s);
     const Matrix<double> analytic = denseDynamics(point.cell, step.cache);
     EXPECT_LE(relativeError(analytic, numeric), 1e-7);
-    // Outside the structural graph the finite differences are exactly zero (MATH §2).
+    // Outside the structural graph the finite differences are exactly zero (docs/math.md §2).
     const SparsityPattern& graph = point.cell.dynamicsGraph();
     for (Index b = 0; b < numeric.rows(); ++b)
       for (Index a = 0; a < numeric.cols(); ++a)
@@ -120,7 +120,7 @@ TYPED_TEST(CellJacobians, ImmediateJacobianMatchesFiniteDifferences) {
 }
 
 TYPED_TEST(CellJacobians, ImmediateColumnsLiveOnTheHomeRows) {
-  // MATH §2: parameter j moves only its home unit's state; the LSTM output gate moves h only.
+  // docs/math.md §2: parameter j moves only its home unit's state; the LSTM output gate moves h only.
   Point<TypeParam> point(0.25, StateKind::Random, 7);
   const TypeParam& cell = point.cell;
   const Matrix<double> numeric = finiteDifferenceImmediate(cell, point.x, point.s);

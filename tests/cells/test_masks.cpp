@@ -1,4 +1,4 @@
-// MATH §1–§2: random masks keep exactly round(d · rows · cols) positions per gate block, shared or
+// docs/math.md §1–§2: random masks keep exactly round(d · rows · cols) positions per gate block, shared or
 // per gate, reproducibly from the seed; initial weights follow PyTorch's ±1/√H and are 0 where
 // masked; biases are never masked; user masks rebuild θ and the dynamics graph.
 
@@ -22,7 +22,7 @@ TYPED_TEST_SUITE(Masks, DoubleCells);
 constexpr Index kInputs = 5;
 constexpr Index kHidden = 8;
 
-/// round(d · n) as MATH §1 states it (halves away from zero).
+/// round(d · n) as docs/math.md §1 states it (halves away from zero).
 Index keptPositions(double density, Index blockSize) {
   return static_cast<Index>(std::round(density * static_cast<double>(blockSize)));
 }
@@ -47,7 +47,7 @@ void expectBlockCounts(const RowMatrix<double>& mask, Index gates, Index hidden,
         << "gate block " << g << ", density " << density;
 }
 
-/// The dynamics graph MATH §2 prescribes for the cell's current mask_hh, as a dense 0/1 matrix.
+/// The dynamics graph docs/math.md §2 prescribes for the cell's current mask_hh, as a dense 0/1 matrix.
 template <class C>
 Matrix<int> expectedGraph(const C& cell) {
   const Index H = cell.hiddenSize();
@@ -160,7 +160,7 @@ TYPED_TEST(Masks, SharingGivesIdenticalBlocksPerGateGivesDifferentOnes) {
     for (Index g = 0; g < gates; ++g)
       for (Index other = g + 1; other < gates; ++other)
         EXPECT_NE(block(*mask, g, kHidden), block(*mask, other, kHidden)) << "blocks " << g << " and " << other;
-  // Shared masks keep the recurrent graph at the mask's own density (MATH §1).
+  // Shared masks keep the recurrent graph at the mask's own density (docs/math.md §1).
   if (gates > 1) {
     EXPECT_LT(shared.dynamicsGraph().nonZeros(), perGate.dynamicsGraph().nonZeros());
   }

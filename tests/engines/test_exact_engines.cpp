@@ -1,4 +1,4 @@
-// MATH §3: RTRL and untruncated BPTT give the same gradient, both equal central finite
+// docs/math.md §3: RTRL and untruncated BPTT give the same gradient, both equal central finite
 // differences of the total loss, and truncated BPTT is exactly the windowed recursion.
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// MATH §4: the SnAp-n pattern is exactly the structural n-step reachability, SnAp-n is exactly
+// docs/math.md §4: the SnAp-n pattern is exactly the structural n-step reachability, SnAp-n is exactly
 // the masked recursion Ĵ ← M_n ⊙ (I_t + D_t Ĵ), it becomes RTRL once the pattern is full, and
 // its storage is the pattern's values plus their indices.
 
@@ -11,7 +11,7 @@
 namespace snap::test {
 namespace {
 
-/// The test's own reading of MATH §2 for each cell: home rows and the edges a → b of D.
+/// The test's own reading of docs/math.md §2 for each cell: home rows and the edges a → b of D.
 struct Structure {
   Index gates, blocks;
   /// Home rows of a parameter of gate g and unit u.
@@ -29,7 +29,7 @@ Structure structureOf<GRU<double>>() { return {3, 1}; }
 template <>
 Structure structureOf<LSTM<double>>() { return {4, 2}; }
 
-/// Boolean adjacency A[b][a] (edge a → b) built from the masks by the rules of MATH §2.
+/// Boolean adjacency A[b][a] (edge a → b) built from the masks by the rules of docs/math.md §2.
 template <class C>
 std::vector<std::vector<bool>> adjacency(const C& cell) {
   const Structure structure = structureOf<C>();
@@ -187,7 +187,7 @@ TYPED_TEST(SnApEngine, StorageIsThePatternPlusItsIndices) {
   }
 }
 
-// --- hand-built masks: the kept rows of a parameter of unit u are what MATH §4 says ---
+// --- hand-built masks: the kept rows of a parameter of unit u are what docs/math.md §4 says ---
 
 enum class Topology { Chain, Ring, Empty, Dense };
 
@@ -208,7 +208,7 @@ C handBuilt(Topology topology) {
   return cell;
 }
 
-/// The rows MATH §4 keeps for a parameter of gate `gate`, unit u, after n steps, written out
+/// The rows docs/math.md §4 keeps for a parameter of gate `gate`, unit u, after n steps, written out
 /// case by case: hidden rows u..u+n−1 along the chain (wrapping on the ring), the LSTM's c rows
 /// beside them, and the output gate's missing c_u.
 std::set<Index> expectedRows(Topology topology, bool lstm, bool outputGate, Index u, int n) {

@@ -1,4 +1,4 @@
-// MATH §5: UORO's rank-one update is unbiased, its error falls as 1/√samples, and runs with
+// docs/math.md §5: UORO's rank-one update is unbiased, its error falls as 1/√samples, and runs with
 // the same seed are bit-identical.
 
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 #pragma once
-// Independent references for the tests: the cell equations of MATH §1 written out plainly with
+// Independent references for the tests: the cell equations of docs/math.md §1 written out plainly with
 // loops (no code shared with the library's forward step), central finite differences of them,
 // and dense Jacobians assembled from a cell's products.
 
@@ -30,7 +30,7 @@ S recurrentPre(const CellTensors<S>& w, const Vector<S>& s, Index r) {
   return sum;
 }
 
-/// MATH §1, Elman RNN.
+/// docs/math.md §1, Elman RNN.
 template <class S>
 Vector<S> referenceStep(const RNN<S>&, const CellTensors<S>& w, const Vector<S>& x, const Vector<S>& s) {
   const Index H = w.weight_hh.cols();
@@ -39,7 +39,7 @@ Vector<S> referenceStep(const RNN<S>&, const CellTensors<S>& w, const Vector<S>&
   return next;
 }
 
-/// MATH §1, GRU, gates [r, z, n].
+/// docs/math.md §1, GRU, gates [r, z, n].
 template <class S>
 Vector<S> referenceStep(const GRU<S>&, const CellTensors<S>& w, const Vector<S>& x, const Vector<S>& s) {
   const Index H = w.weight_hh.cols();
@@ -53,7 +53,7 @@ Vector<S> referenceStep(const GRU<S>&, const CellTensors<S>& w, const Vector<S>&
   return next;
 }
 
-/// MATH §1, LSTM, gates [i, f, g, o], state [h; c].
+/// docs/math.md §1, LSTM, gates [i, f, g, o], state [h; c].
 template <class S>
 Vector<S> referenceStep(const LSTM<S>&, const CellTensors<S>& w, const Vector<S>& x, const Vector<S>& s) {
   const Index H = w.weight_hh.cols();

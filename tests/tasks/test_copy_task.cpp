@@ -1,4 +1,4 @@
-// MATH §7: the copy task's sequences, length sampling and curriculum.
+// docs/math.md §7: the copy task's sequences, length sampling and curriculum.
 
 #include <gtest/gtest.h>
 

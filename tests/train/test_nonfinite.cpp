@@ -134,7 +134,7 @@ TEST(NonFinitePolicy, AGradientThatOverflowsThrowsAndKeepsEverything) {
 }
 
 TEST(NonFinitePolicy, ANextStateThatOverflowsSkipsTheStep) {
-  // Finite input and weights whose preactivations overflow to −∞ and +∞ (MATH §1, RNN).
+  // Finite input and weights whose preactivations overflow to −∞ and +∞ (docs/math.md §1, RNN).
   RNN<double> cell(1, 1);
   cell.setWeights(RowMatrix<double>::Constant(1, 1, -10.0), RowMatrix<double>::Constant(1, 1, 1e308),
                   Vector<double>::Zero(1), Vector<double>::Constant(1, 1e308));

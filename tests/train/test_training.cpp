@@ -1,4 +1,4 @@
-// MATH §6: the readout's loss and gradients, SGD and Adam against their formulas, clipping,
+// docs/math.md §6: the readout's loss and gradients, SGD and Adam against their formulas, clipping,
 // the trainer's schedules and batches, and a small online run that learns.
 
 #include <gtest/gtest.h>

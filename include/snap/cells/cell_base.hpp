@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// The part every PyTorch-style gated cell shares: sizes, masks, the four tensors, the
-/// parameter layout, the dynamics graph, and the Jacobian products of MATH §2 computed from
+/// parameter layout, the dynamics graph, and the Jacobian products of docs/math.md §2 computed from
 /// the per-step factors. A concrete cell adds only its forward step.
 
 #include <atomic>
@@ -40,7 +40,7 @@ inline std::uint64_t nextMaskVersion() {
 }  // namespace detail
 
 /// The shared base of the cells: owns the masks and the tensors, and offers the Jacobian
-/// products of MATH §2 on the factors a step left in its StepCache.
+/// products of docs/math.md §2 on the factors a step left in its StepCache.
 template <class Scalar_>
 class CellBase {
 public:
@@ -58,10 +58,10 @@ public:
   Index gateRows() const { return m_structure.gates * m_hiddenSize; }
   /// p, the number of active parameters (unmasked weights and all biases).
   Index parameterCount() const { return m_layout.size(); }
-  /// Gates, state blocks, reach and direct couplings of this cell type (MATH §2).
+  /// Gates, state blocks, reach and direct couplings of this cell type (docs/math.md §2).
   const CellStructure& structure() const { return m_structure; }
 
-  // The PyTorch tensors and masks (MATH §1).
+  // The PyTorch tensors and masks (docs/math.md §1).
 
   /// weight_ih, G·H × m, gate blocks stacked in PyTorch's order; 0 where mask_ih is 0.
   const RowMatrix<Scalar>& weight_ih() const { return m_tensors.weight_ih; }
@@ -124,9 +124,9 @@ public:
   /// A θ-ordered vector (a gradient, say) as the four tensors, with zeros at masked positions.
   CellTensors<Scalar> unflatten(const VectorView<Scalar>& theta) const { return m_layout.unflatten(theta); }
 
-  /// The order and meaning of θ's entries (MATH §1–§2).
+  /// The order and meaning of θ's entries (docs/math.md §1–§2).
   const ParameterLayout& layout() const { return m_layout; }
-  /// The structural nonzeros of D_t = ∂s_t/∂s_{t−1} (MATH §2), fixed by the masks.
+  /// The structural nonzeros of D_t = ∂s_t/∂s_{t−1} (docs/math.md §2), fixed by the masks.
   const SparsityPattern& dynamicsGraph() const { return m_dynamicsGraph; }
   /// Changes whenever the masks change (unique across cells in the process).
   std::uint64_t maskVersion() const { return m_maskVersion; }
@@ -142,7 +142,7 @@ public:
     z[m_inputSize + m_hiddenSize + 1] = Scalar(1);
   }
 
-  /// @name Jacobian products on a step's factors (MATH §2)
+  /// @name Jacobian products on a step's factors (docs/math.md §2)
   /// @{
 
   /// values[i] = D_t at dynamicsGraph() entry entries[i]: only the requested structural nonzeros.
@@ -172,7 +172,7 @@ public:
   }
 
   /// e = the preactivation gradient of v: e_f = Σ_q factor(q, f) · v[q·H + unit(f)] for the
-  /// 2·G·H preactivation columns. With the parameter layout, e gives I_tᵀ v (MATH §2).
+  /// 2·G·H preactivation columns. With the parameter layout, e gives I_tᵀ v (docs/math.md §2).
   void preactivationGradient(const StepCache<Scalar>& cache, const VectorView<Scalar>& v,
                              VectorSpan<Scalar> e) const {
     const Index hidden = m_hiddenSize, rows = gateRows(), blocks = m_structure.unitStates;
@@ -188,7 +188,7 @@ public:
     }
   }
 
-  /// One step of reverse mode (BPTT, MATH §3): previous = D_tᵀ v, and e = the preactivation
+  /// One step of reverse mode (BPTT, docs/math.md §3): previous = D_tᵀ v, and e = the preactivation
   /// gradient of v (so that I_tᵀ v = layout().addParameterGradient(e, z, ·)).
   void vectorJacobianProduct(const StepCache<Scalar>& cache, const VectorView<Scalar>& v,
                              VectorSpan<Scalar> previous, VectorSpan<Scalar> e) const {
@@ -263,7 +263,7 @@ protected:
   static Scalar sigmoid(Scalar a) { return Scalar(1) / (Scalar(1) + std::exp(-a)); }
 
 private:
-  /// D_t[row, column] from the factors (MATH §2): through the recurrent preactivations when
+  /// D_t[row, column] from the factors (docs/math.md §2): through the recurrent preactivations when
   /// column is an h row, plus the unit-local direct coupling.
   Scalar dynamicsEntry(const StepCache<Scalar>& cache, Index row, Index column) const {
     const Index hidden = m_hiddenSize;
@@ -320,7 +320,7 @@ private:
                                        detail::describe(c) + ")");
   }
 
-  /// Layout and dynamics graph from the masks (MATH §2 structure).
+  /// Layout and dynamics graph from the masks (docs/math.md §2 structure).
   void rebuildStructure() {
     m_layout = ParameterLayout(m_maskIh, m_maskHh);
     const Index hidden = m_hiddenSize, blocks = m_structure.unitStates;

@@ -76,7 +76,7 @@ concept HasJacobianProducts =
 
 }  // namespace requirement
 
-/// What a cell must provide for every engine (MATH §1–§2; docs/custom-cell.md). Deriving
+/// What a cell must provide for every engine (docs/math.md §1–§2; docs/custom-cell.md). Deriving
 /// from CellBase and writing forward() satisfies all but forward().
 template <class C>
 concept Cell = requirement::HasScalar<C> && requirement::HasSizes<C> && requirement::HasStructure<C> &&

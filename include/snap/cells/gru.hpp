@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// The GRU cell (MATH §1), PyTorch's torch.nn.GRUCell, gate order [r, z, n].
+/// The GRU cell (docs/math.md §1), PyTorch's torch.nn.GRUCell, gate order [r, z, n].
 
 #include "snap/cells/cell_base.hpp"
 
@@ -23,7 +23,7 @@ public:
   GRU(Index inputSize, Index hiddenSize, const CellOptions& options = {})
       : Base(inputSize, hiddenSize, cellStructure(), options) {}
 
-  /// next = f(input, state); fills `cache` with the step's Jacobian factors (MATH §2).
+  /// next = f(input, state); fills `cache` with the step's Jacobian factors (docs/math.md §2).
   void forward(const VectorView<Scalar>& input, const VectorView<Scalar>& state, VectorSpan<Scalar> next,
                StepCache<Scalar>& cache) const {
     this->checkStep(input, state, next, cache);

@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// The LSTM cell (MATH §1), PyTorch's torch.nn.LSTMCell, gate order [i, f, g, o].
+/// The LSTM cell (docs/math.md §1), PyTorch's torch.nn.LSTMCell, gate order [i, f, g, o].
 
 #include "snap/cells/cell_base.hpp"
 
@@ -16,7 +16,7 @@ public:
   using Scalar = Scalar_;  ///< float or double
 
   /// Four gates, two state blocks [h; c]. The output gate reaches h only (c' does not depend
-  /// on o); c feeds h' and c' directly (MATH §2).
+  /// on o); c feeds h' and c' directly (docs/math.md §2).
   static CellStructure cellStructure() {
     return {.gates = 4, .unitStates = 2, .reach = {1, 1, 1, 1, 1, 1, 1, 0}, .direct = {0, 1, 0, 1}};
   }
@@ -26,7 +26,7 @@ public:
   LSTM(Index inputSize, Index hiddenSize, const CellOptions& options = {})
       : Base(inputSize, hiddenSize, cellStructure(), options) {}
 
-  /// next = f(input, state); fills `cache` with the step's Jacobian factors (MATH §2).
+  /// next = f(input, state); fills `cache` with the step's Jacobian factors (docs/math.md §2).
   void forward(const VectorView<Scalar>& input, const VectorView<Scalar>& state, VectorSpan<Scalar> next,
                StepCache<Scalar>& cache) const {
     this->checkStep(input, state, next, cache);

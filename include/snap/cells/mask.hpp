@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// Random sparse weight masks (MATH §1): exactly round(d · rows · cols) kept positions, drawn
+/// Random sparse weight masks (docs/math.md §1): exactly round(d · rows · cols) kept positions, drawn
 /// per gate block or once and shared by all gate blocks.
 
 #include <cmath>

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
-/// The parameter vector θ of a masked cell (MATH §1): which weights are parameters, where each
-/// sits in θ, and what factor and source form its column of the immediate Jacobian (MATH §2).
+/// The parameter vector θ of a masked cell (docs/math.md §1): which weights are parameters, where each
+/// sits in θ, and what factor and source form its column of the immediate Jacobian (docs/math.md §2).
 
 #include <cstddef>
 #include <limits>
@@ -86,7 +86,7 @@ public:
   Index row(Index j) const { return factor(j) % m_gateRows; }
   /// Gate block of parameter j.
   Index gate(Index j) const { return row(j) / m_hiddenSize; }
-  /// Home unit of parameter j (MATH §2).
+  /// Home unit of parameter j (docs/math.md §2).
   Index unit(Index j) const { return row(j) % m_hiddenSize; }
 
   /// The active columns of row r of weight_ih.
@@ -154,7 +154,7 @@ public:
   }
 
   /// out[j] = keep · out[j] + preactivationGradient[factor(j)] · z[source(j)]: the factored
-  /// I_tᵀ v of MATH §2 added to `out` (keep = 1), or to a scaled `out`, given the
+  /// I_tᵀ v of docs/math.md §2 added to `out` (keep = 1), or to a scaled `out`, given the
   /// preactivation gradient of v (CellBase::preactivationGradient).
   template <class Scalar>
   void addParameterGradient(const std::type_identity_t<VectorView<Scalar>>& preactivationGradient,

@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// The Elman tanh RNN cell (MATH §1), PyTorch's torch.nn.RNNCell.
+/// The Elman tanh RNN cell (docs/math.md §1), PyTorch's torch.nn.RNNCell.
 
 #include "snap/cells/cell_base.hpp"
 
@@ -22,7 +22,7 @@ public:
   RNN(Index inputSize, Index hiddenSize, const CellOptions& options = {})
       : Base(inputSize, hiddenSize, cellStructure(), options) {}
 
-  /// next = f(input, state); fills `cache` with the step's Jacobian factors (MATH §2).
+  /// next = f(input, state); fills `cache` with the step's Jacobian factors (docs/math.md §2).
   void forward(const VectorView<Scalar>& input, const VectorView<Scalar>& state, VectorSpan<Scalar> next,
                StepCache<Scalar>& cache) const {
     this->checkStep(input, state, next, cache);

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// What the engines need to know of a gated cell besides its weights: the per-unit structure
-/// (MATH §2), the per-step cache of Jacobian factors, and the PyTorch tensors.
+/// (docs/math.md §2), the per-step cache of Jacobian factors, and the PyTorch tensors.
 
 #include <cstdint>
 #include <vector>
@@ -16,7 +16,7 @@ namespace snap {
 /// The state is `unitStates` blocks of H rows, s = [s⁽⁰⁾; s⁽¹⁾; …], and block 0 is h: the
 /// vector the recurrent weights multiply and the readout reads. Unit u owns rows u + q·H.
 /// Preactivation row r = g·H + u of gate g moves only unit u's blocks q with reaches(g, q)
-/// (MATH §2, "home unit"). Besides the preactivations, block q of unit b may depend directly on
+/// (docs/math.md §2, "home unit"). Besides the preactivations, block q of unit b may depend directly on
 /// block q' of the same unit (GRU: z ⊙ h; LSTM: f ⊙ c): couples(q, q').
 struct CellStructure {
   int gates = 1;       ///< G: gate blocks of H rows in weight_ih and weight_hh
@@ -42,7 +42,7 @@ struct CellStructure {
   }
 };
 
-/// What one forward step leaves for the engines (MATH §2), in factored form.
+/// What one forward step leaves for the engines (docs/math.md §2), in factored form.
 ///
 /// With a = W_ih x + b_ih (the input preactivation) and c = W_hh h + b_hh (the recurrent
 /// preactivation), column r of `immediateIh` holds ∂s'_{q·H+u}/∂a_r for the U blocks q of

@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// Backpropagation through time, full or truncated to windows of T steps (MATH §3).
+/// Backpropagation through time, full or truncated to windows of T steps (docs/math.md §3).
 
 #include <algorithm>
 #include <cstddef>
@@ -25,7 +25,7 @@ struct BPTTOptions {
 };
 
 /// BPTT: stores each step's cache, then ε_t = δ_t + D_{t+1}ᵀ ε_{t+1}, g = Σ_t I_tᵀ ε_t over the
-/// window (MATH §3). The gradient is, at any time, that of the loss so far: a window still
+/// window (docs/math.md §3). The gradient is, at any time, that of the loss so far: a window still
 /// open is backpropagated when gradient() is read, and committed when it closes.
 template <class CellType_>
 class BPTT {

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// The engine contract (docs/design.md): a gradient algorithm bound to one cell, consuming its
-/// steps and yielding the gradient of Σ_t L_t with respect to θ (MATH §3–§5).
+/// steps and yielding the gradient of Σ_t L_t with respect to θ (docs/math.md §3–§5).
 
 #include <concepts>
 #include <cstddef>

@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// Real-time recurrent learning with the full influence matrix (MATH §3).
+/// Real-time recurrent learning with the full influence matrix (docs/math.md §3).
 
 #include <cmath>
 #include <cstddef>
@@ -23,7 +23,7 @@ struct RTRLOptions {
   double denseDynamicsAbove = 0.25;
 };
 
-/// Exact RTRL: J_t = I_t + D_t J_{t−1}, g = Σ_t J_tᵀ δ_t (MATH §3). Memory k·p, time
+/// Exact RTRL: J_t = I_t + D_t J_{t−1}, g = Σ_t J_tᵀ δ_t (docs/math.md §3). Memory k·p, time
 /// nnz(D)·p per step.
 template <class CellType_>
 class RTRL {
@@ -173,7 +173,7 @@ private:
     m_pending = false;
   }
 
-  /// m_next += I_t, column by column from the factored form (MATH §2).
+  /// m_next += I_t, column by column from the factored form (docs/math.md §2).
   void addImmediate(const CellType& cell, const StepCache<Scalar>& cache) {
     const ParameterLayout& layout = cell.layout();
     const CellStructure& structure = cell.structure();

@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// SnAp-n, the Sparse n-step Approximation of the RTRL influence matrix (MATH §4).
+/// SnAp-n, the Sparse n-step Approximation of the RTRL influence matrix (docs/math.md §4).
 
 #include <algorithm>
 #include <cstddef>
@@ -29,7 +29,7 @@ struct SnApOptions {
   double denseBlockAbove = 0.5;
 };
 
-/// SnAp-n: Ĵ_t = M_n ⊙ (I_t + D_t Ĵ_{t−1}), g = Σ_t Ĵ_tᵀ δ_t (MATH §4), on the pattern M_n
+/// SnAp-n: Ĵ_t = M_n ⊙ (I_t + D_t Ĵ_{t−1}), g = Σ_t Ĵ_tᵀ δ_t (docs/math.md §4), on the pattern M_n
 /// computed once from the masks. The influence is stored per group of parameters sharing a
 /// row set R, as a dense |R| × p_g block updated by J ← D_t[R, R] J + I_t[R, ·].
 template <class CellType_>
@@ -220,7 +220,7 @@ private:
     StorageIndex contiguousEnd, firstSource;
   };
 
-  /// Builds the pattern and the flat plan of the per-step update (MATH §4 grouping).
+  /// Builds the pattern and the flat plan of the per-step update (docs/math.md §4 grouping).
   void build() {
     m_core.resize();
     const CellType& cell = m_core.cell();
@@ -267,7 +267,7 @@ private:
       m_localStart.push_back(static_cast<StorageIndex>(m_localColumn.size()));
       const Index localEntries = m_localStart.back() - m_localStart[static_cast<std::size_t>(plan.localOffset)];
       // Columns (θ index and source) ordered by factor then source, so that a weight row's
-      // entries and its bias form one segment (factor and home rows, MATH §2).
+      // entries and its bias form one segment (factor and home rows, docs/math.md §2).
       std::vector<StorageIndex> columns = group.columns;
       std::stable_sort(columns.begin(), columns.end(), [&](StorageIndex a, StorageIndex b) {
         return layout.factor(a) < layout.factor(b);
@@ -344,7 +344,7 @@ private:
     m_pending = false;
   }
 
-  /// Ĵ ← M_n ⊙ (I_t + D_t Ĵ), one group block at a time (MATH §4), and, when δ_t is given,
+  /// Ĵ ← M_n ⊙ (I_t + D_t Ĵ), one group block at a time (docs/math.md §4), and, when δ_t is given,
   /// g += Ĵ_tᵀ δ_t in the same pass. For n = 1 every block is a home block (one row; the
   /// LSTM's h and c), so only D_t's diagonal or 2 × 2 home blocks are computed and the step
   /// costs O(p).

@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// Unbiased Online Recurrent Optimization: a rank-one estimate of the influence (MATH §5).
+/// Unbiased Online Recurrent Optimization: a rank-one estimate of the influence (docs/math.md §5).
 
 #include <cmath>
 #include <cstddef>
@@ -20,7 +20,7 @@ struct UOROOptions {
 };
 
 /// UORO: J_t ≈ s̃_t θ̃_tᵀ, updated with a fresh sign vector ν each step so that
-/// E[s̃_t θ̃_tᵀ] = D_t s̃_{t−1} θ̃_{t−1}ᵀ + I_t (MATH §5). Forward-mode product a = D_t s̃,
+/// E[s̃_t θ̃_tᵀ] = D_t s̃_{t−1} θ̃_{t−1}ᵀ + I_t (docs/math.md §5). Forward-mode product a = D_t s̃,
 /// reverse-mode product b = I_tᵀ ν, kept factored (its norm and its addition to θ̃ read the
 /// 2·G·H preactivation gradient and the sources); memory k + p, time O(nnz(D) + p) per step.
 template <class CellType_>

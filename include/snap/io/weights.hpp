@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// A cell's weights (and optionally a readout's) in a NumPy `.npz` file with PyTorch's names
-/// and layout (MATH §1), so that weights move between `torch.nn.RNNCell` / `GRUCell` /
+/// and layout (docs/math.md §1), so that weights move between `torch.nn.RNNCell` / `GRUCell` /
 /// `LSTMCell` + `torch.nn.Linear` and snap (examples/pytorch/export_torch.py and
 /// import_to_torch.py; docs/cells.md).
 ///

@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// The two products the influence updates are made of (MATH §3–§4): a sparse combination of
+/// The two products the influence updates are made of (docs/math.md §3–§4): a sparse combination of
 /// rows over a fixed pattern, and a dense matrix–matrix product that allocates nothing per call.
 
 #include <Eigen/Core>

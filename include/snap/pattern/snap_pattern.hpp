@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// The SnAp-n pattern (MATH §4): for every parameter, the state rows it can reach within n
+/// The SnAp-n pattern (docs/math.md §4): for every parameter, the state rows it can reach within n
 /// steps of the structural dynamics graph, computed once from the masks, with the parameters
 /// that share a row set gathered into groups.
 
@@ -22,7 +22,7 @@ namespace snap {
 
 /// The kept entries M_n of the influence matrix, grouped by row set.
 ///
-/// R_1(j) is parameter j's home rows (MATH §2); R_n(j) adds every row reachable from R_{n−1}(j)
+/// R_1(j) is parameter j's home rows (docs/math.md §2); R_n(j) adds every row reachable from R_{n−1}(j)
 /// in one step of the dynamics graph. Parameters of the same home unit and gate class share
 /// R_n; groups go further and gather all parameters whose R_n are equal (on a dense network at
 /// n ≥ 2, a single group holding everything: RTRL).

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// A fixed sparsity pattern in compressed-row form: the structure of the dynamics Jacobian
-/// (MATH §2) and of the SnAp blocks (MATH §4). Built once; only values change in hot loops.
+/// (docs/math.md §2) and of the SnAp blocks (docs/math.md §4). Built once; only values change in hot loops.
 
 #include <algorithm>
 #include <cstddef>

@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// The copy task with the curriculum of Mujika et al. (MATH §7): the benchmark of the SnAp
+/// The copy task with the curriculum of Mujika et al. (docs/math.md §7): the benchmark of the SnAp
 /// paper. Sequences, curriculum and the data-time metric are seeded and deterministic.
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// Optimizers (SGD, Adam with bias correction) and clipping by global gradient norm (MATH §6).
+/// Optimizers (SGD, Adam with bias correction) and clipping by global gradient norm (docs/math.md §6).
 /// Each optimizer is a small configuration plus a state sized on its first update.
 
 #include <cmath>

@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// A linear readout of h with softmax cross-entropy (MATH §3, §7): the loss of each step and
+/// A linear readout of h with softmax cross-entropy (docs/math.md §3, §7): the loss of each step and
 /// its gradient δ_t with respect to the state. Its own parameters get the ordinary direct
 /// gradient and are not part of θ.
 

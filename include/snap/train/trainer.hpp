@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// Drives an engine over B streams that share one cell and one readout (MATH §6): online
+/// Drives an engine over B streams that share one cell and one readout (docs/math.md §6): online
 /// updates every K steps with the influence carried across updates, or one update per
 /// sequence; truncated BPTT(T) updates once per window with K = T.
 
@@ -163,7 +163,7 @@ public:
     return loss;
   }
 
-  /// Starts a new sequence on stream b: zero state, zero influence (MATH §6).
+  /// Starts a new sequence on stream b: zero state, zero influence (docs/math.md §6).
   void resetStream(Index stream) { m_engines[checkedStream(stream)].resetState(); }
 
   /// Ends the sequence of every stream: on the per-sequence schedule, updates; then resets.
