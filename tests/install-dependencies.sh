@@ -31,9 +31,14 @@ has_file "/usr/lib/*/cmake/GTest/GTestConfig.cmake" /usr/lib/cmake/GTest/GTestCo
   "/usr/local/lib*/cmake/GTest/GTestConfig.cmake" || missing+=(googletest libgtest-dev)
 has_file "/usr/lib/*/cmake/benchmark/benchmarkConfig.cmake" /usr/lib/cmake/benchmark/benchmarkConfig.cmake \
   "/usr/local/lib*/cmake/benchmark/benchmarkConfig.cmake" || missing+=(libbenchmark-dev)
+# The tests of the PyTorch path (tests/io) and of numpy.load on checkpoints run with Debian's Python.
+[[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || missing+=(python3-numpy)
+[[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || missing+=(python3-torch)
+# The API reference, whose generated pages the suite checks for broken links (tests/docs).
+command -v doxygen >/dev/null 2>&1 || missing+=(doxygen)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "install-dependencies: all present (g++, cmake, make, Eigen 3, GoogleTest, Google Benchmark)"
+  echo "install-dependencies: all present (g++, cmake, make, Eigen 3, GoogleTest, Google Benchmark, NumPy, PyTorch, Doxygen)"
   exit 0
 fi
 
