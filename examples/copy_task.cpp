@@ -1,29 +1,36 @@
 // The copy task of the SnAp paper (docs/math.md §7): trains a recurrent cell online with any engine
 // and reports the curriculum length L reached against data time. With --checkpoint it saves
 // the whole run every --checkpoint-every steps of data, at the end, and on Ctrl-C (SIGINT) or
-// SIGTERM; --resume continues a saved run exactly (docs/reliability.md).
+// SIGTERM; --resume continues a saved run exactly, its CSV log included (docs/reliability.md).
+// --save writes the trained model as a weights file, which --evaluate scores on fresh sequences.
 //
 //   copy_task --cell gru --engine snap:2 --hidden 128 --density 0.1 --steps 3000000
 //   copy_task --steps 3000000 --checkpoint run.npz            # Ctrl-C: saved, exits
 //   copy_task --steps 3000000 --checkpoint run.npz --resume run.npz
+//   copy_task --save model.npz && copy_task --evaluate model.npz
 
+#include <snap/io/weights.hpp>
 #include <snap/snap.hpp>
 
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/command_line.hpp"
+#include "common/output_path.hpp"
 
 namespace {
 
@@ -45,8 +52,16 @@ struct Config {
   bool perSequence = false;
   double clip = 0;
   snap::NonFinitePolicy nonFinite = snap::NonFinitePolicy::Throw;
-  std::string csv, checkpoint, resume;
-  long long checkpointEvery = 0;
+  std::string csv, checkpoint, resume, save;
+  long long checkpointEvery = 0, stopAt = 0;
+};
+
+/// What --evaluate does: score a saved model on fresh sequences of each length.
+struct Evaluation {
+  std::string path;
+  Index maxLength = 0;
+  Index sequences = 0;
+  std::uint64_t seed = 0;
 };
 
 /// The engine as given on the command line: bptt:T, snap:n, rtrl, uoro or bptt.
@@ -147,6 +162,86 @@ struct StreamSequence {
   double lossBits = 0;
 };
 
+/// One row of the CSV log. Everything but the wall time is a function of the run's state, so
+/// the rows are saved in checkpoints and a resumed run writes the log an uninterrupted run
+/// writes (the wall times of rows from before the resume are kept from the file when it has them).
+struct LogRow {
+  long long dataTime = 0;
+  Index length = 0;
+  double recentLoss = 0;
+  long long sequences = 0, updates = 0;
+  std::optional<double> wallSeconds;
+  bool last = false;  // the row a process writes when it stops: not part of the run's state
+};
+
+constexpr const char* csvHeader = "data_time,length,recent_loss_bits,wall_seconds,sequences,updates";
+
+/// The CSV text of a row, as the log writes it.
+std::string csvLine(const LogRow& row) {
+  std::ostringstream line;
+  line << row.dataTime << ',' << row.length << ',' << row.recentLoss << ',';
+  if (row.wallSeconds) line << *row.wallSeconds;
+  line << ',' << row.sequences << ',' << row.updates << '\n';
+  return line.str();
+}
+
+/// The log's rows as the checkpoint array example/log (N × 5, float64: integers below 2^53 are
+/// exact) and the data time of the next scheduled row, example/next_log.
+void saveLog(snap::NpzArchive& archive, const std::vector<LogRow>& rows, long long nextRow) {
+  std::vector<const LogRow*> kept;
+  for (const LogRow& row : rows)
+    if (!row.last) kept.push_back(&row);
+  snap::Matrix<double> table(static_cast<Index>(kept.size()), 5);
+  for (std::size_t i = 0; i < kept.size(); ++i)
+    table.row(static_cast<Index>(i)) << static_cast<double>(kept[i]->dataTime), static_cast<double>(kept[i]->length),
+        kept[i]->recentLoss, static_cast<double>(kept[i]->sequences), static_cast<double>(kept[i]->updates);
+  snap::putArray(archive, "example/log", table);
+  snap::putScalar<std::int64_t>(archive, "example/next_log", nextRow);
+}
+std::vector<LogRow> loadLog(const snap::NpzArchive& archive, long long dataTime, long long& nextRow) {
+  const snap::NpyArray& stored = snap::findArray(archive, "example/log");
+  if (stored.shape.size() != 2 || stored.shape[1] != 5 || stored.shape[0] < 1 || stored.shape[0] > (1 << 24))
+    snap::detail::fail<snap::FormatError>("array 'example/log'", "shape (N, 5) with 1 <= N <= 2^24",
+                                          snap::detail::describeShape(stored.shape));
+  const auto table = snap::readMatrix<snap::RowMatrix<double>>(archive, "example/log", stored.shape[0], 5);
+  std::vector<LogRow> rows;
+  const auto whole = [&](double value, double high) {
+    if (!(value >= 0 && value <= high && value == std::floor(value)))
+      snap::detail::fail<snap::FormatError>("array 'example/log'", "counts in [0, " + snap::detail::describe(high) + "]",
+                                            value);
+    return static_cast<long long>(value);
+  };
+  for (Index i = 0; i < table.rows(); ++i) {
+    if (!(table(i, 2) >= 0 && table(i, 2) <= 1e300))
+      snap::detail::fail<snap::FormatError>("array 'example/log'", "recent losses in [0, 1e300]", table(i, 2));
+    rows.push_back({whole(table(i, 0), static_cast<double>(dataTime)), static_cast<Index>(whole(table(i, 1), 1e9)),
+                    table(i, 2), whole(table(i, 3), 9e15), whole(table(i, 4), 9e15), std::nullopt});
+  }
+  nextRow = snap::readScalar<std::int64_t>(archive, "example/next_log", 0, std::numeric_limits<std::int64_t>::max() / 2);
+  return rows;
+}
+
+/// The wall times of the rows of an existing CSV log that agree with `rows` (same text but
+/// the wall time): a resumed run keeps them; rows lost from the file get an empty wall time.
+void recoverWallTimes(const std::string& path, std::vector<LogRow>& rows) {
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line) || line != csvHeader) return;
+  for (std::size_t i = 0; i < rows.size() && std::getline(in, line); ++i) {
+    std::vector<std::string> fields;
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, ',');) fields.push_back(cell);
+    LogRow candidate = rows[i];
+    if (fields.size() != 6) return;
+    char* end = nullptr;
+    const double wall = std::strtod(fields[3].c_str(), &end);
+    if (fields[3].empty() || *end != '\0') return;
+    candidate.wallSeconds = wall;
+    if (csvLine(candidate) != line + "\n") return;
+    rows[i].wallSeconds = wall;
+  }
+}
+
 /// The in-flight sequences, as arrays of the checkpoint: example/stream<b>/symbols, t, loss_bits.
 void saveStreams(snap::NpzArchive& archive, const std::vector<StreamSequence>& streams) {
   for (std::size_t b = 0; b < streams.size(); ++b) {
@@ -180,6 +275,122 @@ std::vector<StreamSequence> loadStreams(const snap::NpzArchive& archive, Index b
   return streams;
 }
 
+/// A published result of this program: the L that docs/results.md (mean and range over seeds 1–3)
+/// or docs/copy-task.md (seed 1) reports for a configuration run with the other flags at their
+/// defaults (Adam, --lr 0.003, --clip 1, shared masks, dense inputs, batch 1, online updates).
+/// Keep in step with those pages when they are regenerated.
+struct PublishedResult {
+  const char* cell;
+  const char* engine;
+  Index hidden;
+  double density;
+  long long steps;
+  const char* length;  // as the page prints it
+  const char* page;
+};
+constexpr PublishedResult publishedResults[] = {
+    {"gru", "snap:2", 128, 0.1, 1200000, "10", "docs/copy-task.md (seed 1)"},
+    {"gru", "snap:1", 128, 0.1, 1200000, "8", "docs/copy-task.md (seed 1)"},
+    {"gru", "uoro", 128, 0.1, 1200000, "4", "docs/copy-task.md (seed 1)"},
+    {"gru", "bptt:16", 128, 0.1, 1200000, "12", "docs/copy-task.md (seed 1)"},
+    {"gru", "bptt:4", 64, 1, 600000, "5.0 (5-5)", "docs/results.md (seeds 1-3)"},
+    {"gru", "bptt:16", 64, 1, 600000, "11.7 (11-12)", "docs/results.md (seeds 1-3)"},
+    {"gru", "uoro", 64, 1, 600000, "3.3 (3-4)", "docs/results.md (seeds 1-3)"},
+    {"gru", "snap:1", 64, 1, 600000, "7.7 (7-8)", "docs/results.md (seeds 1-3)"},
+    {"gru", "bptt:4", 64, 0.25, 600000, "6.3 (6-7)", "docs/results.md (seeds 1-3)"},
+    {"gru", "bptt:16", 64, 0.25, 600000, "12.3 (12-13)", "docs/results.md (seeds 1-3)"},
+    {"gru", "uoro", 64, 0.25, 600000, "4.3 (4-5)", "docs/results.md (seeds 1-3)"},
+    {"gru", "snap:1", 64, 0.25, 600000, "8.0 (8-8)", "docs/results.md (seeds 1-3)"},
+    {"gru", "snap:2", 64, 0.25, 600000, "9.3 (9-10)", "docs/results.md (seeds 1-3)"},
+    {"gru", "snap:3", 64, 0.25, 600000, "10.0 (9-11)", "docs/results.md (seeds 1-3)"},
+    {"gru", "rtrl", 64, 0.25, 600000, "9.7 (9-10)", "docs/results.md (seeds 1-3)"},
+};
+
+/// The summary's last lines: the L this configuration reached where the docs report it, and
+/// what to try next.
+void printContext(const Config& config, Index reached) {
+  const bool defaults = config.optimizerName == "adam" && config.learningRate == 0.003 && config.clip == 1 &&
+                        config.sharing == snap::MaskSharing::Shared && config.inputDensity == 1 && config.batch == 1 &&
+                        !config.perSequence;
+  for (const PublishedResult& result : publishedResults) {
+    if (!defaults || config.cell != result.cell || engineLabel(config) != result.engine ||
+        config.hidden != result.hidden || config.density != result.density)
+      continue;
+    std::printf("for comparison: %s reports L = %s for this configuration after %lld steps of data", result.page,
+                result.length, result.steps);
+    if (config.steps != result.steps) std::printf(" (this run: %lld steps)", config.steps);
+    std::printf("\n");
+    return;
+  }
+  std::printf("for comparison: no published run of this configuration; docs/results.md has GRU H = 64 at densities 1 "
+              "and 0.25, docs/copy-task.md the defaults (H = 128, density 0.1)%s\n",
+              reached <= 3 ? "; L <= 3 suggests too few steps or a learning rate off (--lr)" : "");
+}
+
+/// Scores the model of a weights file (copy_task --save) on fresh sequences of each length
+/// 1..maxLength: the fraction of recalled symbols that are right and the loss per recall step.
+template <class Cell>
+int evaluate(const Evaluation& evaluation, const snap::WeightsInfo& info) {
+  const Index alphabet = info.outputs;
+  if (info.inputSize != alphabet + 1)
+    throw snap::FormatError("snap: --evaluate " + evaluation.path + ": expected a copy-task model (inputs = classes + 1), got " +
+                            std::to_string(info.inputSize) + " inputs and " + std::to_string(alphabet) + " classes");
+  Cell cell(info.inputSize, info.hiddenSize);
+  snap::Readout<float> readout(info.hiddenSize, alphabet);
+  snap::loadWeights(evaluation.path, cell, readout);
+  std::printf("%s: %s, H = %ld, %ld parameters; %ld fresh sequences per length (seed %llu)\n", evaluation.path.c_str(),
+              info.cell.c_str(), static_cast<long>(info.hiddenSize), static_cast<long>(cell.parameterCount()),
+              static_cast<long>(evaluation.sequences), static_cast<unsigned long long>(evaluation.seed));
+  std::printf("%4s  %9s  %16s\n", "L", "accuracy", "loss (bits/step)");
+  snap::Random random(evaluation.seed);
+  snap::Vector<float> state(cell.stateSize()), next(cell.stateSize()), input(info.inputSize);
+  snap::StepCache<float> cache = cell.makeCache();
+  Index solved = 0;
+  for (Index length = 1; length <= evaluation.maxLength; ++length) {
+    long long right = 0;
+    double bits = 0;
+    for (Index n = 0; n < evaluation.sequences; ++n) {
+      std::vector<int> symbols(static_cast<std::size_t>(length));
+      for (int& symbol : symbols) symbol = static_cast<int>(random.below(static_cast<std::uint64_t>(alphabet)));
+      const snap::CopySequence sequence(std::move(symbols), static_cast<int>(alphabet));
+      state.setZero();
+      for (Index t = 0; t < sequence.steps(); ++t) {
+        sequence.input(t, input);
+        cell.forward(input, state, next, cache);
+        state.swap(next);
+        const int target = sequence.target(t);
+        if (target < 0) continue;
+        const snap::Vector<float>& p = readout.predict(state);
+        Index guess = 0;
+        p.maxCoeff(&guess);
+        right += guess == target ? 1 : 0;
+        bits -= std::log2(std::max(static_cast<double>(p[target]), 1e-300));
+      }
+    }
+    const double recalls = static_cast<double>(length * evaluation.sequences);
+    const double loss = bits / recalls;
+    // The curriculum's own criterion of a length learned (CopyTaskOptions::threshold).
+    const bool learned = loss < snap::CopyTaskOptions{}.threshold;
+    if (learned && solved == length - 1) solved = length;
+    std::printf("%4ld  %8.2f%%  %16.3f%s\n", static_cast<long>(length), 100.0 * static_cast<double>(right) / recalls, loss,
+                learned ? "  learned" : "");
+  }
+  std::printf("learned every length up to L = %ld (loss below %.2f bits per recall step, the curriculum's threshold)\n",
+              static_cast<long>(solved), snap::CopyTaskOptions{}.threshold);
+  return 0;
+}
+
+int evaluateFile(const Evaluation& evaluation) {
+  const snap::WeightsInfo info = snap::readWeightsInfo(evaluation.path);
+  if (info.outputs < 2)
+    throw snap::FormatError("snap: --evaluate " + evaluation.path + ": expected a model with a readout, got none");
+  if (info.cell == "rnn") return evaluate<snap::RNN<float>>(evaluation, info);
+  if (info.cell == "gru") return evaluate<snap::GRU<float>>(evaluation, info);
+  if (info.cell == "lstm") return evaluate<snap::LSTM<float>>(evaluation, info);
+  throw snap::FormatError("snap: --evaluate " + evaluation.path + ": expected an rnn, gru or lstm model, got '" +
+                          info.cell + "'");
+}
+
 template <class Engine>
 int train(const Config& config, const typename Engine::Options& engineOptions) {
   using Cell = typename Engine::CellType;
@@ -199,10 +410,11 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
 
   // The streams' sequences: new ones, or those of the checkpoint with everything else.
   std::vector<StreamSequence> streams;
+  std::optional<snap::NpzArchive> resumed;
   if (config.resume.empty()) {
     for (Index b = 0; b < config.batch; ++b) streams.push_back({task.next()});
   } else {
-    const snap::NpzArchive archive = snap::readCheckpoint(config.resume);
+    const snap::NpzArchive& archive = resumed.emplace(snap::readCheckpoint(config.resume));
     const auto saved = parseFlagText(snap::readText(archive, "example/flags"));
     std::string differences;
     for (const auto& [name, value] : runFlags(config))
@@ -218,29 +430,41 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
     std::printf("resumed %s at data time %lld (L = %ld, %lld updates)\n", config.resume.c_str(), task.dataTime(),
                 static_cast<long>(task.length()), trainer.updates());
   }
+  // The log: rows at the start, at every rise of L, about every 1/200 of the budget and at the
+  // end; kept in memory and in checkpoints, and written to --csv as they come.
+  std::vector<LogRow> rows;
+  long long nextRow = 0;
+  if (resumed) rows = loadLog(*resumed, task.dataTime(), nextRow);
   auto saveCheckpoint = [&] {
     snap::NpzArchive extra;
     snap::putText(extra, "example/flags", flagText(runFlags(config)));
     saveStreams(extra, streams);
+    saveLog(extra, rows, nextRow);
     snap::saveCheckpoint(config.checkpoint, trainer, &task, std::move(extra));
   };
 
   std::unique_ptr<std::ofstream> csv;
+  double wallOffset = 0;  // wall seconds of the run before this process, from the log's last row
   if (!config.csv.empty()) {
-    const bool append = !config.resume.empty() && std::ifstream(config.csv).good();
-    csv = std::make_unique<std::ofstream>(config.csv, append ? std::ios::app : std::ios::trunc);
+    if (resumed) recoverWallTimes(config.csv, rows);
+    csv = std::make_unique<std::ofstream>(config.csv, std::ios::trunc);
     if (!*csv) throw snap::Error("snap: --csv: cannot open '" + config.csv + "' for writing");
-    if (!append) *csv << "data_time,length,recent_loss_bits,wall_seconds,sequences,updates\n";
+    *csv << csvHeader << '\n';
+    for (const LogRow& row : rows) *csv << csvLine(row);
+    csv->flush();
   }
+  if (!rows.empty() && rows.back().wallSeconds) wallOffset = *rows.back().wallSeconds;
   Progress progress(config.steps, task.dataTime());
-  const long long csvEvery = std::max<long long>(1, config.steps / 200);
-  long long nextCsv = 0;
-  auto log = [&] {
-    if (csv)
-      *csv << task.dataTime() << ',' << task.length() << ',' << task.curriculum().recentLoss() << ','
-           << progress.elapsed() << ',' << task.sequences() << ',' << trainer.updates() << '\n';
+  const long long rowEvery = std::max<long long>(1, config.steps / 200);
+  auto log = [&](bool last = false) {
+    rows.push_back({task.dataTime(), task.length(), task.curriculum().recentLoss(), task.sequences(),
+                    trainer.updates(), wallOffset + progress.elapsed(), last});
+    if (csv) {
+      *csv << csvLine(rows.back());
+      csv->flush();  // rows are few; each reaches the file as it is logged
+    }
   };
-  if (config.resume.empty()) log();
+  if (!resumed) log();
 
   std::printf("copy task: %s, %s, H = %ld, recurrent density %g (%s masks), %ld parameters, batch %ld, %s updates\n",
               config.cell.c_str(),
@@ -252,9 +476,9 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
   snap::Vector<float> input(task.inputSize());
   auto finishSequence = [&](StreamSequence& stream) {
     const bool rose = task.record(stream.sequence, stream.lossBits);
-    if (rose || task.dataTime() >= nextCsv) {
+    if (rose || task.dataTime() >= nextRow) {
       log();
-      nextCsv = task.dataTime() + csvEvery;
+      nextRow = task.dataTime() + rowEvery;
     }
     stream = {task.next()};
   };
@@ -262,7 +486,8 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
   const bool checkpointing = !config.checkpoint.empty();
   long long nextCheckpoint = config.checkpointEvery > 0 ? task.dataTime() + config.checkpointEvery : -1;
   installStopHandlers();
-  while (task.dataTime() < config.steps && stopSignal == 0) {
+  const auto stopRequested = [&] { return stopSignal != 0 || (config.stopAt > 0 && task.dataTime() >= config.stopAt); };
+  while (task.dataTime() < config.steps && !stopRequested()) {
     if (!config.perSequence) {
       // Online: every stream advances one step; a finished stream starts a new sequence.
       for (Index b = 0; b < config.batch; ++b) {
@@ -299,16 +524,18 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
   }
   progress.show(task.dataTime(), task.length(), task.curriculum().recentLoss(), true);
   progress.finish();
-  log();
   if (checkpointing) saveCheckpoint();
-  if (stopSignal != 0) {
+  log(true);
+  if (!config.save.empty()) snap::saveWeights(config.save, cell, readout);
+  if (stopRequested() && task.dataTime() < config.steps) {
     const int signal = stopSignal;
-    std::printf("copy_task: stopped by %s at data time %lld; %s\n", signal == SIGINT ? "SIGINT" : "SIGTERM",
-                task.dataTime(),
-                checkpointing ? ("checkpoint saved to " + config.checkpoint + " (continue with --resume " +
-                                 config.checkpoint + ")").c_str()
-                              : "nothing saved (no --checkpoint)");
-    return 128 + signal;
+    const std::string saved = checkpointing ? "checkpoint saved to " + config.checkpoint + " (continue with --resume " +
+                                                  config.checkpoint + ")"
+                                            : "nothing saved (no --checkpoint)";
+    std::printf("copy_task: stopped %s at data time %lld; %s\n",
+                signal == 0 ? "by --stop-at" : signal == SIGINT ? "by SIGINT" : "by SIGTERM", task.dataTime(),
+                saved.c_str());
+    return signal == 0 ? 0 : 128 + signal;
   }
   const double seconds = progress.elapsed();
   std::printf("reached L = %ld after %lld steps of data (%lld sequences, %lld updates) in %.1f s: %.0f steps/s\n",
@@ -316,8 +543,12 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
               progress.rate(task.dataTime()));
   std::printf("non-finite values: %lld steps and %lld updates skipped (--on-nonfinite %s)\n", trainer.skippedSteps(),
               trainer.skippedUpdates(), config.nonFinite == snap::NonFinitePolicy::Skip ? "skip" : "throw");
-  std::printf("influence memory per stream: %.1f KiB\n", static_cast<double>(trainer.engine(0).bytes()) / 1024.0);
+  std::printf("%s per stream: %.1f KiB\n", config.engine == "bptt" ? "stored history (BPTT)" : "engine memory",
+              static_cast<double>(trainer.engine(0).bytes()) / 1024.0);
   if (checkpointing) std::printf("checkpoint: %s\n", config.checkpoint.c_str());
+  if (!config.save.empty())
+    std::printf("model: %s (score it with: copy_task --evaluate %s)\n", config.save.c_str(), config.save.c_str());
+  printContext(config, task.length());
   return 0;
 }
 
@@ -381,8 +612,19 @@ int main(int argc, char** argv) {
   line.flag("checkpoint", "", "save the whole run to this .npz file (at the end, on Ctrl-C/SIGTERM, and every M steps)");
   line.flag("checkpoint-every", "100000", "M: steps of data between checkpoints (0: only at the end and on a signal)");
   line.flag("resume", "", "continue the run saved in this checkpoint (with the same flags)");
+  line.flag("stop-at", "0", "stop at this data time as on SIGTERM, with a checkpoint (0: run the whole budget)");
+  line.flag("save", "", "save the trained model (cell and readout) to this weights file at the end");
+  line.flag("evaluate", "", "instead of training, score the model of this weights file (--save) per length L");
+  line.flag("eval-lengths", "20", "with --evaluate: the lengths 1..N to score");
+  line.flag("eval-sequences", "200", "with --evaluate: fresh sequences per length");
   try {
     if (!line.parse(argc, argv)) return 0;
+    if (!line.text("evaluate").empty()) {
+      const Evaluation evaluation{line.text("evaluate"), line.integer("eval-lengths", 1, 10000),
+                                  line.integer("eval-sequences", 1, 1000000),
+                                  static_cast<std::uint64_t>(line.integer("seed", 0, 1LL << 62))};
+      return evaluateFile(evaluation);
+    }
     Config config;
     config.cell = line.choice("cell", {"rnn", "gru", "lstm"});
     parseEngine(line.text("engine"), config);
@@ -407,6 +649,12 @@ int main(int argc, char** argv) {
     config.checkpoint = line.text("checkpoint");
     config.checkpointEvery = line.integer("checkpoint-every", 0, 1000000000000LL);
     config.resume = line.text("resume");
+    config.stopAt = line.integer("stop-at", 0, 1000000000000LL);
+    config.save = line.text("save");
+    // Where the run will write, checked before it trains.
+    if (!config.checkpoint.empty()) snap::examples::requireWritable("checkpoint", config.checkpoint);
+    if (!config.csv.empty()) snap::examples::requireWritable("csv", config.csv);
+    if (!config.save.empty()) snap::examples::requireWritable("save", config.save);
     if (config.engine == "bptt" && config.engineSteps == 0 && !config.perSequence)
       throw snap::examples::CommandLineError{
           "--engine bptt (untruncated) needs --update sequence; use bptt:T for online updates"};

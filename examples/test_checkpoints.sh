@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# ctest smoke test of copy_task's checkpoints (docs/reliability.md): a run cut in two (saved,
-# then continued with --resume) ends with the same checkpoint, byte for byte, as the run made in
-# one go; SIGINT and SIGTERM save and stop cleanly, and the saved run continues; a resume with
-# other flags is refused with the flags named.
+# ctest smoke test of copy_task's checkpoints (docs/reliability.md): a run cut in two (stopped
+# with a checkpoint by --stop-at, then continued with --resume) ends with the same checkpoint,
+# byte for byte, and the same CSV log (but for the wall times) as the run made in one go, even
+# when the log lost rows and gained rows after the checkpoint, as kill -9 leaves it; SIGINT and
+# SIGTERM save and stop cleanly, and the saved run continues; a resume with other flags is
+# refused with the flags named; a checkpoint, log or model path that cannot be written is
+# refused before training.
 set -euo pipefail
 program=$1
 work=$(mktemp -d)
@@ -17,12 +20,19 @@ for flags in "--hidden 16 --batch 2" "--hidden 12 --cell lstm --engine bptt:8" \
              "--hidden 12 --engine uoro --update sequence --optimizer sgd" "--hidden 12 --engine rtrl --on-nonfinite skip"; do
   # shellcheck disable=SC2086  # the flags are meant to split
   {
-    "$program" $flags --steps 4000 --checkpoint whole.npz >/dev/null
-    "$program" $flags --steps 1500 --checkpoint cut.npz --checkpoint-every 700 >/dev/null
-    "$program" $flags --steps 4000 --checkpoint cut.npz --resume cut.npz >/dev/null
+    "$program" $flags --steps 4000 --checkpoint whole.npz --csv whole.csv >/dev/null
+    "$program" $flags --steps 4000 --checkpoint cut.npz --checkpoint-every 700 --stop-at 1500 --csv cut.csv >/dev/null
   }
+  # What kill -9 leaves: rows logged after the checkpoint, and rows that never reached the file.
+  sed -i '3d' cut.csv
+  echo "999999,1,0,1,1,1" >>cut.csv
+  # shellcheck disable=SC2086
+  "$program" $flags --steps 4000 --checkpoint cut.npz --resume cut.npz --csv cut.csv >/dev/null
   cmp -s whole.npz cut.npz || fail "the resumed run ended elsewhere than the whole run ($flags)"
-  echo "resume exact: $flags"
+  without_wall() { cut -d, -f1-3,5- "$1"; }
+  diff <(without_wall whole.csv) <(without_wall cut.csv) >/dev/null ||
+    fail "the resumed run's CSV log differs from the whole run's ($flags): $(diff <(without_wall whole.csv) <(without_wall cut.csv) | head -5)"
+  echo "resume exact, checkpoint and log: $flags"
 done
 
 for signal in INT TERM; do
@@ -46,4 +56,19 @@ if "$program" --hidden 17 --steps 10 --resume stopped.npz 2>mismatch.log; then
   fail "a resume with other flags was accepted"
 fi
 grep -q -- "--hidden 16 in the checkpoint, --hidden 17 here" mismatch.log || fail "the mismatch is not named"
+for target in "--checkpoint $work/missing/run.npz" "--csv $work" "--save /proc/version"; do
+  # shellcheck disable=SC2086
+  if "$program" --hidden 8 --steps 100 $target 2>unwritable.log >/dev/null; then
+    fail "an unwritable $target was accepted"
+  fi
+  grep -q "checked before the run starts" unwritable.log || fail "the unwritable $target was not refused before training"
+  grep -q "data time" unwritable.log && fail "the run trained before refusing $target"
+done
+echo "unwritable checkpoint, log and model paths refused before training"
+
+"$program" --hidden 16 --steps 3000 --save model.npz >/dev/null
+"$program" --evaluate model.npz --eval-lengths 3 --eval-sequences 20 >evaluation.log
+grep -q "learned every length up to L = " evaluation.log || fail "--evaluate printed no verdict"
+[[ $(grep -c '%' evaluation.log) -eq 3 ]] || fail "--evaluate did not score the lengths 1..3"
+echo "saved model evaluated"
 echo "test_checkpoints: passed"

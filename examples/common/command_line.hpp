@@ -2,6 +2,7 @@
 // A small command-line parser for the examples: --flag value pairs with defaults and help
 // text, and a clear refusal of unknown flags or bad values.
 
+#include <algorithm>
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
@@ -88,9 +89,13 @@ public:
 
   void printHelp(std::ostream& out) const {
     out << "usage: " << m_program << " [--flag value]...\n" << m_summary << "\n\nflags (default in brackets):\n";
+    // Names padded to the longest, so that every description stands apart from its flag.
+    std::size_t width = 0;
+    for (const auto& name : m_order) width = std::max(width, name.size() + 2);
     for (const auto& name : m_order) {
       const Flag& f = m_flags.at(name);
-      out << "  --" << std::left << std::setw(16) << name << f.description << " [" << f.defaultValue << "]\n";
+      out << "  --" << std::left << std::setw(static_cast<int>(width)) << name << f.description << " [" << f.defaultValue
+          << "]\n";
     }
   }
   const std::string& program() const { return m_program; }
