@@ -142,7 +142,7 @@ int train(const Config& config, const Corpus& corpus, const typename Engine::Opt
                                 engineOptions);
   std::printf("char_lm: %s, %s, H = %ld, recurrent density %g, %ld parameters; %zu training and %zu held-out "
               "characters, %ld symbols\n",
-              config.cell.c_str(), config.engine.name.c_str(), static_cast<long>(config.hidden), config.density,
+              config.cell.c_str(), config.engine.label().c_str(), static_cast<long>(config.hidden), config.density,
               static_cast<long>(cell.parameterCount()), corpus.train.size(), corpus.heldOut.size(),
               static_cast<long>(symbols));
   std::printf("before training: held-out %.3f bits/char (uniform: %.3f)\n",

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs the copy task (examples/copy_task) with several engines on the same data budget and
-seeds, then writes docs/results.md (a table) and a PNG plot of the curriculum length L against
-data time, one line per engine (mean over seeds, shaded min–max).
+seeds, then writes a Markdown table (results_table.md) and a PNG plot (copy_task_results.png)
+of the curriculum length L against data time, one line per engine (mean over seeds, shaded
+min–max), into --out (build/results by default; docs/results.md shows them).
 
 Needs Debian's python3-matplotlib (run with /usr/bin/python3); the library never uses Python.
 
@@ -54,8 +55,11 @@ def main():
     parser.add_argument("--sparse-density", type=float, default=0.25)
     parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", default="docs", help="folder for results.md and copy_task_results.png")
+    parser.add_argument("--out", default="build/results",
+                        help="folder for results_table.md and copy_task_results.png (default: %(default)s)")
     args = parser.parse_args()
+    if not (os.path.isfile(args.binary) and os.access(args.binary, os.X_OK)):
+        raise OSError(f"no copy_task program at '{args.binary}' (build it: cmake --build build --target copy_task)")
 
     import matplotlib
     matplotlib.use("Agg")
@@ -125,4 +129,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (OSError, ValueError, RuntimeError, ImportError) as error:  # a missing file or package, a bad value: no traceback
+        sys.exit(f"compare_engines.py: {error}")

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "common/command_line.hpp"
+#include "common/engine_flag.hpp"
 #include "common/output_path.hpp"
 
 namespace {
@@ -38,8 +39,8 @@ using snap::Index;
 using Clock = std::chrono::steady_clock;
 
 struct Config {
-  std::string cell, engine;
-  int engineSteps = 0;  // T of bptt:T (0: untruncated), n of snap:n
+  std::string cell;
+  snap::examples::EngineChoice engine;
   Index hidden = 0;
   double density = 1, inputDensity = 1;
   snap::MaskSharing sharing = snap::MaskSharing::Shared;
@@ -64,11 +65,6 @@ struct Evaluation {
   std::uint64_t seed = 0;
 };
 
-/// The engine as given on the command line: bptt:T, snap:n, rtrl, uoro or bptt.
-std::string engineLabel(const Config& config) {
-  return config.engine + (config.engineSteps > 0 ? ":" + std::to_string(config.engineSteps) : "");
-}
-
 /// The flags a resumed run must repeat, as "name=value" pairs (--steps, --csv and the
 /// checkpoint flags may change).
 std::map<std::string, std::string> runFlags(const Config& config) {
@@ -79,7 +75,7 @@ std::map<std::string, std::string> runFlags(const Config& config) {
     return text.str();
   };
   return {{"cell", config.cell},
-          {"engine", engineLabel(config)},
+          {"engine", config.engine.label()},
           {"hidden", std::to_string(config.hidden)},
           {"density", number(config.density)},
           {"input-density", number(config.inputDensity)},
@@ -313,7 +309,7 @@ void printContext(const Config& config, Index reached) {
                         config.sharing == snap::MaskSharing::Shared && config.inputDensity == 1 && config.batch == 1 &&
                         !config.perSequence;
   for (const PublishedResult& result : publishedResults) {
-    if (!defaults || config.cell != result.cell || engineLabel(config) != result.engine ||
+    if (!defaults || config.cell != result.cell || config.engine.label() != result.engine ||
         config.hidden != result.hidden || config.density != result.density)
       continue;
     std::printf("for comparison: %s reports L = %s for this configuration after %lld steps of data", result.page,
@@ -399,11 +395,11 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
             {.inputDensity = config.inputDensity, .recurrentDensity = config.density, .maskSharing = config.sharing,
              .seed = config.seed});
   snap::Readout<float> readout(config.hidden, task.outputSize(), config.seed + 1);
-  const bool truncated = config.engine == "bptt" && config.engineSteps > 0;
+  const bool truncated = config.engine.name == "bptt" && config.engine.steps > 0;
   const snap::TrainerOptions options{
       .batch = config.batch,
       .schedule = config.perSequence ? snap::UpdateSchedule::PerSequence : snap::UpdateSchedule::Online,
-      .updateEvery = truncated && !config.perSequence ? config.engineSteps : 1,
+      .updateEvery = truncated && !config.perSequence ? config.engine.steps : 1,
       .clipNorm = config.clip,
       .nonFinite = config.nonFinite};
   snap::Trainer<Engine> trainer(cell, readout, config.optimizer, options, engineOptions);
@@ -468,7 +464,7 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
 
   std::printf("copy task: %s, %s, H = %ld, recurrent density %g (%s masks), %ld parameters, batch %ld, %s updates\n",
               config.cell.c_str(),
-              engineLabel(config).c_str(),
+              config.engine.label().c_str(),
               static_cast<long>(config.hidden), config.density,
               config.sharing == snap::MaskSharing::Shared ? "shared" : "per-gate",
               static_cast<long>(cell.parameterCount()), static_cast<long>(config.batch),
@@ -543,7 +539,7 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
               progress.rate(task.dataTime()));
   std::printf("non-finite values: %lld steps and %lld updates skipped (--on-nonfinite %s)\n", trainer.skippedSteps(),
               trainer.skippedUpdates(), config.nonFinite == snap::NonFinitePolicy::Skip ? "skip" : "throw");
-  std::printf("%s per stream: %.1f KiB\n", config.engine == "bptt" ? "stored history (BPTT)" : "engine memory",
+  std::printf("%s per stream: %.1f KiB\n", config.engine.name == "bptt" ? "stored history (BPTT)" : "engine memory",
               static_cast<double>(trainer.engine(0).bytes()) / 1024.0);
   if (checkpointing) std::printf("checkpoint: %s\n", config.checkpoint.c_str());
   if (!config.save.empty())
@@ -554,38 +550,9 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
 
 template <class Cell>
 int dispatchEngine(const Config& config) {
-  if (config.engine == "bptt") {
-    snap::BPTTOptions options;
-    if (config.engineSteps > 0) options.window = config.engineSteps;
-    return train<snap::BPTT<Cell>>(config, options);
-  }
-  if (config.engine == "rtrl") return train<snap::RTRL<Cell>>(config, {});
-  if (config.engine == "uoro") return train<snap::UORO<Cell>>(config, {.seed = config.seed + 2});
-  return train<snap::SnAp<Cell>>(config, {.n = config.engineSteps});
-}
-
-/// Parses --engine: bptt:T | bptt | rtrl | uoro | snap:N.
-void parseEngine(const std::string& text, Config& config) {
-  const auto colon = text.find(':');
-  config.engine = text.substr(0, colon);
-  const std::string count = colon == std::string::npos ? "" : text.substr(colon + 1);
-  const auto bad = [&] {
-    throw snap::examples::CommandLineError{"--engine: expected bptt:T, bptt, rtrl, uoro or snap:N (T, N >= 1), got '" +
-                                           text + "'"};
-  };
-  if (config.engine == "rtrl" || config.engine == "uoro") {
-    if (!count.empty()) bad();
-    return;
-  }
-  if (config.engine != "bptt" && config.engine != "snap") bad();
-  if (count.empty()) {
-    if (config.engine == "snap") bad();
-    return;
-  }
-  char* end = nullptr;
-  const long value = std::strtol(count.c_str(), &end, 10);
-  if (*end != '\0' || value < 1 || value > 1000000) bad();
-  config.engineSteps = static_cast<int>(value);
+  return snap::examples::withEngine<Cell>(config.engine, config.seed + 2, [&](auto engine, const auto& options) {
+    return train<typename decltype(engine)::type>(config, options);
+  });
 }
 
 }  // namespace
@@ -627,7 +594,7 @@ int main(int argc, char** argv) {
     }
     Config config;
     config.cell = line.choice("cell", {"rnn", "gru", "lstm"});
-    parseEngine(line.text("engine"), config);
+    config.engine = snap::examples::parseEngine(line.text("engine"), true);
     config.hidden = line.integer("hidden", 1, 100000);
     config.density = line.number("density", 1e-9, 1.0);
     config.inputDensity = line.number("input-density", 1e-9, 1.0);
@@ -655,7 +622,7 @@ int main(int argc, char** argv) {
     if (!config.checkpoint.empty()) snap::examples::requireWritable("checkpoint", config.checkpoint);
     if (!config.csv.empty()) snap::examples::requireWritable("csv", config.csv);
     if (!config.save.empty()) snap::examples::requireWritable("save", config.save);
-    if (config.engine == "bptt" && config.engineSteps == 0 && !config.perSequence)
+    if (config.engine.name == "bptt" && config.engine.steps == 0 && !config.perSequence)
       throw snap::examples::CommandLineError{
           "--engine bptt (untruncated) needs --update sequence; use bptt:T for online updates"};
     if (config.cell == "rnn") return dispatchEngine<snap::RNN<float>>(config);

@@ -62,7 +62,12 @@ std::optional<double> run(const std::string& path, const snap::WeightsInfo& info
     for (snap::Index c = 0; c < p.size(); ++c) std::printf("%s%.4f", c > 0 ? ", " : "", p[c]);
     std::printf(")\n");
   }
-  if (!example) return std::nullopt;
+  if (!example) {
+    std::printf("no PyTorch reference to compare with: %s has no example sequence (export_torch.py --example-steps N "
+                "writes one); the states and probabilities above are snap's alone\n",
+                path.c_str());
+    return std::nullopt;
+  }
   double difference = 0;
   for (const char* name : {"example_states", "example_outputs"}) {
     const snap::RowMatrix<double>& ours = std::string(name) == "example_states" ? states : outputs;

@@ -16,6 +16,9 @@ namespace snap::examples {
 struct EngineChoice {
   std::string name;  ///< bptt, rtrl, uoro or snap
   int steps = 0;     ///< T of bptt:T (0: untruncated), n of snap:N
+
+  /// The engine as the flag gives it: bptt:16, snap:2, rtrl, uoro or bptt.
+  std::string label() const { return name + (steps > 0 ? ":" + std::to_string(steps) : ""); }
 };
 
 /// Parses bptt:T | bptt | rtrl | uoro | snap:N (T, N ≥ 1); `bptt` alone only if allowed.

@@ -19,9 +19,12 @@ From Python:
 import argparse
 import sys
 
-import numpy as np
-import torch
-from torch import nn
+try:
+    import numpy as np
+    import torch
+    from torch import nn
+except ImportError as missing:
+    sys.exit(f"export_torch.py: needs Debian's python3-torch and python3-numpy (run with /usr/bin/python3): {missing}")
 
 FORMAT_VERSION = 1
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -186,4 +189,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (OSError, ValueError, RuntimeError, ImportError) as error:  # a missing file or package, a bad value: no traceback
+        sys.exit(f"export_torch.py: {error}")

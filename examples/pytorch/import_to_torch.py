@@ -16,11 +16,15 @@ in PyTorch, apply the masks, e.g. torch.nn.utils.prune.custom_from_mask(model.ce
 """
 
 import argparse
+import sys
 from types import SimpleNamespace
 
-import numpy as np
-import torch
-from torch import nn
+try:
+    import numpy as np
+    import torch
+    from torch import nn
+except ImportError as missing:
+    sys.exit(f"import_to_torch.py: needs Debian's python3-torch and python3-numpy (run with /usr/bin/python3): {missing}")
 
 FORMAT_VERSION = 1
 MODULES = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
@@ -86,4 +90,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (OSError, ValueError, RuntimeError, ImportError) as error:  # a missing file or package, a bad value: no traceback
+        sys.exit(f"import_to_torch.py: {error}")
