@@ -85,6 +85,27 @@ TEST(TrainerErrors, Options) {
   expectError<ValueError>([&] { T(cell, readout, SGD{}, {}, {.n = 0}); }, "SnApOptions::n");
 }
 
+TEST(TrainerErrors, UntruncatedBPTTUpdatedOnlineIsRefusedWithWhatToWrite) {
+  GRU<double> cell(kInputs, kHidden);
+  Readout<double> readout(kHidden, 2);
+  using T = Trainer<BPTT<GRU<double>>>;
+  // The defaults: untruncated BPTT, an update after every step.
+  expectError<UsageError>([&] { T(cell, readout, SGD{}); }, "BPTTOptions::window");
+  expectError<UsageError>([&] { T(cell, readout, SGD{}, {.updateEvery = 8}); }, "BPTTOptions::window");
+  try {
+    T(cell, readout, SGD{});
+  } catch (const UsageError& error) {  // the message says what to write instead
+    const std::string message = error.what();
+    EXPECT_NE(message.find("{.updateEvery = T} with {.window = T}"), std::string::npos) << message;
+    EXPECT_NE(message.find("{.schedule = snap::UpdateSchedule::PerSequence}"), std::string::npos) << message;
+  }
+  // What the message says to write instead is accepted.
+  T windowed(cell, readout, SGD{}, {.updateEvery = 8}, {.window = 8});
+  T perSequence(cell, readout, SGD{}, {.schedule = UpdateSchedule::PerSequence});
+  EXPECT_EQ(windowed.updates(), 0);
+  EXPECT_EQ(perSequence.updates(), 0);
+}
+
 TEST(TrainerErrors, CallsLeaveTheTrainerAsItWas) {
   GRU<double> cell(kInputs, kHidden, {.recurrentDensity = 0.5, .seed = 3});
   Readout<double> readout(kHidden, 2, 4);

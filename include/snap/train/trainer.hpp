@@ -68,6 +68,7 @@ public:
   /// @throws ValueError for an invalid optimizer, TrainerOptions (batch or updateEvery < 1,
   ///         clipNorm NaN, an unknown policy) or engine options
   /// @throws ShapeError unless the readout's hidden size is the cell's
+  /// @throws UsageError for untruncated BPTT (no BPTTOptions::window) on the online schedule
   Trainer(CellType& cell, Readout<Scalar>& readout, AnyOptimizer optimizer, const TrainerOptions& options = {},
           const typename EngineType::Options& engineOptions = {})
       : m_cell(&cell), m_readout(&readout), m_optimizer(optimizer), m_options(options), m_engineOptions(engineOptions),
@@ -84,6 +85,15 @@ public:
     if (readout.hiddenSize() != cell.hiddenSize())
       detail::fail<ShapeError>("readout", "hidden size " + detail::describe(cell.hiddenSize()),
                                readout.hiddenSize());
+    // An engine with an optional window (BPTT) and none keeps the whole sequence: every online
+    // update would backpropagate all of it, a cost per step that grows with the sequence.
+    if constexpr (requires { engineOptions.window.has_value(); })
+      if (options.schedule == UpdateSchedule::Online && !engineOptions.window.has_value())
+        detail::fail<UsageError>(
+            "BPTTOptions::window",
+            "a window T for online updates ({.updateEvery = T} with {.window = T}), or "
+            "{.schedule = snap::UpdateSchedule::PerSequence} for untruncated BPTT",
+            "none: untruncated BPTT updated online, whose cost per update grows with the sequence");
     m_engines.reserve(static_cast<std::size_t>(options.batch));
     for (Index b = 0; b < options.batch; ++b) m_engines.emplace_back(cell, engineOptions);
     m_parameters = cell.parameters();
