@@ -2,7 +2,9 @@
 # Builds the libFuzzer target for the checkpoint loader with clang++ (address and undefined-
 # behaviour sanitizers), writes its seed corpus of valid checkpoints, and fuzzes for a bounded
 # time. Exits nonzero when the fuzzer finds anything (crash, sanitizer report, an exception
-# other than snap::FormatError, a refused load that changed the state).
+# other than snap::FormatError, a refused load that changed the state, an accepted one holding
+# a value out of its domain). The mutations are structure-aware (see fuzz_checkpoint.cpp);
+# SNAP_FUZZ_RAW=1 restricts them to libFuzzer's byte-level ones, for comparison.
 #
 #   bash tests/fuzz/run.sh [seconds] [build folder]      # defaults: 60, build-fuzz
 set -euo pipefail
@@ -35,6 +37,8 @@ coverage=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || true)
 findings=$(find "$out" -maxdepth 1 -name 'crash-*' -o -maxdepth 1 -name 'leak-*' -o -maxdepth 1 -name 'timeout-*' \
   -o -maxdepth 1 -name 'oom-*' | wc -l)
 echo "fuzz: ${runs:-?} executions in ${seconds} s (${speed:-?}/s), ${coverage:-cov: ?} edges, corpus $(find "$out/corpus" -type f | wc -l) inputs, $findings findings"
+# How far the inputs got (printed by the target at exit).
+grep '^fuzz_checkpoint: [0-9]' "$log" | tail -1 | sed 's/^fuzz_checkpoint:/fuzz:/' || true
 if [[ $status -ne 0 || $findings -ne 0 ]]; then
   tail -60 "$log" >&2
   echo "fuzz: FAILED (status $status)" >&2

@@ -299,7 +299,7 @@ TEST(CorruptCheckpoints, ForeignFilesAndVersions) {
   EXPECT_NE(rewritten([](NpzArchive& a) { putText(a, "format", "some other format"); }).find("array 'format'"),
             std::string::npos);
   EXPECT_NE(rewritten([](NpzArchive& a) { a.erase("format"); }).find("a snap checkpoint"), std::string::npos);
-  EXPECT_NE(rewritten([](NpzArchive& a) { putScalar<std::int64_t>(a, "version", 2); }).find("version"),
+  EXPECT_NE(rewritten([](NpzArchive& a) { putScalar<std::int64_t>(a, "version", checkpointVersion + 1); }).find("version"),
             std::string::npos);
   EXPECT_NE(rewritten([](NpzArchive& a) { putScalar<double>(a, "version", 1.0); }).find("version"),
             std::string::npos);

@@ -150,41 +150,43 @@ public:
     putArray(archive, prefix + "committed/bias_hh", m_committed.bias_hh);
   }
   /// Restores what saveState wrote, checked against the bound cell and the window T
-  /// (FormatError naming the array otherwise); on any error the engine is left as it was.
+  /// (FormatError naming the array otherwise); on any error the engine is left as it was. The
+  /// open window's length is checked against T, the steps taken and every window array's
+  /// shape, and every value read, before the history grows to hold it.
   void loadState(const NpzArchive& archive, const std::string& prefix) {
     BPTT loaded(cell(), m_options);
     loaded.m_core.load(archive, prefix, "BPTT");
     const std::int64_t window = m_options.window.value_or(0);
     readScalar<std::int64_t>(archive, prefix + "window", window, window);
-    loaded.m_windowHasDeltas = readScalar<std::int64_t>(archive, prefix + "window_has_deltas", 0, 1) == 1;
-    const auto& stored = findArray(archive, prefix + "window/deltas");
-    const std::int64_t count = stored.shape.size() == 2 ? stored.shape[0] : -1;
     const std::int64_t longest = m_options.window ? *m_options.window : std::numeric_limits<std::int32_t>::max();
-    if (count < 0 || count > longest || count > loaded.m_core.steps())
-      detail::fail<FormatError>(detail::arrayArgument(prefix + "window/deltas"),
-                                "the δ of the open window (at most T steps, and at most the steps taken)",
-                                "shape " + detail::describeShape(stored.shape));
-    while (loaded.capacity() < count) loaded.grow();
-    const CellType& bound = cell();
+    const std::int64_t count = readLength(archive, prefix + "window/deltas", {loaded.m_deltas.rows()},
+                                          std::min<std::int64_t>(longest, loaded.m_core.steps()));
+    loaded.m_windowHasDeltas = readScalar<std::int64_t>(archive, prefix + "window_has_deltas", 0, count > 0 ? 1 : 0) == 1;
     const StepCache<Scalar>& shape = loaded.m_core.m_cache;
-    readSteps(archive, prefix + "window/immediate_ih", count, shape.immediateIh.rows(), shape.immediateIh.cols(),
-              [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).immediateIh; });
-    readSteps(archive, prefix + "window/immediate_hh", count, shape.immediateHh.rows(), shape.immediateHh.cols(),
-              [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).immediateHh; });
-    readSteps(archive, prefix + "window/direct", count, shape.direct.rows(), shape.direct.cols(),
-              [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).direct; });
-    const auto preactivations = readMatrix<Matrix<Scalar>>(archive, prefix + "window/preactivations", count,
-                                                                   shape.preactivations.size());
-    for (Index t = 0; t < count; ++t) loaded.cacheAt(t).preactivations = preactivations.row(t).transpose();
-    loaded.m_sources.leftCols(count) =
-        readMatrix<Matrix<Scalar>>(archive, prefix + "window/sources", count, loaded.m_sources.rows()).transpose();
-    loaded.m_deltas.leftCols(count) =
-        readMatrix<Matrix<Scalar>>(archive, prefix + "window/deltas", count, loaded.m_deltas.rows()).transpose();
+    const auto immediateIh = readValues<Scalar>(archive, prefix + "window/immediate_ih",
+                                                {count, shape.immediateIh.rows(), shape.immediateIh.cols()});
+    const auto immediateHh = readValues<Scalar>(archive, prefix + "window/immediate_hh",
+                                                {count, shape.immediateHh.rows(), shape.immediateHh.cols()});
+    const auto direct =
+        readValues<Scalar>(archive, prefix + "window/direct", {count, shape.direct.rows(), shape.direct.cols()});
+    const auto preactivations =
+        readMatrix<Matrix<Scalar>>(archive, prefix + "window/preactivations", count, shape.preactivations.size());
+    const auto sources = readMatrix<Matrix<Scalar>>(archive, prefix + "window/sources", count, loaded.m_sources.rows());
+    const auto deltas = readMatrix<Matrix<Scalar>>(archive, prefix + "window/deltas", count, loaded.m_deltas.rows());
+    const CellType& bound = cell();
     const Index rows = bound.gateRows();
     loaded.m_committed.weight_ih = readMatrix<RowMatrix<Scalar>>(archive, prefix + "committed/weight_ih", rows, bound.inputSize());
     loaded.m_committed.weight_hh = readMatrix<RowMatrix<Scalar>>(archive, prefix + "committed/weight_hh", rows, bound.hiddenSize());
     loaded.m_committed.bias_ih = readVector<Scalar>(archive, prefix + "committed/bias_ih", rows);
     loaded.m_committed.bias_hh = readVector<Scalar>(archive, prefix + "committed/bias_hh", rows);
+    // Everything is read and checked: the history grows to the window's length.
+    while (loaded.capacity() < count) loaded.grow();
+    setSteps(immediateIh, count, [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).immediateIh; });
+    setSteps(immediateHh, count, [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).immediateHh; });
+    setSteps(direct, count, [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).direct; });
+    for (Index t = 0; t < count; ++t) loaded.cacheAt(t).preactivations = preactivations.row(t).transpose();
+    loaded.m_sources.leftCols(count) = sources.transpose();
+    loaded.m_deltas.leftCols(count) = deltas.transpose();
     loaded.m_count = static_cast<Index>(count);
     loaded.m_totalValid = false;
     *this = std::move(loaded);
@@ -203,12 +205,15 @@ private:
       Eigen::Map<RowMatrix<Scalar>>(values.data() + t * rows * cols, rows, cols) = get(t);
     archive[name] = NpyArray::of(values.data(), {count, rows, cols});
   }
+  /// Sets one matrix of each of the first `count` steps (shaped as `get(t)`) from the
+  /// count × rows × cols values readValues() returned.
   template <class Get>
-  static void readSteps(const NpzArchive& archive, const std::string& name, Index count, Index rows, Index cols,
-                        Get&& get) {
-    const std::vector<Scalar> values = readValues<Scalar>(archive, name, {count, rows, cols});
-    for (Index t = 0; t < count; ++t)
-      get(t) = Eigen::Map<const RowMatrix<Scalar>>(values.data() + t * rows * cols, rows, cols);
+  static void setSteps(const std::vector<Scalar>& values, Index count, Get&& get) {
+    for (Index t = 0; t < count; ++t) {
+      Matrix<Scalar>& target = get(t);
+      const Index size = target.rows() * target.cols();
+      target = Eigen::Map<const RowMatrix<Scalar>>(values.data() + t * size, target.rows(), target.cols());
+    }
   }
   Matrix<Scalar> preactivationsOfWindow() const {
     Matrix<Scalar> values(m_count, m_core.m_cache.preactivations.size());

@@ -5,7 +5,6 @@
 /// and loading of that shared state (docs/reliability.md).
 
 #include <cstdint>
-#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -69,10 +68,12 @@ public:
       fail<UsageError>(caller, "a step() since the cell's masks changed", "a mask change after the last step");
   }
 
-  /// Throws unless x_t has the input length and is finite; called before anything changes.
+  /// Throws unless x_t has the input length and is finite, and the step count can advance;
+  /// called before anything changes.
   void checkInput(const VectorView<Scalar>& input) const {
     requireLength("input", input.size(), m_inputSize);
     requireFinite("input", input);
+    requireCounterRoom("steps since the last resetState()", m_steps);
   }
 
   /// Runs the cell's forward step from the current state: fills the cache and the sources
@@ -122,13 +123,13 @@ public:
     putArray(archive, prefix + "state", m_state);
     putScalar<std::int64_t>(archive, prefix + "steps", m_steps);
   }
-  /// Reads what save() wrote, checked against the bound cell. Called on a freshly built engine
-  /// that replaces the loading one only once everything has been read.
+  /// Reads what save() wrote, checked against the bound cell (the state finite, the steps a
+  /// counter). Called on a freshly built engine that replaces the loading one only once
+  /// everything has been read.
   void load(const NpzArchive& archive, const std::string& prefix, std::string_view engine) {
     requireText(archive, prefix + "engine", engine, "the state of engine");
     Vector<Scalar> state = readVector<Scalar>(archive, prefix + "state", m_stateSize);
-    if (!state.allFinite()) fail<FormatError>(arrayArgument(prefix + "state"), "finite values", "a NaN or infinity");
-    m_steps = readScalar<std::int64_t>(archive, prefix + "steps", 0, std::numeric_limits<std::int64_t>::max());
+    m_steps = readCounter(archive, prefix + "steps");
     m_state = std::move(state);
   }
   /// The last step's Jacobian factors and sources z, what a pending influence update consumes

@@ -102,7 +102,8 @@ public:
     const Index k = loaded.m_influence.rows(), p = loaded.m_influence.cols();
     loaded.m_influence = readMatrix<RowMatrix<Scalar>>(archive, prefix + "influence", k, p);
     loaded.m_core.m_gradient = readVector<Scalar>(archive, prefix + "gradient", p);
-    loaded.m_pending = readScalar<std::int64_t>(archive, prefix + "pending", 0, 1) == 1;
+    // A step is pending only after one was taken.
+    loaded.m_pending = readScalar<std::int64_t>(archive, prefix + "pending", 0, loaded.steps() > 0 ? 1 : 0) == 1;
     loaded.m_core.loadStep(archive, prefix + "step/");
     *this = std::move(loaded);
   }

@@ -167,7 +167,8 @@ public:
     for (std::size_t c = 0; c < loaded.m_columnParameter.size(); ++c)
       loaded.m_groupGradient[static_cast<Index>(c)] = gradient[loaded.m_columnParameter[c]];
     loaded.m_gradientCurrent = false;
-    loaded.m_pending = readScalar<std::int64_t>(archive, prefix + "pending", 0, 1) == 1;
+    // A step is pending only after one was taken.
+    loaded.m_pending = readScalar<std::int64_t>(archive, prefix + "pending", 0, loaded.steps() > 0 ? 1 : 0) == 1;
     loaded.m_core.loadStep(archive, prefix + "step/");
     *this = std::move(loaded);
   }

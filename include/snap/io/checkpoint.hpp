@@ -22,7 +22,7 @@
 namespace snap {
 
 /// The version of the checkpoint format this library writes; it reads this version only.
-inline constexpr std::int64_t checkpointVersion = 1;
+inline constexpr std::int64_t checkpointVersion = 2;
 
 namespace detail {
 
@@ -97,9 +97,9 @@ inline NpzArchive readCheckpoint(const std::uint8_t* data, std::size_t size, con
 }
 /// Reads the checkpoint file at `path` and verifies it as the overload above does.
 /// @throws FormatError for a missing, unreadable, truncated, corrupted, foreign or
-///         other-version file
+///         other-version file, or one that is not a regular file (a directory, FIFO, device)
 inline NpzArchive readCheckpoint(const std::string& path) {
-  NpzArchive archive = loadNpz(path);
+  NpzArchive archive = loadNpz(path, "checkpoint path");
   detail::verifyCheckpoint(archive, path);
   return archive;
 }

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <exception>
 #include <iterator>
 #include <map>
 #include <string>
@@ -19,6 +19,8 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "snap/core/error.hpp"
@@ -252,12 +254,14 @@ inline NpyArray decodeNpy(const std::uint8_t* data, std::size_t size, const std:
 
 }  // namespace detail
 
-/// Writes `archive` to `path` as an uncompressed `.npz`, atomically: the bytes go to
-/// `path.tmp`, are flushed to disk, then renamed over `path`, so that a crash or a kill at
-/// any moment leaves either the previous file or the new one, never a partial file. The
-/// entries are streamed: the arrays are not copied into one buffer first.
-inline void saveNpz(const std::string& path, const NpzArchive& archive) {
-  using detail::putLittle;
+namespace detail {
+
+/// Streams `archive` as an uncompressed `.npz` to `sink(data, size)` (false: stop, the write
+/// failed), entry by entry: the arrays are not copied into one buffer first. Returns false
+/// when the sink failed; throws FormatError, before writing anything, for an archive beyond
+/// the zip format's limits (4 GiB, 65535 entries).
+template <class Sink>
+bool writeNpz(const NpzArchive& archive, Sink&& sink) {
   // Layout: each entry's npy header, CRC-32 and offset, and the central directory.
   struct Entry {
     std::string name;
@@ -270,13 +274,12 @@ inline void saveNpz(const std::string& path, const NpzArchive& archive) {
   std::vector<std::uint8_t> directory;
   std::uint64_t offset = 0;
   for (const auto& [name, array] : archive) {
-    Entry entry{name + ".npy", detail::npyHeader(array), &array, 0, 0, offset};
+    Entry entry{name + ".npy", npyHeader(array), &array, 0, 0, offset};
     entry.size = entry.header.size() + array.bytes.size();
     if (entry.size >= 0xFFFFFFFFULL || offset + 30 + entry.name.size() + entry.size >= 0xFFFFFFFFULL)
-      detail::fail<FormatError>("array '" + name + "'", "an archive under 4 GiB", entry.size);
-    if (entries.size() + 1 >= 0xFFFF) detail::fail<FormatError>("archive", "fewer than 65535 arrays", entries.size() + 1);
-    entry.crc = detail::crc32(array.bytes.data(), array.bytes.size(),
-                              detail::crc32(entry.header.data(), entry.header.size()));
+      fail<FormatError>("array '" + name + "'", "an archive under 4 GiB", entry.size);
+    if (entries.size() + 1 >= 0xFFFF) fail<FormatError>("archive", "fewer than 65535 arrays", entries.size() + 1);
+    entry.crc = crc32(array.bytes.data(), array.bytes.size(), crc32(entry.header.data(), entry.header.size()));
     putLittle(directory, 0x02014b50, 4);  // central directory entry
     putLittle(directory, 20, 2);
     putLittle(directory, 20, 2);
@@ -305,9 +308,6 @@ inline void saveNpz(const std::string& path, const NpzArchive& archive) {
   putLittle(directory, directoryOffset, 4);
   putLittle(directory, 0, 2);
 
-  const std::string temporary = path + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) detail::fail<FormatError>("checkpoint path", "a writable file", path + ": " + std::strerror(errno));
   bool written = true;
   for (const Entry& entry : entries) {
     std::vector<std::uint8_t> local;
@@ -324,10 +324,41 @@ inline void saveNpz(const std::string& path, const NpzArchive& archive) {
     putLittle(local, 0, 2);
     local.insert(local.end(), entry.name.begin(), entry.name.end());
     local.insert(local.end(), entry.header.begin(), entry.header.end());
-    written = written && detail::writeAll(fd, local.data(), local.size()) &&
-              detail::writeAll(fd, entry.array->bytes.data(), entry.array->bytes.size());
+    written = written && sink(local.data(), local.size()) && sink(entry.array->bytes.data(), entry.array->bytes.size());
   }
-  written = written && detail::writeAll(fd, directory.data(), directory.size());
+  return written && sink(directory.data(), directory.size());
+}
+
+}  // namespace detail
+
+/// The bytes of `archive` as an uncompressed `.npz`, in memory (what saveNpz writes).
+inline std::vector<std::uint8_t> encodeNpz(const NpzArchive& archive) {
+  std::vector<std::uint8_t> out;
+  detail::writeNpz(archive, [&](const std::uint8_t* data, std::size_t size) {
+    out.insert(out.end(), data, data + size);
+    return true;
+  });
+  return out;
+}
+
+/// Writes `archive` to `path` as an uncompressed `.npz`, atomically: the bytes go to
+/// `path.tmp`, are flushed to disk, then renamed over `path`, so that a crash or a kill at
+/// any moment leaves either the previous file or the new one, never a partial file. The
+/// entries are streamed: the arrays are not copied into one buffer first.
+inline void saveNpz(const std::string& path, const NpzArchive& archive) {
+  const std::string temporary = path + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) detail::fail<FormatError>("checkpoint path", "a writable file", path + ": " + std::strerror(errno));
+  bool written = false;
+  try {
+    written = detail::writeNpz(archive, [fd](const std::uint8_t* data, std::size_t size) {
+      return detail::writeAll(fd, data, size);
+    });
+  } catch (...) {
+    ::close(fd);
+    ::unlink(temporary.c_str());
+    throw;
+  }
   if (!written) {
     const std::string reason = std::strerror(errno);
     ::close(fd);
@@ -417,17 +448,58 @@ inline NpzArchive loadNpz(const std::uint8_t* data, std::size_t size, const std:
   return archive;
 }
 
-/// Reads an `.npz` archive written by saveNpz or by NumPy (`numpy.savez`, uncompressed).
-/// Throws FormatError for anything but a complete, consistent archive.
-inline NpzArchive loadNpz(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) detail::fail<FormatError>("checkpoint path", "a readable file", path);
-  const std::streamoff size = in.tellg();
-  if (size < 0) detail::fail<FormatError>("checkpoint path", "a readable file", path);
-  std::vector<std::uint8_t> file(static_cast<std::size_t>(size));
-  in.seekg(0);
-  if (!file.empty() && !in.read(reinterpret_cast<char*>(file.data()), size))
-    detail::fail<FormatError>("checkpoint path", "a readable file", path + " (read failed)");
+namespace detail {
+
+/// "a directory", "a FIFO", …: what a file that is not a regular file is, for messages.
+inline const char* fileKind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+/// The bytes of the regular file at `path`. The file is opened without blocking (a FIFO would
+/// wait for a writer) and its kind and size are those of the opened descriptor (fstat), so
+/// that nothing else can be read or sized in between; FormatError naming `argument` and the
+/// path for a missing, unreadable or irregular file (a directory, FIFO, device, socket).
+inline std::vector<std::uint8_t> readRegularFile(const std::string& path, std::string_view argument) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) fail<FormatError>(argument, "a readable file", path + ": " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat status {};
+  if (::fstat(fd, &status) != 0) fail<FormatError>(argument, "a readable file", path + ": " + std::strerror(errno));
+  if (!S_ISREG(status.st_mode)) fail<FormatError>(argument, "a regular file", path + " (" + fileKind(status.st_mode) + ")");
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
+    fail<FormatError>(argument, "a readable file", path + ": " + std::strerror(errno));
+  std::vector<std::uint8_t> bytes;
+  try {
+    bytes.resize(static_cast<std::size_t>(status.st_size));
+  } catch (const std::exception&) {  // std::bad_alloc, std::length_error
+    fail<FormatError>(argument, "a file that fits in memory", path + " (" + describe(status.st_size) + " bytes)");
+  }
+  for (std::size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail<FormatError>(argument, "a readable file", path + ": " + std::strerror(errno));
+    if (n == 0) fail<FormatError>(argument, "a readable file", path + " (shorter than its size while read)");
+    done += static_cast<std::size_t>(n);
+  }
+  return bytes;
+}
+
+}  // namespace detail
+
+/// Reads an `.npz` archive written by saveNpz or by NumPy (`numpy.savez`, uncompressed) from
+/// the regular file at `path` (`argument` names it in messages). Throws FormatError for
+/// anything but a regular file holding a complete, consistent archive.
+inline NpzArchive loadNpz(const std::string& path, std::string_view argument = "npz path") {
+  const std::vector<std::uint8_t> file = detail::readRegularFile(path, argument);
   return loadNpz(file.data(), file.size(), path);
 }
 

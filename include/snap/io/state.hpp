@@ -4,12 +4,17 @@
 /// members of engines, optimizers, readout, trainer and tasks are written with
 /// (docs/reliability.md lists the arrays), and what a program adds its own arrays to a
 /// checkpoint with. Every read checks presence, type and shape against what the reader
-/// expects and throws snap::FormatError naming the array.
+/// expects, and every value against its Domain (finite, ≥ 0, a range) in the type it is read
+/// into, and throws snap::FormatError naming the array; lengths stored in a file are read with
+/// readLength() and counters with readCounter(), bounded before anything is sized by them.
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "snap/cells/structure.hpp"
@@ -58,39 +63,126 @@ inline const NpyArray& findArray(const NpzArchive& archive, const std::string& n
   return it->second;
 }
 
-/// The elements of array `name`, which must have type T and exactly `shape`.
+/// What the values of an array read from a file may be, in the type T they are read into:
+/// each must lie in [low, high]. The default bounds are T's finite range, so that a NaN or an
+/// infinity is refused unless a bound is itself infinite.
 template <class T>
-std::vector<T> readValues(const NpzArchive& archive, const std::string& name, const std::vector<std::int64_t>& shape) {
+struct Domain {
+  T low = std::numeric_limits<T>::lowest();  ///< the least value accepted
+  T high = std::numeric_limits<T>::max();    ///< the greatest value accepted
+};
+
+/// The bound of every counter a file holds (steps, updates, data time, …) and of the counters
+/// themselves as they advance: 2^62, so that a counter read from a file can take any step without
+/// overflowing, and every state saved loads again.
+inline constexpr std::int64_t counterLimit = std::int64_t{1} << 62;
+
+namespace detail {
+
+/// A value read from a file, for messages: integers as numbers (bytes too), floating values
+/// with every digit that tells them apart (1 + 1e-9 is not printed as 1).
+template <class T>
+std::string describeValue(T value) {
+  if constexpr (std::is_floating_point_v<T>) {
+    std::ostringstream out;
+    out.precision(std::numeric_limits<T>::max_digits10);
+    out << value;
+    return out.str();
+  } else {
+    return describe(+value);
+  }
+}
+
+/// "finite values >= 0", "a value in [0, 1]": what a Domain accepts, for messages about one
+/// value (`single`) or an array.
+template <class T>
+std::string describeDomain(const Domain<T>& domain, bool single) {
+  const bool low = domain.low != std::numeric_limits<T>::lowest(), high = domain.high != std::numeric_limits<T>::max();
+  std::string text = std::string(single ? "a " : "") + (std::is_floating_point_v<T> && !(low && high) ? "finite " : "") +
+                     (single ? "value" : "values");
+  if (low && high) return text + " in [" + describeValue(domain.low) + ", " + describeValue(domain.high) + "]";
+  if (low) return text + " >= " + describeValue(domain.low);
+  if (high) return text + " <= " + describeValue(domain.high);
+  return text;
+}
+
+/// Throws FormatError naming `argument` and the first value outside `domain` (NaN included).
+template <class T>
+void requireDomain(std::string_view argument, const T* values, std::size_t count, const Domain<T>& domain) {
+  for (std::size_t i = 0; i < count; ++i)
+    if (!(values[i] >= domain.low && values[i] <= domain.high))
+      fail<FormatError>(argument, describeDomain(domain, count == 1),
+                        describeValue(values[i]) + (count > 1 ? " at index " + describe(i) : std::string()));
+}
+
+/// Throws ValueError naming `counter` unless `value + step` stays within counterLimit: called
+/// before a counter advances, and before anything else in the call changes.
+inline void requireCounterRoom(std::string_view counter, std::int64_t value, std::int64_t step = 1) {
+  if (step > counterLimit || value > counterLimit - step)
+    fail<ValueError>(counter, "a count that can advance by " + describe(step) + " within 2^62", value);
+}
+
+}  // namespace detail
+
+/// The elements of array `name`, which must have type T and exactly `shape`, each in `domain`
+/// (by default T's finite values). The shape is checked before anything is allocated.
+template <class T>
+std::vector<T> readValues(const NpzArchive& archive, const std::string& name, const std::vector<std::int64_t>& shape,
+                          const Domain<T>& domain = {}) {
   const NpyArray& array = findArray(archive, name);
   if (array.shape != shape)
     detail::fail<FormatError>(detail::arrayArgument(name), "shape " + detail::describeShape(shape),
                               detail::describeShape(array.shape));
-  return array.values<T>(detail::arrayArgument(name));
+  std::vector<T> values = array.values<T>(detail::arrayArgument(name));
+  detail::requireDomain(detail::arrayArgument(name), values.data(), values.size(), domain);
+  return values;
 }
 
-/// A vector of `length` values.
+/// n, the leading extent of array `name`, whose shape must be (n, trailing…) with 0 ≤ n ≤ most:
+/// what sizes an object by a length stored in a file, checked against the rest of the shape and
+/// the object's own bound before the object grows.
+inline std::int64_t readLength(const NpzArchive& archive, const std::string& name,
+                               const std::vector<std::int64_t>& trailing, std::int64_t most) {
+  const NpyArray& array = findArray(archive, name);
+  const bool fits = array.shape.size() == trailing.size() + 1 && array.shape[0] <= most &&
+                    std::equal(trailing.begin(), trailing.end(), array.shape.begin() + 1);
+  if (!fits) {
+    std::vector<std::int64_t> expected = {0};
+    expected.insert(expected.end(), trailing.begin(), trailing.end());
+    std::string shape = detail::describeShape(expected);
+    shape.replace(1, 1, "n");
+    detail::fail<FormatError>(detail::arrayArgument(name), "shape " + shape + " with n <= " + detail::describe(most),
+                              detail::describeShape(array.shape));
+  }
+  return array.shape[0];
+}
+
+/// A vector of `length` values, each in `domain`.
 template <class Scalar>
-Vector<Scalar> readVector(const NpzArchive& archive, const std::string& name, Index length) {
-  const std::vector<Scalar> values = readValues<Scalar>(archive, name, {length});
+Vector<Scalar> readVector(const NpzArchive& archive, const std::string& name, Index length,
+                          const Domain<Scalar>& domain = {}) {
+  const std::vector<Scalar> values = readValues<Scalar>(archive, name, {length}, domain);
   return Eigen::Map<const Vector<Scalar>>(values.data(), length);
 }
 
-/// A rows × cols matrix (stored row-major), as any Eigen matrix type.
+/// A rows × cols matrix (stored row-major), as any Eigen matrix type, each value in `domain`.
 template <class MatrixType>
-MatrixType readMatrix(const NpzArchive& archive, const std::string& name, Index rows, Index cols) {
+MatrixType readMatrix(const NpzArchive& archive, const std::string& name, Index rows, Index cols,
+                      const Domain<typename MatrixType::Scalar>& domain = {}) {
   using Scalar = typename MatrixType::Scalar;
-  const std::vector<Scalar> values = readValues<Scalar>(archive, name, {rows, cols});
+  const std::vector<Scalar> values = readValues<Scalar>(archive, name, {rows, cols}, domain);
   return Eigen::Map<const RowMatrix<Scalar>>(values.data(), rows, cols);
 }
 
-/// A zero-dimensional array, within [low, high].
+/// A zero-dimensional array, within [low, high] (an infinite bound admits that infinity).
 template <class T>
 T readScalar(const NpzArchive& archive, const std::string& name, T low, T high) {
-  const T value = readValues<T>(archive, name, {}).front();
-  if (!(value >= low && value <= high))
-    detail::fail<FormatError>(detail::arrayArgument(name),
-                              "a value in [" + detail::describe(low) + ", " + detail::describe(high) + "]", value);
-  return value;
+  return readValues<T>(archive, name, {}, Domain<T>{low, high}).front();
+}
+
+/// A counter: a zero-dimensional int64 array in [0, counterLimit].
+inline std::int64_t readCounter(const NpzArchive& archive, const std::string& name) {
+  return readScalar<std::int64_t>(archive, name, 0, counterLimit);
 }
 
 /// A text stored by putText, of at most `maxLength` bytes.
@@ -174,8 +266,11 @@ void loadCell(const NpzArchive& archive, const std::string& prefix, CellType& ce
   readScalar<std::int64_t>(archive, prefix + "unit_states", cell.structure().unitStates, cell.structure().unitStates);
   const Index rows = cell.gateRows(), inputs = cell.inputSize(), hidden = cell.hiddenSize();
   using Bytes = Eigen::Matrix<std::uint8_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const RowMatrix<Scalar> maskIh = readMatrix<Bytes>(archive, prefix + "mask_ih", rows, inputs).template cast<Scalar>();
-  const RowMatrix<Scalar> maskHh = readMatrix<Bytes>(archive, prefix + "mask_hh", rows, hidden).template cast<Scalar>();
+  const Domain<std::uint8_t> zeroOne{0, 1};
+  const RowMatrix<Scalar> maskIh =
+      readMatrix<Bytes>(archive, prefix + "mask_ih", rows, inputs, zeroOne).template cast<Scalar>();
+  const RowMatrix<Scalar> maskHh =
+      readMatrix<Bytes>(archive, prefix + "mask_hh", rows, hidden, zeroOne).template cast<Scalar>();
   const CellTensors<Scalar> tensors{readMatrix<RowMatrix<Scalar>>(archive, prefix + "weight_ih", rows, inputs),
                                     readMatrix<RowMatrix<Scalar>>(archive, prefix + "weight_hh", rows, hidden),
                                     readVector<Scalar>(archive, prefix + "bias_ih", rows),

@@ -10,7 +10,6 @@
 /// dense); optional `readout_weight` (outputs × H) and `readout_bias` (outputs); `cell`, the
 /// cell type as uint8 characters (b"rnn", b"gru", b"lstm"); and `version`, an integer scalar.
 
-#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -80,37 +79,63 @@ struct WeightsFile {
     return it->second;
   }
 
-  /// The elements of a floating-point or 0/1 array as doubles, after checking its shape.
-  std::vector<double> values(std::string_view name, const std::vector<std::int64_t>& shape, bool allowBytes) const {
-    const NpyArray& a = array(name);
-    if (a.shape != shape) fail<FormatError>(where(name), "shape " + describeShape(shape), describeShape(a.shape));
-    std::vector<double> out;
+  /// The elements of a float64 or float32 array as Scalar, after checking its shape: each must
+  /// be finite in Scalar (a float64 1e300 is out of a float cell's domain).
+  template <class Scalar>
+  std::vector<Scalar> values(std::string_view name, const std::vector<std::int64_t>& shape) const {
+    const NpyArray& a = shaped(name, shape);
+    std::vector<Scalar> out;
     if (a.type == "<f8") {
-      out = a.values<double>(where(name));
+      const std::vector<double> stored = a.values<double>(where(name));
+      out.assign(stored.begin(), stored.end());
     } else if (a.type == "<f4") {
-      const std::vector<float> narrow = a.values<float>(where(name));
-      out.assign(narrow.begin(), narrow.end());
-    } else if (allowBytes && a.type == "|u1") {
-      const std::vector<std::uint8_t> bytes = a.values<std::uint8_t>(where(name));
-      out.assign(bytes.begin(), bytes.end());
+      const std::vector<float> stored = a.values<float>(where(name));
+      out.assign(stored.begin(), stored.end());
     } else {
-      fail<FormatError>(where(name), allowBytes ? "type <f8, <f4 or |u1" : "type <f8 (float64) or <f4 (float32)",
-                        a.type);
+      fail<FormatError>(where(name), "type <f8 (float64) or <f4 (float32)", a.type);
     }
-    for (std::size_t i = 0; i < out.size(); ++i)
-      if (!std::isfinite(out[i])) fail<FormatError>(where(name), "finite values", "a NaN or infinity");
+    requireDomain(where(name), out.data(), out.size(), Domain<Scalar>{});
     return out;
   }
 
   template <class Scalar>
-  RowMatrix<Scalar> matrix(std::string_view name, Index rows, Index cols, bool allowBytes = false) const {
-    const std::vector<double> v = values(name, {rows, cols}, allowBytes);
-    return Eigen::Map<const RowMatrix<double>>(v.data(), rows, cols).cast<Scalar>();
+  RowMatrix<Scalar> matrix(std::string_view name, Index rows, Index cols) const {
+    const std::vector<Scalar> v = values<Scalar>(name, {rows, cols});
+    return Eigen::Map<const RowMatrix<Scalar>>(v.data(), rows, cols);
   }
   template <class Scalar>
   Vector<Scalar> vector(std::string_view name, Index size) const {
-    const std::vector<double> v = values(name, {size}, false);
-    return Eigen::Map<const Vector<double>>(v.data(), size).cast<Scalar>();
+    const std::vector<Scalar> v = values<Scalar>(name, {size});
+    return Eigen::Map<const Vector<Scalar>>(v.data(), size);
+  }
+
+  /// A mask of float64, float32 or uint8 entries, each exactly 0 or 1 as stored (1 + 1e-9 is
+  /// refused even where it would round to 1).
+  template <class Scalar>
+  RowMatrix<Scalar> mask(std::string_view name, Index rows, Index cols) const {
+    const NpyArray& a = shaped(name, {rows, cols});
+    RowMatrix<Scalar> out(rows, cols);
+    const auto take = [&](const auto& stored) {
+      for (std::size_t i = 0; i < stored.size(); ++i) {
+        if (stored[i] != 0 && stored[i] != 1)
+          fail<FormatError>(where(name), "entries 0 or 1",
+                            describeValue(stored[i]) + " at (" + describe(static_cast<Index>(i) / cols) + ", " +
+                                describe(static_cast<Index>(i) % cols) + ")");
+        out.data()[i] = static_cast<Scalar>(stored[i]);
+      }
+    };
+    if (a.type == "<f8") take(a.values<double>(where(name)));
+    else if (a.type == "<f4") take(a.values<float>(where(name)));
+    else if (a.type == "|u1") take(a.values<std::uint8_t>(where(name)));
+    else fail<FormatError>(where(name), "type <f8, <f4 or |u1", a.type);
+    return out;
+  }
+
+  /// The array `name`, after checking that it has `shape`.
+  const NpyArray& shaped(std::string_view name, const std::vector<std::int64_t>& shape) const {
+    const NpyArray& a = array(name);
+    if (a.shape != shape) fail<FormatError>(where(name), "shape " + describeShape(shape), describeShape(a.shape));
+    return a;
   }
 
   /// The `cell` array as text.
@@ -141,24 +166,20 @@ struct WeightsFile {
 };
 
 inline WeightsFile openWeights(const std::string& path) {
-  WeightsFile file{path, loadNpz(path)};
+  WeightsFile file{path, loadNpz(path, "weights file")};
   file.checkVersion();
   return file;
 }
 
-/// Throws unless the mask is 0/1 and the weight is exactly 0 wherever the mask is 0.
+/// Throws unless the weight is exactly 0 wherever its (0/1) mask is 0.
 template <class Scalar>
-void requireZeroAtMask(const WeightsFile& file, std::string_view name, std::string_view maskName,
-                       const RowMatrix<Scalar>& weight, const RowMatrix<Scalar>& mask) {
+void requireZeroAtMask(const WeightsFile& file, std::string_view name, const RowMatrix<Scalar>& weight,
+                       const RowMatrix<Scalar>& mask) {
   for (Index r = 0; r < weight.rows(); ++r)
-    for (Index c = 0; c < weight.cols(); ++c) {
-      if (mask(r, c) != Scalar(0) && mask(r, c) != Scalar(1))
-        fail<FormatError>(file.where(maskName), "entries 0 or 1",
-                          describe(mask(r, c)) + " at (" + describe(r) + ", " + describe(c) + ")");
+    for (Index c = 0; c < weight.cols(); ++c)
       if (mask(r, c) == Scalar(0) && weight(r, c) != Scalar(0))
         fail<FormatError>(file.where(name), "0 at every position its mask removes",
                           describe(weight(r, c)) + " at (" + describe(r) + ", " + describe(c) + ")");
-    }
 }
 
 template <class Scalar>
@@ -200,13 +221,14 @@ struct LoadedWeights {
     tensors.bias_hh = file.vector<Scalar>("bias_hh", rows);
     const bool hasIh = file.has("mask_ih"), hasHh = file.has("mask_hh");
     if (hasIh != hasHh) file.array(hasIh ? "mask_hh" : "mask_ih");  // throws: one mask without the other
-    maskIh = hasIh ? file.matrix<Scalar>("mask_ih", rows, inputs, true) : RowMatrix<Scalar>::Ones(rows, inputs);
-    maskHh = hasHh ? file.matrix<Scalar>("mask_hh", rows, hidden, true) : RowMatrix<Scalar>::Ones(rows, hidden);
-    requireZeroAtMask(file, "weight_ih", "mask_ih", tensors.weight_ih, maskIh);
-    requireZeroAtMask(file, "weight_hh", "mask_hh", tensors.weight_hh, maskHh);
+    maskIh = hasIh ? file.mask<Scalar>("mask_ih", rows, inputs) : RowMatrix<Scalar>::Ones(rows, inputs);
+    maskHh = hasHh ? file.mask<Scalar>("mask_hh", rows, hidden) : RowMatrix<Scalar>::Ones(rows, hidden);
+    requireZeroAtMask(file, "weight_ih", tensors.weight_ih, maskIh);
+    requireZeroAtMask(file, "weight_hh", tensors.weight_hh, maskHh);
   }
 
-  /// Sets the masks (only when they differ: a mask change restarts bound engines) and tensors.
+  /// Sets the masks (only when they differ: a mask change restarts bound engines) and tensors;
+  /// everything has been checked, so that neither call can refuse half-way.
   void applyTo(CellType& cell) const {
     if (maskIh != cell.mask_ih() || maskHh != cell.mask_hh()) cell.setMasks(maskIh, maskHh);
     cell.setTensors(tensors);

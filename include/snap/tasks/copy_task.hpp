@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdint>
 #include <deque>
-#include <limits>
 #include <string>
 #include <vector>
 
@@ -70,6 +69,10 @@ private:
   int m_alphabet;
 };
 
+/// The longest curriculum length L, 2^24 symbols (a sequence of 2^25 + 1 steps): what a
+/// checkpoint may hold, and where the curriculum stops rising.
+inline constexpr Index copyTaskMaxLength = Index{1} << 24;
+
 /// Options of the copy task and its curriculum.
 struct CopyTaskOptions {
   int alphabet = 2;           ///< symbols to copy (bits by default)
@@ -82,7 +85,7 @@ struct CopyTaskOptions {
 
 /// The curriculum: L starts at initialLength and rises by 1 whenever the average loss per
 /// recall step over the last `window` sequences (all drawn at the current L) falls below the
-/// threshold; the window then starts afresh.
+/// threshold; the window then starts afresh. L stays at most copyTaskMaxLength.
 class Curriculum {
 public:
   /// One finished sequence: its total recall loss in bits and its recall steps.
@@ -114,7 +117,8 @@ public:
     if (lossBits < 0) detail::fail<ValueError>("lossBits", "a loss >= 0 bits", lossBits);
     m_recent.push_back({lossBits, recallSteps});
     if (static_cast<Index>(m_recent.size()) > m_options.window) m_recent.pop_front();
-    if (static_cast<Index>(m_recent.size()) == m_options.window && recentLoss() < m_options.threshold) {
+    if (static_cast<Index>(m_recent.size()) == m_options.window && recentLoss() < m_options.threshold &&
+        m_length < copyTaskMaxLength) {
       ++m_length;
       m_recent.clear();
       return true;
@@ -140,10 +144,12 @@ public:
   /// The window's contents, for checkpoints: (loss, steps) pairs, oldest first.
   const std::deque<Record>& recent() const { return m_recent; }
   /// Sets L and the window's records (from a checkpoint).
-  /// @throws ValueError if length < 1, `recent` holds more than options().window records, or
-  ///         a record's loss is not finite and ≥ 0 or its steps are < 1 (nothing changes then)
+  /// @throws ValueError if length is not in [1, copyTaskMaxLength], `recent` holds more than
+  ///         options().window records, or a record's loss is not finite and ≥ 0 or its steps
+  ///         are < 1 (nothing changes then)
   void restore(Index length, const std::deque<Record>& recent) {
-    if (length < 1) detail::fail<ValueError>("length", "a curriculum length of at least 1", length);
+    if (length < 1 || length > copyTaskMaxLength)
+      detail::fail<ValueError>("length", "a curriculum length in [1, 2^24]", length);
     if (static_cast<Index>(recent.size()) > m_options.window)
       detail::fail<ValueError>("recent", "at most CopyTaskOptions::window = " + detail::describe(m_options.window) +
                                              " sequences", recent.size());
@@ -187,6 +193,8 @@ public:
 
   /// Records a finished sequence (its steps count towards data time); returns true when L rose.
   bool record(const CopySequence& sequence, double recallLossBits) {
+    detail::requireCounterRoom("data time", m_dataTime, sequence.steps());
+    detail::requireCounterRoom("sequences", m_sequences);
     m_dataTime += sequence.steps();
     ++m_sequences;
     return m_curriculum.record(recallLossBits, sequence.length());
@@ -235,30 +243,20 @@ public:
     putArray(archive, prefix + "recent_steps", steps);
   }
   /// Restores what saveState wrote (the alphabet must be this task's; the window at most its
-  /// options' window); FormatError naming the array otherwise, and the task is left as it was.
+  /// options' window, its records drawn at a length in [1, L]; L at most copyTaskMaxLength;
+  /// the counters at most counterLimit); FormatError naming the array otherwise, and the task
+  /// is left as it was.
   void loadState(const NpzArchive& archive, const std::string& prefix) {
-    constexpr auto most = std::numeric_limits<std::int64_t>::max();
     Random random = readRandom(archive, prefix + "random");
-    const auto dataTime = readScalar<std::int64_t>(archive, prefix + "data_time", 0, most);
-    const auto sequences = readScalar<std::int64_t>(archive, prefix + "sequences", 0, most);
+    const std::int64_t dataTime = readCounter(archive, prefix + "data_time");
+    const std::int64_t sequences = readCounter(archive, prefix + "sequences");
     readScalar<std::int64_t>(archive, prefix + "alphabet", options().alphabet, options().alphabet);
-    const auto length = readScalar<std::int64_t>(archive, prefix + "length", 1, most);
-    const NpyArray& stored = findArray(archive, prefix + "recent_loss");
-    const std::int64_t count = stored.shape.size() == 1 ? stored.shape[0] : -1;
-    if (count < 0 || count > options().window)
-      detail::fail<FormatError>(detail::arrayArgument(prefix + "recent_loss"),
-                                "at most CopyTaskOptions::window = " + detail::describe(options().window) + " records",
-                                "shape " + detail::describeShape(stored.shape));
-    const auto loss = readValues<double>(archive, prefix + "recent_loss", {count});
-    const auto steps = readValues<std::int64_t>(archive, prefix + "recent_steps", {count});
+    const auto length = readScalar<std::int64_t>(archive, prefix + "length", 1, copyTaskMaxLength);
+    const std::int64_t count = readLength(archive, prefix + "recent_loss", {}, options().window);
+    const auto loss = readValues<double>(archive, prefix + "recent_loss", {count}, {.low = 0.0});
+    const auto steps = readValues<std::int64_t>(archive, prefix + "recent_steps", {count}, {1, length});
     std::deque<Curriculum::Record> recent;
-    for (std::size_t i = 0; i < loss.size(); ++i) {
-      if (!(std::isfinite(loss[i]) && loss[i] >= 0))
-        detail::fail<FormatError>(detail::arrayArgument(prefix + "recent_loss"), "finite losses >= 0 bits", loss[i]);
-      if (steps[i] < 1)
-        detail::fail<FormatError>(detail::arrayArgument(prefix + "recent_steps"), "at least 1 recall step", steps[i]);
-      recent.push_back({loss[i], static_cast<Index>(steps[i])});
-    }
+    for (std::size_t i = 0; i < loss.size(); ++i) recent.push_back({loss[i], static_cast<Index>(steps[i])});
     m_curriculum.restore(static_cast<Index>(length), recent);
     m_random = random;
     m_dataTime = dataTime;

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
-#include <limits>
 #include <string>
 #include <variant>
 
@@ -40,6 +39,8 @@ struct SGD {
     void saveState(NpzArchive&, const std::string&) const {}
     /// Reads nothing.
     void loadState(const NpzArchive&, const std::string&) {}
+    /// Nothing to check: SGD counts nothing.
+    void requireRoom() const {}
   };
 
   /// θ ← θ − η g, in place on `parameters`.
@@ -82,22 +83,24 @@ struct Adam {
       putArray(archive, prefix + "second", second);
       putScalar<std::int64_t>(archive, prefix + "steps", steps);
     }
-    /// Restores what saveState wrote, checked against this state's size; unchanged on error.
+    /// Restores what saveState wrote, checked against this state's size (m finite, v finite
+    /// and ≥ 0, t a counter); unchanged on error.
     void loadState(const NpzArchive& archive, const std::string& prefix) {
       Vector<Scalar> m = readVector<Scalar>(archive, prefix + "first", first.size());
-      Vector<Scalar> v = readVector<Scalar>(archive, prefix + "second", second.size());
-      const auto t = readScalar<std::int64_t>(archive, prefix + "steps", 0, std::numeric_limits<std::int64_t>::max());
-      if (!((v.array() >= Scalar(0)).all()))
-        detail::fail<FormatError>(detail::arrayArgument(prefix + "second"), "second moments >= 0", "a negative value or NaN");
+      Vector<Scalar> v = readVector<Scalar>(archive, prefix + "second", second.size(), {.low = Scalar(0)});
+      const std::int64_t t = readCounter(archive, prefix + "steps");
       first = std::move(m);
       second = std::move(v);
       steps = t;
     }
+    /// Throws ValueError unless t can advance (before anything else in the update changes).
+    void requireRoom() const { detail::requireCounterRoom("Adam steps", steps); }
   };
 
   /// One Adam step: advances `state` (t, m, v) with `gradient` and updates `parameters` in place.
   template <class Scalar>
   void update(State<Scalar>& state, VectorSpan<Scalar> parameters, const VectorView<Scalar>& gradient) const {
+    state.requireRoom();
     ++state.steps;
     const auto b1 = static_cast<Scalar>(beta1), b2 = static_cast<Scalar>(beta2);
     state.first = b1 * state.first + (Scalar(1) - b1) * gradient;

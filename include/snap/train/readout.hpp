@@ -116,13 +116,11 @@ public:
     putArray(archive, prefix + "bias", bias());
     putArray(archive, prefix + "gradient", m_gradient);
   }
-  /// Restores what saveState wrote, checked against this readout's sizes (FormatError naming
-  /// the array otherwise); on any error the readout is left as it was.
+  /// Restores what saveState wrote, checked against this readout's sizes and finite
+  /// (FormatError naming the array otherwise); on any error the readout is left as it was.
   void loadState(const NpzArchive& archive, const std::string& prefix) {
     const auto w = readMatrix<RowMatrix<Scalar>>(archive, prefix + "weight", m_outputs, m_hidden);
     const auto b = readVector<Scalar>(archive, prefix + "bias", m_outputs);
-    if (!w.allFinite() || !b.allFinite())
-      detail::fail<FormatError>(detail::arrayArgument(prefix + "weight"), "finite readout weights", "a NaN or infinity");
     Vector<Scalar> gradient = readVector<Scalar>(archive, prefix + "gradient", m_gradient.size());
     setWeights(w, b);
     m_gradient = std::move(gradient);

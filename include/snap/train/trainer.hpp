@@ -133,6 +133,7 @@ public:
   /// before δ reaches the engine (TrainerOptions::nonFinite says what happens then).
   Scalar observe(Index stream, const VectorView<Scalar>& input, Index target) {
     EngineType& engine = m_engines[checkedStream(stream)];
+    if (m_options.nonFinite == NonFinitePolicy::Skip) detail::requireCounterRoom("skipped steps", m_skippedSteps);
     if (target < -1 || target >= m_readout->outputs())
       detail::fail<ValueError>("target", "a class in [0, " + detail::describe(m_readout->outputs()) + ") or -1 (unscored)",
                                target);
@@ -158,6 +159,8 @@ public:
   /// whose every observe() was skipped (NonFinitePolicy::Skip) does not count: with B = 1, a
   /// skipped step is as if it had not been taken.
   bool endStep() {
+    detail::requireCounterRoom("pending steps", m_pendingSteps);
+    requireUpdateRoom();  // an update may follow
     const bool allSkipped = m_stepSkipped && !m_stepObserved;
     m_stepSkipped = m_stepObserved = false;
     if (allSkipped) return false;
@@ -187,6 +190,7 @@ public:
   /// with NonFinitePolicy::Throw that throws NonFiniteError and changes nothing (except the
   /// optimizer's moments when the new parameters overflow, see NonFinitePolicy::Throw).
   bool update() {
+    requireUpdateRoom();
     if (m_cell->parameterCount() != m_parameters.size())
       detail::fail<UsageError>("cell", "the masks the trainer was built with (" + detail::describe(m_parameters.size()) +
                                            " parameters)", m_cell->parameterCount());
@@ -232,8 +236,9 @@ public:
   /// @{
 
   /// Writes the state under `prefix`: `cell/…`, `readout/…`, `optimizer/…`, `stream<b>/…` for
-  /// each stream b, and the counters `batch`, `pending_steps`, `updates`, `skipped_steps`,
-  /// `skipped_updates` and `last_gradient_norm`.
+  /// each stream b, the counters `batch`, `pending_steps`, `updates`, `skipped_steps`,
+  /// `skipped_updates` and `last_gradient_norm`, and the flags of the batch step in progress,
+  /// `step_observed` and `step_skipped` (a save between two streams' observe() calls).
   void saveState(NpzArchive& archive, const std::string& prefix = "") const
     requires requires(const EngineType& engine, NpzArchive& out) { engine.saveState(out, std::string()); }
   {
@@ -255,6 +260,8 @@ public:
     putScalar<std::int64_t>(archive, prefix + "skipped_steps", m_skippedSteps);
     putScalar<std::int64_t>(archive, prefix + "skipped_updates", m_skippedUpdates);
     putScalar<double>(archive, prefix + "last_gradient_norm", m_lastNorm);
+    putScalar<std::int64_t>(archive, prefix + "step_observed", m_stepObserved ? 1 : 0);
+    putScalar<std::int64_t>(archive, prefix + "step_skipped", m_stepSkipped ? 1 : 0);
     for (std::size_t b = 0; b < m_engines.size(); ++b)
       m_engines[b].saveState(archive, prefix + "stream" + std::to_string(b) + "/");
   }
@@ -267,15 +274,14 @@ public:
   void loadState(const NpzArchive& archive, const std::string& prefix = "")
     requires requires(EngineType& engine, const NpzArchive& in) { engine.loadState(in, std::string()); }
   {
-    const auto counter = [&](const char* name) {
-      return readScalar<std::int64_t>(archive, prefix + name, 0,
-                                              std::numeric_limits<std::int64_t>::max());
-    };
+    const auto counter = [&](const char* name) { return readCounter(archive, prefix + name); };
     readScalar<std::int64_t>(archive, prefix + "batch", m_options.batch, m_options.batch);
     const std::int64_t pendingSteps = counter("pending_steps"), updates = counter("updates");
     const std::int64_t skippedSteps = counter("skipped_steps"), skippedUpdates = counter("skipped_updates");
     const double lastNorm = readScalar<double>(archive, prefix + "last_gradient_norm", 0.0,
                                                        std::numeric_limits<double>::infinity());
+    const bool stepObserved = readScalar<std::int64_t>(archive, prefix + "step_observed", 0, 1) == 1;
+    const bool stepSkipped = readScalar<std::int64_t>(archive, prefix + "step_skipped", 0, 1) == 1;
     CellType cell = *m_cell;
     detail::loadCell(archive, prefix + "cell/", cell);
     const bool sameMasks = cell.mask_ih() == m_cell->mask_ih() && cell.mask_hh() == m_cell->mask_hh();
@@ -318,6 +324,8 @@ public:
     m_skippedSteps = skippedSteps;
     m_skippedUpdates = skippedUpdates;
     m_lastNorm = lastNorm;
+    m_stepObserved = stepObserved;
+    m_stepSkipped = stepSkipped;
   }
   /// @}
 
@@ -340,6 +348,20 @@ private:
   template <class Optimizer>
   static const char* optimizerName() {
     return std::is_same_v<Optimizer, Adam> ? "Adam" : "SGD";
+  }
+
+  /// Throws ValueError unless every counter an update advances can advance (the updates, the
+  /// skipped updates, the optimizer's steps): checked before anything changes.
+  void requireUpdateRoom() const {
+    detail::requireCounterRoom("updates", m_updates);
+    detail::requireCounterRoom("skipped updates", m_skippedUpdates);
+    std::visit(
+        [&](const auto& optimizer) {
+          using State = typename std::decay_t<decltype(optimizer)>::template State<Scalar>;
+          std::get<State>(m_cellState).requireRoom();
+          std::get<State>(m_readoutState).requireRoom();
+        },
+        m_optimizer);
   }
 
   /// Forgets the gradients accumulated since the last update (engines and readout).
