@@ -200,6 +200,10 @@ TEST(Weights, WrongCellSizesAndUnreadableFiles) {
   LSTM<double> lstm(3, 4);
   expectFormatError([&] { loadWeights(path, lstm); }, {"array 'cell'", "expected 'lstm', got 'gru'"});
   expectFormatError([&] { readWeightsInfo(temporaryPath("does_not_exist")); }, {"does_not_exist"});
+  // The messages name a weights file, not a checkpoint, when reading and when writing.
+  expectFormatError([&] { loadWeights(temporaryPath("does_not_exist"), bigger); }, {"snap: weights file: ", "does_not_exist"});
+  expectFormatError([&] { saveWeights("/nonexistent-folder/model.npz", bigger); },
+                    {"snap: weights file: expected a writable file", "/nonexistent-folder/model.npz"});
 }
 
 }  // namespace

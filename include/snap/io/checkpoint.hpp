@@ -85,7 +85,7 @@ inline void writeCheckpoint(const std::string& path, NpzArchive archive) {
   putScalar<std::int64_t>(archive, "version", checkpointVersion);
   archive.erase("checksum");
   putScalar<std::uint64_t>(archive, "checksum", detail::checkpointChecksum(archive));
-  saveNpz(path, archive);
+  saveNpz(path, archive, "checkpoint path");
 }
 
 /// Reads a checkpoint and verifies its format, version and checksum: FormatError for a

@@ -344,11 +344,12 @@ inline std::vector<std::uint8_t> encodeNpz(const NpzArchive& archive) {
 /// Writes `archive` to `path` as an uncompressed `.npz`, atomically: the bytes go to
 /// `path.tmp`, are flushed to disk, then renamed over `path`, so that a crash or a kill at
 /// any moment leaves either the previous file or the new one, never a partial file. The
-/// entries are streamed: the arrays are not copied into one buffer first.
-inline void saveNpz(const std::string& path, const NpzArchive& archive) {
+/// entries are streamed: the arrays are not copied into one buffer first. FormatError naming
+/// `argument` (what the file is to the caller, e.g. "weights file") when it cannot be written.
+inline void saveNpz(const std::string& path, const NpzArchive& archive, std::string_view argument = "npz path") {
   const std::string temporary = path + ".tmp";
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) detail::fail<FormatError>("checkpoint path", "a writable file", path + ": " + std::strerror(errno));
+  if (fd < 0) detail::fail<FormatError>(argument, "a writable file", path + ": " + std::strerror(errno));
   bool written = false;
   try {
     written = detail::writeNpz(archive, [fd](const std::uint8_t* data, std::size_t size) {
@@ -363,7 +364,7 @@ inline void saveNpz(const std::string& path, const NpzArchive& archive) {
     const std::string reason = std::strerror(errno);
     ::close(fd);
     ::unlink(temporary.c_str());
-    detail::fail<FormatError>("checkpoint path", "a complete write", temporary + ": " + reason);
+    detail::fail<FormatError>(argument, "a complete write", temporary + ": " + reason);
   }
   // The descriptor is closed whatever fsync says; the first failure is the one reported.
   const bool synced = ::fsync(fd) == 0;
@@ -373,7 +374,7 @@ inline void saveNpz(const std::string& path, const NpzArchive& archive) {
   if (!synced || !closed || std::rename(temporary.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     ::unlink(temporary.c_str());
-    detail::fail<FormatError>("checkpoint path", "a durable write and rename", path + ": " + reason);
+    detail::fail<FormatError>(argument, "a durable write and rename", path + ": " + reason);
   }
   // The rename itself reaches the disk with the directory (best effort: a kill cannot undo
   // the rename, only a power loss before this sync can).

@@ -242,7 +242,7 @@ struct LoadedWeights {
 /// written.
 template <Cell CellType>
 void saveWeights(const std::string& path, const CellType& cell) {
-  saveNpz(path, detail::weightsArchive(cell));
+  saveNpz(path, detail::weightsArchive(cell), "weights file");
 }
 
 /// Saves the cell and a linear readout (readout_weight, readout_bias: torch.nn.Linear's).
@@ -250,7 +250,7 @@ template <Cell CellType>
 void saveWeights(const std::string& path, const CellType& cell, const Readout<typename CellType::Scalar>& readout) {
   NpzArchive archive = detail::weightsArchive(cell);
   detail::putReadout(archive, readout);
-  saveNpz(path, archive);
+  saveNpz(path, archive, "weights file");
 }
 
 /// Loads a cell's tensors (and masks; none in the file means dense) saved by saveWeights or
