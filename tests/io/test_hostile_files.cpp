@@ -158,8 +158,8 @@ TEST(HostileFiles, ARegularFileStillLoadsThroughALink) {
 // --- 2. Sizes are checked against each other before anything grows ------------------------
 
 TEST(HostileFiles, AnOpenWindowLongerThanItsArraysIsRefusedBeforeTheHistoryGrows) {
-  // Untruncated BPTT: its history grows to the stored window's length.
-  Trained<BPTT<GRU<float>>> run;
+  // Untruncated BPTT (one update per sequence): its history grows to the stored window's length.
+  Trained<BPTT<GRU<float>>> run({}, {.schedule = UpdateSchedule::PerSequence});
   const NpzArchive good = run.state();
   const Index k = run.cell.stateSize();
   const std::int64_t huge = std::numeric_limits<std::int32_t>::max();
@@ -407,7 +407,7 @@ TEST(HostileFiles, NaNsAndInfinitiesAreRefusedInEveryFloatingArray) {
     everyFloatingArrayRefusesNonFiniteValues(run);
   }
   {
-    Trained<BPTT<RNN<double>>> run;
+    Trained<BPTT<RNN<double>>> run({}, {.schedule = UpdateSchedule::PerSequence});
     ASSERT_GT(run.trainer.engine(0).windowSteps(), 0);
     everyFloatingArrayRefusesNonFiniteValues(run);
   }
