@@ -183,10 +183,12 @@ void bindTrainer(py::module_& m, const std::string& name) {
               states.emplace(std::vector<py::ssize_t>{static_cast<py::ssize_t>(steps), static_cast<py::ssize_t>(batch),
                                                       static_cast<py::ssize_t>(k)});
             Scalar* loss = losses.mutable_data();
+            const Scalar* input = x.data();
+            const std::int64_t* target = y.data();
             for (Index step = 0; step < steps; ++step) {
               for (Index b = 0; b < batch; ++b) {
                 const Index at = step * batch + b;
-                loss[at] = t.observe(b, Eigen::Map<const Vector<Scalar>>(x.data() + at * m, m), y.data()[at]);
+                loss[at] = t.observe(b, Eigen::Map<const Vector<Scalar>>(input + at * m, m), target[at]);
                 if (states) Eigen::Map<Vector<Scalar>>(states->mutable_data() + at * k, k) = t.engine(b).state();
               }
               t.endStep();
