@@ -1,0 +1,2 @@
+#include "engines.hpp"
+void snap::python::bindUORO64(py::module_& module) { bindEngineFamily<UORO, double>(module, "UORO"); }
