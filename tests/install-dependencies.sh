@@ -36,9 +36,15 @@ has_file "/usr/lib/*/cmake/benchmark/benchmarkConfig.cmake" /usr/lib/cmake/bench
 [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || missing+=(python3-torch)
 # The API reference, whose generated pages the suite checks for broken links (tests/docs).
 command -v doxygen >/dev/null 2>&1 || missing+=(doxygen)
+# The Python module (python/, pybind11) and its pytest suite and example (matplotlib).
+has_file "/usr/lib/cmake/pybind11/pybind11Config.cmake" "/usr/share/cmake/pybind11/pybind11Config.cmake" ||
+  missing+=(pybind11-dev)
+has_file "/usr/include/python3*/Python.h" || missing+=(python3-dev)
+[[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || missing+=(python3-pytest)
+[[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1 || missing+=(python3-matplotlib)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "install-dependencies: all present (g++, cmake, make, Eigen 3, GoogleTest, Google Benchmark, NumPy, PyTorch, Doxygen)"
+  echo "install-dependencies: all present (g++, cmake, make, Eigen 3, GoogleTest, Google Benchmark, NumPy, PyTorch, Doxygen, pybind11, pytest, matplotlib)"
   exit 0
 fi
 
