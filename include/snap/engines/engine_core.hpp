@@ -12,6 +12,7 @@
 
 #include "snap/cells/cell_concept.hpp"
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/types.hpp"
 #include "snap/io/state.hpp"
 
@@ -69,10 +70,18 @@ public:
       fail<UsageError>(caller, "a step() since the cell's masks changed", "a mask change after the last step");
   }
 
-  /// Throws unless x_t has the input length and is finite; called before anything changes.
+  /// Throws unless x_t has the input length and is finite and the step count can still be
+  /// incremented; called before anything changes.
   void checkInput(const VectorView<Scalar>& input) const {
     requireLength("input", input.size(), m_inputSize);
     requireFinite("input", input);
+    requireIncrement("steps", m_steps);
+  }
+
+  /// Takes the state and the step count of `other` (an engine rebuilt for new masks keeps them).
+  void keepFrom(const EngineCore& other) {
+    m_state = other.m_state;
+    m_steps = other.m_steps;
   }
 
   /// Runs the cell's forward step from the current state: fills the cache and the sources

@@ -42,9 +42,12 @@ public:
   }
 
   /// Advances the state with input x_t and returns s_t.
+  /// After a mask change of the cell, the engine first rebuilds for the new masks (zero
+  /// influence and gradient, state kept). Every argument is checked before anything changes.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
-    if (m_core.cellChanged()) build();
+    const bool changed = m_core.cellChanged();
     m_core.checkInput(input);
+    if (changed) *this = rebuilt();
     if (m_pending) updateInfluence();
     m_core.forward(input);
     m_pending = true;
@@ -88,6 +91,7 @@ public:
   /// gradient, and the last step's factors with the flag saying whether J still has to take
   /// that step (saved as is rather than flushed, so that a resumed run takes the same path).
   void saveState(NpzArchive& archive, const std::string& prefix) const {
+    if (m_core.cellChanged()) return rebuilt().saveState(archive, prefix);  // new masks: what step() resumes from
     m_core.save(archive, prefix, "RTRL");
     putArray(archive, prefix + "influence", m_influence);
     putArray(archive, prefix + "gradient", m_core.m_gradient);
@@ -132,10 +136,20 @@ public:
   const Options& options() const { return m_options; }
 
 private:
+  /// The engine as step() continues it after a mask change: built afresh for the cell's masks
+  /// (zero influence and gradient, nothing pending) with the state and step count kept. Built
+  /// apart, so that a refusal (an influence over snap::maxArrayBytes) changes nothing.
+  RTRL rebuilt() const {
+    RTRL engine(cell(), m_options);
+    engine.m_core.keepFrom(m_core);
+    return engine;
+  }
+
   void build() {
-    m_core.resize();
     const CellType& cell = m_core.cell();
     const Index k = cell.stateSize(), p = cell.parameterCount();
+    detail::requireArray<Scalar>("cell", k, p, "RTRL influence (k x p)");
+    m_core.resize();
     m_influence = RowMatrix<Scalar>::Zero(k, p);
     m_next = RowMatrix<Scalar>::Zero(k, p);
     const SparsityPattern& graph = cell.dynamicsGraph();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/types.hpp"
 #include "snap/engines/engine_concept.hpp"
 #include "snap/io/state.hpp"
@@ -64,33 +65,48 @@ public:
 
   /// Trains `cell` and `readout` (which must outlive the trainer and stay at the same
   /// addresses) with `optimizer`: B = options.batch engines, each built on `cell` with
-  /// `engineOptions`.
+  /// `engineOptions`. The trainer trains the masks the cell has now (or that a loadState()
+  /// gives it): after a setMasks() on the cell, observe(), update() and saveState() throw
+  /// UsageError naming `cell`, so that no gradient of the old masks is ever applied to the new
+  /// ones; build a new Trainer for new masks.
   /// @throws ValueError for an invalid optimizer, TrainerOptions (batch or updateEvery < 1,
-  ///         clipNorm NaN, an unknown policy) or engine options
+  ///         clipNorm NaN, an unknown policy) or engine options, each checked in Scalar (a
+  ///         learning rate that is 0 in float is refused for a float cell), or a batch whose
+  ///         engines together would exceed snap::maxArrayBytes
   /// @throws ShapeError unless the readout's hidden size is the cell's
   Trainer(CellType& cell, Readout<Scalar>& readout, AnyOptimizer optimizer, const TrainerOptions& options = {},
           const typename EngineType::Options& engineOptions = {})
       : m_cell(&cell), m_readout(&readout), m_optimizer(optimizer), m_options(options), m_engineOptions(engineOptions),
         m_cellState(makeState(cell.parameterCount())), m_readoutState(makeState(readout.parameters().size())) {
-    std::visit([](const auto& o) { o.validate(); }, m_optimizer);
+    std::visit([](const auto& o) { o.template validate<Scalar>(); }, m_optimizer);
     if (options.batch < 1) detail::fail<ValueError>("TrainerOptions::batch", "at least 1 stream", options.batch);
     if (options.updateEvery < 1)
       detail::fail<ValueError>("TrainerOptions::updateEvery", "at least 1 step", options.updateEvery);
     if (std::isnan(options.clipNorm))
       detail::fail<ValueError>("TrainerOptions::clipNorm", "a norm (<= 0 or infinite: no clipping)", options.clipNorm);
+    if (options.clipNorm > 0 && std::isfinite(options.clipNorm))
+      detail::positiveOptionIn<Scalar>("TrainerOptions::clipNorm", options.clipNorm,
+                                       "a norm (<= 0 or infinite: no clipping)");
     if (options.nonFinite != NonFinitePolicy::Throw && options.nonFinite != NonFinitePolicy::Skip)
       detail::fail<ValueError>("TrainerOptions::nonFinite", "NonFinitePolicy::Throw or Skip",
                                static_cast<int>(options.nonFinite));
     if (readout.hiddenSize() != cell.hiddenSize())
       detail::fail<ShapeError>("readout", "hidden size " + detail::describe(cell.hiddenSize()),
                                readout.hiddenSize());
+    EngineType first(cell, engineOptions);
+    const auto perStream = static_cast<Index>(sizeof(EngineType) + first.bytes());
+    detail::requireArray<std::uint8_t>("TrainerOptions::batch", options.batch, perStream, "engines (B x engine bytes)");
     m_engines.reserve(static_cast<std::size_t>(options.batch));
-    for (Index b = 0; b < options.batch; ++b) m_engines.emplace_back(cell, engineOptions);
+    m_engines.push_back(std::move(first));
+    for (Index b = 1; b < options.batch; ++b) m_engines.emplace_back(cell, engineOptions);
     m_parameters = cell.parameters();
     m_cellGradient = Vector<Scalar>::Zero(cell.parameterCount());
     m_readoutGradient = Vector<Scalar>::Zero(readout.parameters().size());
     m_readoutParameters = readout.parameters();
     m_stateGradient = Vector<Scalar>::Zero(cell.stateSize());
+    m_nextState = Vector<Scalar>::Zero(cell.stateSize());
+    m_nextCache = cell.makeCache();
+    m_maskVersion = cell.maskVersion();
   }
 
   /// B, the number of streams.
@@ -120,15 +136,21 @@ public:
   /// One step of stream b: feeds x, scores the readout against `target` (−1: unscored), and
   /// gives δ to the engine. Returns the loss in nats (0 when unscored or skipped). A NaN or an
   /// infinity in x is caught before the engine sees it; one in the next state or the loss
-  /// before δ reaches the engine (TrainerOptions::nonFinite says what happens then).
+  /// before δ reaches the engine (TrainerOptions::nonFinite says what happens then). With
+  /// NonFinitePolicy::Throw a refused call changes nothing: a scored step computes the next
+  /// state and its loss first (one extra forward step of the cell) and steps the engine only
+  /// once both are finite.
   Scalar observe(Index stream, const VectorView<Scalar>& input, Index target) {
     EngineType& engine = m_engines[checkedStream(stream)];
     if (target < -1 || target >= m_readout->outputs())
       detail::fail<ValueError>("target", "a class in [0, " + detail::describe(m_readout->outputs()) + ") or -1 (unscored)",
                                target);
     detail::requireLength("input", input.size(), m_cell->inputSize());
+    requireTrainedMasks();
+    if (m_options.nonFinite == NonFinitePolicy::Skip) detail::requireIncrement("skippedSteps", m_skippedSteps);
     try {
       detail::requireFinite("input", input);
+      if (target >= 0 && m_options.nonFinite == NonFinitePolicy::Throw) return observeScored(engine, input, target);
       const Vector<Scalar>& state = engine.step(input);
       m_stepObserved = true;
       if (target < 0) return Scalar(0);
@@ -148,6 +170,7 @@ public:
   /// whose every observe() was skipped (NonFinitePolicy::Skip) does not count: with B = 1, a
   /// skipped step is as if it had not been taken.
   bool endStep() {
+    detail::requireIncrement("pendingSteps", m_pendingSteps);
     const bool allSkipped = m_stepSkipped && !m_stepObserved;
     m_stepSkipped = m_stepObserved = false;
     if (allSkipped) return false;
@@ -177,9 +200,9 @@ public:
   /// with NonFinitePolicy::Throw that throws NonFiniteError and changes nothing (except the
   /// optimizer's moments when the new parameters overflow, see NonFinitePolicy::Throw).
   bool update() {
-    if (m_cell->parameterCount() != m_parameters.size())
-      detail::fail<UsageError>("cell", "the masks the trainer was built with (" + detail::describe(m_parameters.size()) +
-                                           " parameters)", m_cell->parameterCount());
+    requireTrainedMasks();
+    detail::requireIncrement("updates", m_updates);
+    if (m_options.nonFinite == NonFinitePolicy::Skip) detail::requireIncrement("skippedUpdates", m_skippedUpdates);
     const auto streams = static_cast<Scalar>(m_engines.size());
     m_cellGradient = m_engines.front().gradient();
     for (std::size_t b = 1; b < m_engines.size(); ++b) m_cellGradient += m_engines[b].gradient();
@@ -227,6 +250,7 @@ public:
   void saveState(NpzArchive& archive, const std::string& prefix = "") const
     requires requires(const EngineType& engine, NpzArchive& out) { engine.saveState(out, std::string()); }
   {
+    requireTrainedMasks();  // a trainer that cannot go on is not saved either
     detail::saveCell(archive, prefix + "cell/", *m_cell);
     m_readout->saveState(archive, prefix + "readout/");
     std::visit(
@@ -308,6 +332,7 @@ public:
     m_skippedSteps = skippedSteps;
     m_skippedUpdates = skippedUpdates;
     m_lastNorm = lastNorm;
+    m_maskVersion = m_cell->maskVersion();  // the loaded masks are the ones trained from now on
   }
   /// @}
 
@@ -330,6 +355,28 @@ private:
   template <class Optimizer>
   static const char* optimizerName() {
     return std::is_same_v<Optimizer, Adam> ? "Adam" : "SGD";
+  }
+
+  /// Throws UsageError unless the cell still has the masks the trainer was built with (or loaded).
+  void requireTrainedMasks() const {
+    if (m_cell->maskVersion() != m_maskVersion)
+      detail::fail<UsageError>("cell", "the masks the trainer was built with (build a new Trainer after setMasks)",
+                               "masks changed by setMasks since");
+  }
+
+  /// A scored step under NonFinitePolicy::Throw, all or nothing: the next state and its loss
+  /// are computed first, from the engine's current state, and the engine steps only when both
+  /// are finite (an engine computes the same next state from the same cell step).
+  Scalar observeScored(EngineType& engine, const VectorView<Scalar>& input, Index target) {
+    m_cell->forward(input, engine.state(), m_nextState, m_nextCache);
+    detail::requireFinite("next state", m_nextState);
+    Scalar loss = m_readout->evaluateLoss(m_nextState, target, m_stateGradient);
+    const Vector<Scalar>& state = engine.step(input);
+    if (state != m_nextState) loss = m_readout->evaluateLoss(state, target, m_stateGradient);
+    m_stepObserved = true;
+    m_readout->commitLoss();
+    engine.accumulate(m_stateGradient);
+    return loss;
   }
 
   /// Forgets the gradients accumulated since the last update (engines and readout).
@@ -357,6 +404,9 @@ private:
   OptimizerState m_cellState, m_readoutState;
   std::vector<EngineType> m_engines;
   Vector<Scalar> m_parameters, m_cellGradient, m_readoutGradient, m_readoutParameters, m_stateGradient;
+  Vector<Scalar> m_nextState;       ///< s_t computed before the engine steps (observeScored)
+  StepCache<Scalar> m_nextCache;    ///< the factors of that step, discarded
+  std::uint64_t m_maskVersion = 0;  ///< the cell's mask version the trainer trains
   Index m_pendingSteps = 0;
   long long m_updates = 0;
   long long m_skippedSteps = 0, m_skippedUpdates = 0;
