@@ -370,6 +370,25 @@ TEST(RefusedCalls, OptimizerUpdatesCheckLengthsAndSteps) {
   EXPECT_EQ(state.second, Vector<double>::Zero(3));
 }
 
+TEST(RefusedCalls, AnUpdateWhoseParametersOverflowKeepsTheOptimizerState) {
+  // Adam's first moment at 1e307 (from a checkpoint): m̂ = m / (1 − β1) overflows, and so do the
+  // new parameters. The refused update keeps the moments, the step count and the open step.
+  GRU<double> cell = sparseGru();
+  Readout<double> readout(kHidden, 2, 4);
+  Trainer<SnAp<GRU<double>>> trainer(cell, readout, Adam{});
+  NpzArchive archive = stateOf(trainer);
+  archive["optimizer/cell/first"] = NpyArray::of(Vector<double>::Constant(cell.parameterCount(), 1e307));
+  trainer.loadState(archive);
+  trainer.observe(0, inputAt(0), 1);
+  const NpzArchive before = stateOf(trainer);
+  expectError<NonFiniteError>([&] { trainer.endStep(); }, "parameters");
+  EXPECT_TRUE(sameArchive(stateOf(trainer), before));
+  expectError<NonFiniteError>([&] { trainer.update(); }, "parameters");
+  EXPECT_TRUE(sameArchive(stateOf(trainer), before));
+  EXPECT_EQ(trainer.pendingSteps(), 0);
+  EXPECT_EQ(trainer.updates(), 0);
+}
+
 // --- Item 7: the trainer never applies the gradient of old masks --------------------------------
 
 TEST(StaleGradient, MaskChangeBetweenAccumulationAndUpdateIsRefused) {

@@ -33,15 +33,14 @@ enum class UpdateSchedule {
 /// What the trainer does with a NaN or an infinity where values enter training
 /// (docs/reliability.md, "Non-finite values").
 enum class NonFinitePolicy {
-  /// Throw snap::NonFiniteError; the call changes nothing, with one exception: new parameters
-  /// that overflow from a finite gradient (a learning rate so large that η·g overflows) are
-  /// refused after the optimizer's moments have taken the step.
+  /// Throw snap::NonFiniteError; the call changes nothing (new parameters that overflow from
+  /// a finite gradient, a learning rate so large that η·g overflows, included: the optimizer
+  /// steps on a copy of its state, kept only when the update is).
   Throw,
   /// Skip and count (Trainer::skipped()): a non-finite input skips the stream's step before
   /// the engine sees it; a next state or loss that is not finite skips the step's
   /// contribution; a non-finite gradient at update time skips the update and clears the
-  /// accumulated gradients. Parameters are left untouched, and so is the optimizer's state
-  /// unless the refusal is of overflowing new parameters (see Throw).
+  /// accumulated gradients. Parameters and the optimizer's state are left untouched.
   Skip,
 };
 
@@ -77,7 +76,8 @@ public:
   Trainer(CellType& cell, Readout<Scalar>& readout, AnyOptimizer optimizer, const TrainerOptions& options = {},
           const typename EngineType::Options& engineOptions = {})
       : m_cell(&cell), m_readout(&readout), m_optimizer(optimizer), m_options(options), m_engineOptions(engineOptions),
-        m_cellState(makeState(cell.parameterCount())), m_readoutState(makeState(readout.parameters().size())) {
+        m_cellState(makeState(cell.parameterCount())), m_readoutState(makeState(readout.parameters().size())),
+        m_cellStateWork(m_cellState), m_readoutStateWork(m_readoutState) {
     std::visit([](const auto& o) { o.template validate<Scalar>(); }, m_optimizer);
     if (options.batch < 1) detail::fail<ValueError>("TrainerOptions::batch", "at least 1 stream", options.batch);
     if (options.updateEvery < 1)
@@ -169,14 +169,24 @@ public:
   /// updates when K steps have passed. Returns true when it applied an update. A batch step
   /// whose every observe() was skipped (NonFinitePolicy::Skip) does not count: with B = 1, a
   /// skipped step is as if it had not been taken.
+  /// An update refused with NonFinitePolicy::Throw leaves the step open, as if endStep() had
+  /// not been called.
   bool endStep() {
     detail::requireIncrement("pendingSteps", m_pendingSteps);
-    const bool allSkipped = m_stepSkipped && !m_stepObserved;
+    bool updated = false;
+    if (!(m_stepSkipped && !m_stepObserved)) {
+      ++m_pendingSteps;
+      if (m_options.schedule == UpdateSchedule::Online && m_pendingSteps >= m_options.updateEvery) {
+        try {
+          updated = update();
+        } catch (const Error&) {
+          --m_pendingSteps;
+          throw;
+        }
+      }
+    }
     m_stepSkipped = m_stepObserved = false;
-    if (allSkipped) return false;
-    ++m_pendingSteps;
-    if (m_options.schedule == UpdateSchedule::Online && m_pendingSteps >= m_options.updateEvery) return update();
-    return false;
+    return updated;
   }
 
   /// B = 1 shorthand: observe() then endStep(). Returns the loss in nats.
@@ -197,8 +207,7 @@ public:
 
   /// Applies the mean gradient over the streams with the optimizer, then clears it. Returns
   /// false when a non-finite gradient or parameter made it skip the update (NonFinitePolicy::Skip);
-  /// with NonFinitePolicy::Throw that throws NonFiniteError and changes nothing (except the
-  /// optimizer's moments when the new parameters overflow, see NonFinitePolicy::Throw).
+  /// with NonFinitePolicy::Throw that throws NonFiniteError and changes nothing.
   bool update() {
     requireTrainedMasks();
     detail::requireIncrement("updates", m_updates);
@@ -214,24 +223,30 @@ public:
     if (!cellFinite || !detail::allFinite(m_readoutGradient.array().square()))
       return refuseUpdate(cellFinite ? "readout gradient" : "cell gradient",
                           cellFinite ? m_readoutGradient : m_cellGradient);
-    m_lastNorm = clipGlobalNorm<Scalar>(m_options.clipNorm, {&m_cellGradient, &m_readoutGradient});
+    const double norm = clipGlobalNorm<Scalar>(m_options.clipNorm, {&m_cellGradient, &m_readoutGradient});
     m_cell->layout().flattenInto(m_cell->tensors(), m_parameters);
     m_readoutParameters = m_readout->parameters();
+    // The optimizer steps on copies of its states (same sizes: no allocation), kept below.
     std::visit(
         [&](const auto& optimizer) {
-          using Optimizer = std::decay_t<decltype(optimizer)>;
-          optimizer.template update<Scalar>(std::get<typename Optimizer::template State<Scalar>>(m_cellState), m_parameters,
-                           m_cellGradient);
-          optimizer.template update<Scalar>(std::get<typename Optimizer::template State<Scalar>>(m_readoutState),
-                           m_readoutParameters, m_readoutGradient);
+          using State = typename std::decay_t<decltype(optimizer)>::template State<Scalar>;
+          State& cellState = std::get<State>(m_cellStateWork);
+          State& readoutState = std::get<State>(m_readoutStateWork);
+          cellState = std::get<State>(m_cellState);
+          readoutState = std::get<State>(m_readoutState);
+          optimizer.template update<Scalar>(cellState, m_parameters, m_cellGradient);
+          optimizer.template update<Scalar>(readoutState, m_readoutParameters, m_readoutGradient);
         },
         m_optimizer);
-    // A finite gradient can still overflow a parameter (a huge learning rate): the cell and the
-    // readout keep theirs (the optimizer's moments have taken the step).
+    // A finite gradient can still overflow a parameter (a huge learning rate): refused, and
+    // the cell, the readout and the optimizer's states keep theirs.
     const bool parametersFinite = detail::allFinite(m_parameters);
     if (!parametersFinite || !detail::allFinite(m_readoutParameters))
       return refuseUpdate(parametersFinite ? "readout parameters" : "parameters",
                           parametersFinite ? m_readoutParameters : m_parameters);
+    m_cellState.swap(m_cellStateWork);
+    m_readoutState.swap(m_readoutStateWork);
+    m_lastNorm = norm;
     m_cell->setParameters(m_parameters);
     m_readout->parameters() = m_readoutParameters;
     clearGradients();
@@ -402,6 +417,7 @@ private:
   TrainerOptions m_options;
   typename EngineType::Options m_engineOptions;
   OptimizerState m_cellState, m_readoutState;
+  OptimizerState m_cellStateWork, m_readoutStateWork;  ///< what update() steps the optimizer on
   std::vector<EngineType> m_engines;
   Vector<Scalar> m_parameters, m_cellGradient, m_readoutGradient, m_readoutParameters, m_stateGradient;
   Vector<Scalar> m_nextState;       ///< s_t computed before the engine steps (observeScored)
