@@ -9,7 +9,9 @@
 
 #include <climits>
 #include <cstdint>
+#include <cstddef>
 #include <limits>
+#include <string>
 #include <utility>
 
 #include "../support/archive.hpp"
@@ -294,6 +296,72 @@ TEST(RefusedCalls, TrainerObserveOfAnOverflowingLossChangesNothing) {
   check.operator()<SnAp<RNN<double>>>({.n = 2});
   check.operator()<UORO<RNN<double>>>({});
   check.operator()<BPTT<RNN<double>>>({.window = 3});
+}
+
+/// A built-in engine seen through the Engine concept only (no prepareStep/commitStep), as a
+/// user's engine: the trainer then computes the step itself before stepping the engine.
+template <class Inner>
+class ConceptOnly {
+public:
+  using CellType = typename Inner::CellType;
+  using Scalar = typename Inner::Scalar;
+  using Options = typename Inner::Options;
+  ConceptOnly(const CellType& cell, const Options& options) : m_inner(cell, options) {}
+  const Vector<Scalar>& step(const VectorView<Scalar>& input) { return m_inner.step(input); }
+  void accumulate(const VectorView<Scalar>& delta) { m_inner.accumulate(delta); }
+  const Vector<Scalar>& gradient() { return m_inner.gradient(); }
+  void resetGradient() { m_inner.resetGradient(); }
+  void resetState() { m_inner.resetState(); }
+  const Vector<Scalar>& state() const { return m_inner.state(); }
+  const CellType& cell() const { return m_inner.cell(); }
+  Index steps() const { return m_inner.steps(); }
+  std::size_t bytes() const { return m_inner.bytes(); }
+  void saveState(NpzArchive& archive, const std::string& prefix) const { m_inner.saveState(archive, prefix); }
+
+private:
+  Inner m_inner;
+};
+
+TEST(RefusedCalls, AnEngineWithoutPrepareStepIsSteppedOnlyAfterTheLossIsKnown) {
+  OverflowingReadout setup;
+  Trainer<ConceptOnly<SnAp<RNN<double>>>> trainer(setup.cell, setup.readout, Adam{}, {}, {.n = 2});
+  trainer.observe(0, inputAt(0), -1);
+  const NpzArchive before = stateOf(trainer);
+  expectError<NonFiniteError>([&] { trainer.observe(0, inputAt(1), 1); }, "loss");
+  EXPECT_TRUE(sameArchive(stateOf(trainer), before));
+  EXPECT_EQ(trainer.engine(0).steps(), 1);
+  // With a readout that scores finitely, both paths train the same.
+  GRU<double> a = sparseGru(), b = sparseGru();
+  Readout<double> ra(kHidden, 2, 4), rb(kHidden, 2, 4);
+  Trainer<SnAp<GRU<double>>> direct(a, ra, Adam{.learningRate = 0.05}, {.updateEvery = 2});
+  Trainer<ConceptOnly<SnAp<GRU<double>>>> wrapped(b, rb, Adam{.learningRate = 0.05}, {.updateEvery = 2});
+  for (Index t = 0; t < 9; ++t) EXPECT_EQ(direct.step(inputAt(t), t % 2), wrapped.step(inputAt(t), t % 2));
+  EXPECT_EQ(a.parameters(), b.parameters());
+  EXPECT_EQ(ra.parameters(), rb.parameters());
+}
+
+TEST(RefusedCalls, PrepareStepChangesNothingUntilCommitStep) {
+  forEachEngineType([&]<class Engine>(const typename Engine::Options& options) {
+    SCOPED_TRACE(::testing::Message() << typeid(Engine).name());
+    const GRU<double> cell = sparseGru();
+    Engine engine(cell, options), straight(cell, options);
+    runEngine(engine, 0, 3);
+    runEngine(straight, 0, 3);
+    expectError<UsageError>([&] { engine.commitStep(); }, "commitStep");
+    const NpzArchive before = stateOf(engine);
+    const Vector<double> next = engine.prepareStep(inputAt(3));
+    EXPECT_TRUE(sameArchive(stateOf(engine), before));
+    engine.commitStep();
+    EXPECT_EQ(engine.state(), next);
+    expectError<UsageError>([&] { engine.commitStep(); }, "commitStep");
+    engine.accumulate(deltaAt(3, cell.stateSize()));
+    runEngine(straight, 3, 4);
+    EXPECT_TRUE(sameArchive(stateOf(engine), stateOf(straight)));
+    // A reset drops a prepared step.
+    engine.prepareStep(inputAt(4));
+    engine.resetState();
+    expectError<UsageError>([&] { engine.commitStep(); }, "commitStep");
+  });
 }
 
 TEST(RefusedCalls, TrainerUnderSkipStillTakesTheStepWithoutItsLoss) {

@@ -50,17 +50,38 @@ public:
   /// window, zero gradient, state kept). Every argument is checked before anything changes;
   /// an untruncated history that would outgrow snap::maxArrayBytes is refused (ValueError).
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
-    const bool changed = m_core.cellChanged();
-    m_core.checkInput(input);  // before the window is touched
-    if (changed) *this = rebuilt();
+    prepareStep(input);
+    commitStep();
+    return m_core.state();
+  }
+
+  /// The first half of step(): checks x_t (that the cell keeps its sizes, and that an
+  /// untruncated history can grow) and computes s_t from the current state, which it returns
+  /// without changing anything else; commitStep() then takes the step. What a trainer calls to
+  /// score s_t before the engine moves.
+  const Vector<Scalar>& prepareStep(const VectorView<Scalar>& input) {
+    m_core.requireSameSizes();
+    if (!m_options.window && m_count == capacity()) requireHistory("steps", 2 * capacity());
+    return m_core.stage(input);
+  }
+
+  /// The second half of step(): rebuilds after a mask change, closes a full window and stores
+  /// the prepared step in the window.
+  /// @throws UsageError without a prepareStep() since the last step or reset
+  void commitStep() {
+    m_core.requireStaged("commitStep");
+    if (m_core.cellChanged()) {
+      BPTT engine = rebuilt();
+      engine.m_core.takeStaged(m_core);
+      *this = std::move(engine);
+    }
     if (m_options.window && m_count == *m_options.window) commitWindow();
     if (m_count == capacity()) grow();
     const auto t = static_cast<std::size_t>(m_count);
-    m_core.forward(input, m_caches[t], m_sources.col(m_count));
+    m_core.commitStaged(m_caches[t], m_sources.col(m_count));
     m_deltas.col(m_count).setZero();
     ++m_count;
     m_totalValid = false;
-    return m_core.state();
   }
 
   /// Records δ_t = ∂L_t/∂s_t for the last step.

@@ -55,13 +55,32 @@ public:
   /// After a mask change of the cell, the engine first rebuilds its pattern for the new masks
   /// (zero influence and gradient, state kept). Every argument is checked before anything changes.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
-    const bool changed = m_core.cellChanged();
-    m_core.checkInput(input);
-    if (changed) *this = rebuilt();
-    if (m_pending) updateInfluence();
-    m_core.forward(input);
-    m_pending = true;
+    prepareStep(input);
+    commitStep();
     return m_core.state();
+  }
+
+  /// The first half of step(): checks x_t (and that the cell keeps its sizes) and computes
+  /// s_t from the current state, which it returns without changing anything else; commitStep()
+  /// then takes the step. What a trainer calls to score s_t before the engine moves.
+  const Vector<Scalar>& prepareStep(const VectorView<Scalar>& input) {
+    m_core.requireSameSizes();
+    return m_core.stage(input);
+  }
+
+  /// The second half of step(): rebuilds after a mask change, performs the pending influence
+  /// update and makes the prepared step current.
+  /// @throws UsageError without a prepareStep() since the last step or reset
+  void commitStep() {
+    m_core.requireStaged("commitStep");
+    if (m_core.cellChanged()) {
+      SnAp engine = rebuilt();
+      engine.m_core.takeStaged(m_core);
+      *this = std::move(engine);
+    }
+    if (m_pending) updateInfluence();
+    m_core.commitStaged();
+    m_pending = true;
   }
 
   /// Adds Ĵ_tᵀ δ_t to the gradient, δ_t = ∂L_t/∂s_t for the last step (fused with the

@@ -44,10 +44,30 @@ public:
   /// estimate and gradient, state and generator kept). Every argument is checked before
   /// anything changes.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
-    const bool changed = m_core.cellChanged();
-    m_core.checkInput(input);
-    if (changed) *this = rebuilt();
-    m_core.forward(input);  // checks the next state before anything changes
+    prepareStep(input);
+    commitStep();
+    return m_core.state();
+  }
+
+  /// The first half of step(): checks x_t (and that the cell keeps its sizes) and computes
+  /// s_t from the current state, which it returns without changing anything else; commitStep()
+  /// then takes the step. What a trainer calls to score s_t before the engine moves.
+  const Vector<Scalar>& prepareStep(const VectorView<Scalar>& input) {
+    m_core.requireSameSizes();
+    return m_core.stage(input);
+  }
+
+  /// The second half of step(): rebuilds after a mask change, makes the prepared step current
+  /// and updates the rank-one estimate with it.
+  /// @throws UsageError without a prepareStep() since the last step or reset
+  void commitStep() {
+    m_core.requireStaged("commitStep");
+    if (m_core.cellChanged()) {
+      UORO engine = rebuilt();
+      engine.m_core.takeStaged(m_core);
+      *this = std::move(engine);
+    }
+    m_core.commitStaged();
     const CellType& cell = m_core.cell();
     const auto& cache = m_core.m_cache;
     const ParameterLayout& layout = cell.layout();
@@ -63,7 +83,6 @@ public:
     m_adjoint /= rho1;
     layout.template addParameterGradient<Scalar>(m_adjoint, m_core.m_sources, m_parameterEstimate, Scalar(1) / rho0);
     m_parameterNorm = m_parameterEstimate.norm();
-    return m_core.state();
   }
 
   /// Adds (δ_tᵀ s̃_t) θ̃_t to the gradient.

@@ -24,11 +24,6 @@ Scalar validateLearningRate(double learningRate) {
   return positiveOptionIn<Scalar>("learningRate", learningRate, "a finite learning rate > 0");
 }
 
-/// Throws ShapeError unless an update's vectors have the lengths of the parameters.
-inline void requireUpdateLengths(Index parameters, Index gradient, Index state) {
-  requireLength("gradient", gradient, parameters);
-  requireLength("optimizer state", state, parameters);
-}
 }  // namespace detail
 
 /// Plain stochastic gradient descent: θ ← θ − η g.
@@ -53,7 +48,13 @@ struct SGD {
 
   /// θ ← θ − η g, in place on `parameters`; checks the configuration and the lengths first.
   template <class Scalar>
-  void update(State<Scalar>&, VectorSpan<Scalar> parameters, const VectorView<Scalar>& gradient) const {
+  void update(State<Scalar>& state, VectorSpan<Scalar> parameters, const VectorView<Scalar>& gradient) const {
+    update<Scalar>(state, state, parameters, gradient);
+  }
+  /// The same, the state read from `from` and written to `to` (the same object, or another).
+  template <class Scalar>
+  void update(const State<Scalar>&, State<Scalar>&, VectorSpan<Scalar> parameters,
+              const VectorView<Scalar>& gradient) const {
     const Scalar eta = detail::validateLearningRate<Scalar>(learningRate);
     detail::requireLength("gradient", gradient.size(), parameters.size());
     parameters -= eta * gradient;
@@ -113,14 +114,23 @@ struct Adam {
   /// place; checks the configuration, the lengths and the step count first.
   template <class Scalar>
   void update(State<Scalar>& state, VectorSpan<Scalar> parameters, const VectorView<Scalar>& gradient) const {
+    update<Scalar>(state, state, parameters, gradient);
+  }
+  /// The same, the state read from `from` and written to `to` (the same object, or another:
+  /// a trainer keeps `from` when the new parameters are refused).
+  template <class Scalar>
+  void update(const State<Scalar>& from, State<Scalar>& to, VectorSpan<Scalar> parameters,
+              const VectorView<Scalar>& gradient) const {
     validate<Scalar>();
-    detail::requireUpdateLengths(parameters.size(), gradient.size(), state.first.size());
-    detail::requireLength("optimizer state", state.second.size(), parameters.size());
-    detail::requireIncrement("steps", state.steps);
-    ++state.steps;
+    detail::requireLength("gradient", gradient.size(), parameters.size());
+    detail::requireLength("optimizer state", from.first.size(), parameters.size());
+    detail::requireLength("optimizer state", from.second.size(), parameters.size());
+    detail::requireIncrement("steps", from.steps);
+    State<Scalar>& state = to;
+    state.steps = from.steps + 1;
     const auto b1 = static_cast<Scalar>(beta1), b2 = static_cast<Scalar>(beta2);
-    state.first = b1 * state.first + (Scalar(1) - b1) * gradient;
-    state.second = b2 * state.second + (Scalar(1) - b2) * gradient.cwiseAbs2();
+    state.first = b1 * from.first + (Scalar(1) - b1) * gradient;
+    state.second = b2 * from.second + (Scalar(1) - b2) * gradient.cwiseAbs2();
     const double t = static_cast<double>(state.steps);
     const auto correction1 = static_cast<Scalar>(1.0 - std::pow(beta1, t));
     const auto correction2 = static_cast<Scalar>(1.0 - std::pow(beta2, t));

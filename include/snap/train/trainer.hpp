@@ -35,7 +35,7 @@ enum class UpdateSchedule {
 enum class NonFinitePolicy {
   /// Throw snap::NonFiniteError; the call changes nothing (new parameters that overflow from
   /// a finite gradient, a learning rate so large that η·g overflows, included: the optimizer
-  /// steps on a copy of its state, kept only when the update is).
+  /// writes its new state apart, kept only when the update is).
   Throw,
   /// Skip and count (Trainer::skipped()): a non-finite input skips the stream's step before
   /// the engine sees it; a next state or loss that is not finite skips the step's
@@ -137,9 +137,9 @@ public:
   /// gives δ to the engine. Returns the loss in nats (0 when unscored or skipped). A NaN or an
   /// infinity in x is caught before the engine sees it; one in the next state or the loss
   /// before δ reaches the engine (TrainerOptions::nonFinite says what happens then). With
-  /// NonFinitePolicy::Throw a refused call changes nothing: a scored step computes the next
-  /// state and its loss first (one extra forward step of the cell) and steps the engine only
-  /// once both are finite.
+  /// NonFinitePolicy::Throw a refused call changes nothing: a scored step has the engine
+  /// prepare the step, scores its next state, and lets the engine take it only once the state
+  /// and the loss are finite.
   Scalar observe(Index stream, const VectorView<Scalar>& input, Index target) {
     EngineType& engine = m_engines[checkedStream(stream)];
     if (target < -1 || target >= m_readout->outputs())
@@ -226,16 +226,14 @@ public:
     const double norm = clipGlobalNorm<Scalar>(m_options.clipNorm, {&m_cellGradient, &m_readoutGradient});
     m_cell->layout().flattenInto(m_cell->tensors(), m_parameters);
     m_readoutParameters = m_readout->parameters();
-    // The optimizer steps on copies of its states (same sizes: no allocation), kept below.
+    // The optimizer writes its new states into the second ones (no copy), kept below.
     std::visit(
         [&](const auto& optimizer) {
           using State = typename std::decay_t<decltype(optimizer)>::template State<Scalar>;
-          State& cellState = std::get<State>(m_cellStateWork);
-          State& readoutState = std::get<State>(m_readoutStateWork);
-          cellState = std::get<State>(m_cellState);
-          readoutState = std::get<State>(m_readoutState);
-          optimizer.template update<Scalar>(cellState, m_parameters, m_cellGradient);
-          optimizer.template update<Scalar>(readoutState, m_readoutParameters, m_readoutGradient);
+          optimizer.template update<Scalar>(std::get<State>(m_cellState), std::get<State>(m_cellStateWork),
+                                            m_parameters, m_cellGradient);
+          optimizer.template update<Scalar>(std::get<State>(m_readoutState), std::get<State>(m_readoutStateWork),
+                                            m_readoutParameters, m_readoutGradient);
         },
         m_optimizer);
     // A finite gradient can still overflow a parameter (a huge learning rate): refused, and
@@ -382,12 +380,20 @@ private:
   /// A scored step under NonFinitePolicy::Throw, all or nothing: the next state and its loss
   /// are computed first, from the engine's current state, and the engine steps only when both
   /// are finite (an engine computes the same next state from the same cell step).
+  /// Engines with prepareStep() and commitStep() (the built-in ones) compute the step once;
+  /// others are stepped after the trainer has computed the step itself.
   Scalar observeScored(EngineType& engine, const VectorView<Scalar>& input, Index target) {
-    m_cell->forward(input, engine.state(), m_nextState, m_nextCache);
-    detail::requireFinite("next state", m_nextState);
-    Scalar loss = m_readout->evaluateLoss(m_nextState, target, m_stateGradient);
-    const Vector<Scalar>& state = engine.step(input);
-    if (state != m_nextState) loss = m_readout->evaluateLoss(state, target, m_stateGradient);
+    Scalar loss = 0;
+    if constexpr (requires(EngineType& e) { e.prepareStep(input); e.commitStep(); }) {
+      loss = m_readout->evaluateLoss(engine.prepareStep(input), target, m_stateGradient);
+      engine.commitStep();
+    } else {
+      m_cell->forward(input, engine.state(), m_nextState, m_nextCache);
+      detail::requireFinite("next state", m_nextState);
+      loss = m_readout->evaluateLoss(m_nextState, target, m_stateGradient);
+      const Vector<Scalar>& state = engine.step(input);
+      if (state != m_nextState) loss = m_readout->evaluateLoss(state, target, m_stateGradient);
+    }
     m_stepObserved = true;
     m_readout->commitLoss();
     engine.accumulate(m_stateGradient);
