@@ -189,7 +189,8 @@ public:
     return updated;
   }
 
-  /// B = 1 shorthand: observe() then endStep(). Returns the loss in nats.
+  /// B = 1 shorthand: observe() then endStep(). Returns the loss in nats. (Two calls: an
+  /// update refused in endStep() leaves the observation made and the step open.)
   Scalar step(const VectorView<Scalar>& input, Index target) {
     const Scalar loss = observe(0, input, target);
     endStep();
