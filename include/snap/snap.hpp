@@ -4,6 +4,7 @@
 /// The one header to include.
 
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
 

@@ -258,14 +258,14 @@ void loadWithCounter(R& run, NpzArchive arrays, const std::string& name, std::in
 }
 
 /// Loads `arrays` with counter `name` set to `value` into `run`, then expects `advance` to
-/// throw ValueError naming `argument` and to change nothing.
+/// throw UsageError naming `argument` and to change nothing.
 template <class R, class Advance>
 void expectNoRoom(R& run, const NpzArchive& arrays, const std::string& name, std::int64_t value, Advance&& advance,
                   const std::string& argument) {
   SCOPED_TRACE(name);
   loadWithCounter(run, arrays, name, value);
   const NpzArchive before = run.state();
-  expectError<ValueError>(advance, argument);
+  expectError<UsageError>(advance, argument);
   EXPECT_TRUE(sameArchive(run.state(), before));
 }
 
@@ -337,7 +337,7 @@ TEST(HostileFiles, ACurriculumLongerThanTheTaskCanDrawIsRefused) {
   NpzArchive arrays = good;
   setCounter(arrays, "task/length", std::int64_t{1} << 40);
   expectFileRefused(run, arrays, "array 'task/length'");
-  setCounter(arrays, "task/length", copyTaskMaxLength + 1);
+  setCounter(arrays, "task/length", CopySequence::maxLength() + 1);
   expectRefused(run, arrays, "array 'task/length'");
   // Records drawn at a length above L.
   arrays = good;
@@ -346,11 +346,11 @@ TEST(HostileFiles, ACurriculumLongerThanTheTaskCanDrawIsRefused) {
   expectRefused(run, arrays, "array 'task/recent_steps'");
   // The longest length loads, and a sequence of it can be drawn.
   arrays = good;
-  setCounter(arrays, "task/length", copyTaskMaxLength);
+  setCounter(arrays, "task/length", CopySequence::maxLength());
   restoreCheckpoint(arrays, run.trainer, &run.task);
-  EXPECT_EQ(run.task.length(), copyTaskMaxLength);
-  EXPECT_LE(run.task.next().length(), copyTaskMaxLength);
-  EXPECT_THROW(run.task.curriculum().restore(copyTaskMaxLength + 1, {}), ValueError);
+  EXPECT_EQ(run.task.length(), CopySequence::maxLength());
+  EXPECT_LE(run.task.next().length(), CopySequence::maxLength());
+  EXPECT_THROW(run.task.curriculum().restore(CopySequence::maxLength() + 1, {}), ValueError);
 }
 
 // --- 4. Every floating array is finite (and in its domain) in the type it is used in ------

@@ -17,6 +17,7 @@
 #include "snap/cells/parameter_layout.hpp"
 #include "snap/cells/structure.hpp"
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
 #include "snap/pattern/sparsity_pattern.hpp"
@@ -99,18 +100,21 @@ public:
 
   /// Sets both masks (0/1 matrices of the weights' shapes). Weights at newly masked positions
   /// become 0; weights at newly unmasked positions start at 0. Rebuilds the parameter layout
-  /// and the dynamics graph, and gives the cell a new maskVersion().
+  /// and the dynamics graph, and gives the cell a new maskVersion(). Every entry must be
+  /// exactly 0 or 1 in the masks' own scalar type (1 + 1e-9 given as a double is refused even
+  /// on a float cell, where it would round to 1); on any error nothing changes.
   template <class MaskIh, class MaskHh>
   void setMasks(const Eigen::MatrixBase<MaskIh>& mask_ih, const Eigen::MatrixBase<MaskHh>& mask_hh) {
+    validateMask("mask_ih", mask_ih, gateRows(), m_inputSize);
+    validateMask("mask_hh", mask_hh, gateRows(), m_hiddenSize);
     RowMatrix<Scalar> maskIh = mask_ih.template cast<Scalar>();
     RowMatrix<Scalar> maskHh = mask_hh.template cast<Scalar>();
-    validateMask("mask_ih", maskIh, gateRows(), m_inputSize);
-    validateMask("mask_hh", maskHh, gateRows(), m_hiddenSize);
+    MaskStructure built = buildStructure(maskIh, maskHh);  // may refuse: nothing has changed yet
     m_maskIh = std::move(maskIh);
     m_maskHh = std::move(maskHh);
-    m_tensors.weight_ih = m_tensors.weight_ih.cwiseProduct(m_maskIh);
-    m_tensors.weight_hh = m_tensors.weight_hh.cwiseProduct(m_maskHh);
-    rebuildStructure();
+    m_tensors.weight_ih.array() *= m_maskIh.array();
+    m_tensors.weight_hh.array() *= m_maskHh.array();
+    commitStructure(std::move(built));
   }
 
   /// θ, the active parameters in the order of layout().
@@ -219,6 +223,7 @@ protected:
     if (inputSize < 1) detail::fail<ShapeError>("inputSize", "at least 1", inputSize);
     if (hiddenSize < 1) detail::fail<ShapeError>("hiddenSize", "at least 1", hiddenSize);
     m_structure.validate();
+    checkSizes();
     validateDensity("inputDensity", options.inputDensity);
     validateDensity("recurrentDensity", options.recurrentDensity);
     Random random(options.seed);
@@ -236,7 +241,7 @@ protected:
     m_tensors.weight_hh = draw(gateRows(), hiddenSize).cwiseProduct(m_maskHh);
     m_tensors.bias_ih = draw(gateRows(), 1);
     m_tensors.bias_hh = draw(gateRows(), 1);
-    rebuildStructure();
+    commitStructure(buildStructure(m_maskIh, m_maskHh));
   }
 
   /// Throws a ShapeError unless a forward step's arguments have this cell's sizes.
@@ -310,19 +315,52 @@ private:
                                        ", " + detail::describe(c) + ")");
   }
 
-  static void validateMask(const char* name, const RowMatrix<Scalar>& mask, Index rows, Index cols) {
+  /// Throws unless `mask` has the shape rows × cols and every entry is exactly 0 or 1 in its
+  /// own scalar type (checked before any conversion to Scalar).
+  template <class Mask>
+  static void validateMask(const char* name, const Eigen::MatrixBase<Mask>& mask, Index rows, Index cols) {
+    using Entry = typename Mask::Scalar;
     detail::requireShape(name, mask.rows(), mask.cols(), rows, cols);
     for (Index r = 0; r < rows; ++r)
-      for (Index c = 0; c < cols; ++c)
-        if (mask(r, c) != Scalar(0) && mask(r, c) != Scalar(1))
-          detail::fail<ValueError>(name, "entries 0 or 1",
-                                   detail::describe(mask(r, c)) + " at (" + detail::describe(r) + ", " +
-                                       detail::describe(c) + ")");
+      for (Index c = 0; c < cols; ++c) {
+        const Entry entry = mask(r, c);
+        if (entry == Entry(0) || entry == Entry(1)) continue;
+        std::string given;
+        if constexpr (std::is_integral_v<Entry>)
+          given = detail::describe(static_cast<long long>(entry));
+        else
+          given = detail::describePrecisely(static_cast<double>(entry));
+        detail::fail<ValueError>(name, "entries 0 or 1",
+                                 given + " at (" + detail::describe(r) + ", " + detail::describe(c) + ")");
+      }
   }
 
-  /// Layout and dynamics graph from the masks (docs/math.md §2 structure).
-  void rebuildStructure() {
-    m_layout = ParameterLayout(m_maskIh, m_maskHh);
+  /// Refuses sizes whose arrays would overflow or exceed snap::maxArrayBytes, before anything
+  /// is allocated: what depends on H alone names hiddenSize, the rest inputSize.
+  void checkSizes() const {
+    const Index hidden = m_hiddenSize, gates = m_structure.gates, blocks = m_structure.unitStates;
+    const Index rows = detail::checkedProduct("hiddenSize", gates, hidden);
+    detail::requireArray<Scalar>("hiddenSize", blocks, hidden, "state (U·H)");
+    detail::requireArray<Scalar>("hiddenSize", detail::checkedProduct("hiddenSize", blocks, blocks), hidden,
+                                 "direct couplings (U·U x H)");
+    detail::requireArray<Scalar>("hiddenSize", 2 * blocks, rows, "step factors (U x 2·G·H)");
+    detail::requireArray<Scalar>("hiddenSize", rows, hidden, "weight_hh (G·H x H)");
+    detail::requireArray<Index>("hiddenSize", hidden, hidden, "mask draw (H x H positions)");
+    detail::requireArray<Scalar>("inputSize", rows, m_inputSize, "weight_ih (G·H x m)");
+    detail::requireArray<Index>("inputSize", hidden, m_inputSize, "mask draw (H x m positions)");
+    detail::requireArray<Scalar>("inputSize", detail::checkedSum("inputSize", m_inputSize, hidden + 2), 1,
+                                 "sources z = [x; 1; h; 1]");
+  }
+
+  /// What the masks determine: the parameter layout and the dynamics graph.
+  struct MaskStructure {
+    ParameterLayout layout;
+    SparsityPattern dynamicsGraph;
+  };
+
+  /// Layout and dynamics graph of the masks (docs/math.md §2 structure), without changing the cell.
+  MaskStructure buildStructure(const RowMatrix<Scalar>& maskIh, const RowMatrix<Scalar>& maskHh) const {
+    ParameterLayout layout(maskIh, maskHh);
     const Index hidden = m_hiddenSize, blocks = m_structure.unitStates;
     std::vector<std::vector<StorageIndex>> columnsOfRows(static_cast<std::size_t>(stateSize()));
     for (Index q = 0; q < blocks; ++q)
@@ -330,11 +368,17 @@ private:
         auto& columns = columnsOfRows[static_cast<std::size_t>(q * hidden + unit)];
         for (Index g = 0; g < m_structure.gates; ++g)
           if (m_structure.reaches(g, q))
-            for (StorageIndex from : m_layout.columnsHh(g * hidden + unit)) columns.push_back(from);
+            for (StorageIndex from : layout.columnsHh(g * hidden + unit)) columns.push_back(from);
         for (Index from = 0; from < blocks; ++from)
           if (m_structure.couples(q, from)) columns.push_back(static_cast<StorageIndex>(from * hidden + unit));
       }
-    m_dynamicsGraph = SparsityPattern(stateSize(), std::move(columnsOfRows));
+    return {std::move(layout), SparsityPattern(stateSize(), std::move(columnsOfRows))};
+  }
+
+  /// Makes `built` the cell's structure, with a new mask version (engines notice the change).
+  void commitStructure(MaskStructure&& built) noexcept {
+    m_layout = std::move(built.layout);
+    m_dynamicsGraph = std::move(built.dynamicsGraph);
     m_maskVersion = detail::nextMaskVersion();
   }
 

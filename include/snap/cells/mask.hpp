@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
 
@@ -31,7 +32,8 @@ RowMatrix<Scalar> randomMask(Index gates, Index blockRows, Index cols, double de
   if (gates < 1) detail::fail<ShapeError>("gates", "at least 1 gate block", gates);
   if (blockRows < 1) detail::fail<ShapeError>("blockRows", "at least 1 row", blockRows);
   if (cols < 1) detail::fail<ShapeError>("cols", "at least 1 column", cols);
-  const Index blockSize = blockRows * cols;
+  const Index blockSize = detail::checkedProduct("cols", blockRows, cols);
+  detail::requireArray<Scalar>("cols", detail::checkedProduct("cols", gates, blockSize), "mask");
   const auto kept = static_cast<Index>(std::llround(density * static_cast<double>(blockSize)));
   RowMatrix<Scalar> mask = RowMatrix<Scalar>::Zero(gates * blockRows, cols);
   std::vector<Index> positions;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/types.hpp"
 
 namespace snap {
@@ -54,6 +55,7 @@ public:
     if (size < 0) detail::fail<ShapeError>("size", "at least 0", size);
     if (count < 0 || count > size)
       detail::fail<ValueError>("count", "a count in [0, size = " + detail::describe(size) + "]", count);
+    detail::requireArray<Index>("size", size, "list of positions");
     std::vector<Index> positions(static_cast<std::size_t>(size));
     for (Index i = 0; i < size; ++i) positions[static_cast<std::size_t>(i)] = i;
     for (Index i = 0; i < count; ++i) {  // partial Fisher–Yates

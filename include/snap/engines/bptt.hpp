@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,21 +41,47 @@ public:
   explicit BPTT(const CellType& cell, const Options& options = {}) : m_core(cell), m_options(options) {
     if (options.window && *options.window < 1)
       detail::fail<ValueError>("BPTTOptions::window", "a window T of at least 1 step", *options.window);
+    if (options.window) requireHistory("BPTTOptions::window", *options.window);
     build();
   }
 
   /// Advances the state with input x_t and returns s_t. Closes the window first if it is full.
+  /// After a mask change of the cell, the engine first rebuilds for the new masks (empty
+  /// window, zero gradient, state kept). Every argument is checked before anything changes;
+  /// an untruncated history that would outgrow snap::maxArrayBytes is refused (ValueError).
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
-    if (m_core.cellChanged()) build();
-    m_core.checkInput(input);  // before the window is touched
+    prepareStep(input);
+    commitStep();
+    return m_core.state();
+  }
+
+  /// The first half of step(): checks x_t (that the cell keeps its sizes, and that an
+  /// untruncated history can grow) and computes s_t from the current state, which it returns
+  /// without changing anything else; commitStep() then takes the step. What a trainer calls to
+  /// score s_t before the engine moves.
+  const Vector<Scalar>& prepareStep(const VectorView<Scalar>& input) {
+    m_core.requireSameSizes();
+    if (!m_options.window && m_count == capacity()) requireHistory("steps", 2 * capacity());
+    return m_core.stage(input);
+  }
+
+  /// The second half of step(): rebuilds after a mask change, closes a full window and stores
+  /// the prepared step in the window.
+  /// @throws UsageError without a prepareStep() since the last step or reset
+  void commitStep() {
+    m_core.requireStaged("commitStep");
+    if (m_core.cellChanged()) {
+      BPTT engine = rebuilt();
+      engine.m_core.takeStaged(m_core);
+      *this = std::move(engine);
+    }
     if (m_options.window && m_count == *m_options.window) commitWindow();
     if (m_count == capacity()) grow();
     const auto t = static_cast<std::size_t>(m_count);
-    m_core.forward(input, m_caches[t], m_sources.col(m_count));
+    m_core.commitStaged(m_caches[t], m_sources.col(m_count));
     m_deltas.col(m_count).setZero();
     ++m_count;
     m_totalValid = false;
-    return m_core.state();
   }
 
   /// Records δ_t = ∂L_t/∂s_t for the last step.
@@ -130,6 +157,7 @@ public:
   /// window (its steps' factors, sources and δ, as arrays over the window's steps) and the
   /// committed gradient (the four tensors of the closed windows).
   void saveState(NpzArchive& archive, const std::string& prefix) const {
+    if (m_core.cellChanged()) return rebuilt().saveState(archive, prefix);  // new masks: what step() resumes from
     m_core.save(archive, prefix, "BPTT");
     putScalar<std::int64_t>(archive, prefix + "window", m_options.window.value_or(0));
     putScalar<std::int64_t>(archive, prefix + "window_has_deltas", m_windowHasDeltas ? 1 : 0);
@@ -223,6 +251,27 @@ private:
 
   Index capacity() const { return static_cast<Index>(m_caches.size()); }
 
+  /// The engine as step() continues it after a mask change: built afresh for the cell's masks
+  /// (empty window, zero gradient) with the state and step count kept.
+  BPTT rebuilt() const {
+    BPTT engine(cell(), m_options);
+    engine.m_core.keepFrom(m_core);
+    return engine;
+  }
+
+  /// Refuses a history of `steps` steps whose arrays would exceed snap::maxArrayBytes.
+  void requireHistory(std::string_view argument, Index steps) const {
+    const CellType& cell = m_core.cell();
+    const StepCache<Scalar>& cache = m_core.m_cache;
+    const Index perStep = cache.immediateIh.size() + cache.immediateHh.size() + cache.direct.size() +
+                          cache.preactivations.size();
+    detail::requireArray<StepCache<Scalar>>(argument, steps, "history of step caches");
+    detail::requireArray<Scalar>(argument, steps, perStep, "history of step factors");
+    detail::requireArray<Scalar>(argument, steps, cell.layout().sourceSize(), "history of sources");
+    detail::requireArray<Scalar>(argument, steps, cell.stateSize(), "history of state gradients");
+    detail::requireArray<Scalar>(argument, steps, 2 * cell.gateRows(), "history of adjoints");
+  }
+
   void build() {
     m_core.resize();
     const CellType& cell = m_core.cell();
@@ -244,6 +293,7 @@ private:
   /// Doubles the history of an untruncated BPTT (the only allocation after construction).
   void grow() {
     const Index size = 2 * capacity();
+    requireHistory("steps", size);
     m_caches.resize(static_cast<std::size_t>(size), m_core.cell().makeCache());
     m_sources.conservativeResize(Eigen::NoChange, size);
     m_deltas.conservativeResize(Eigen::NoChange, size);

@@ -11,6 +11,7 @@
 
 #include "snap/cells/cell_concept.hpp"
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/types.hpp"
 #include "snap/io/state.hpp"
 
@@ -42,6 +43,9 @@ public:
     m_next = Vector<Scalar>::Zero(m_stateSize);
     m_sources = Vector<Scalar>::Zero(cell.layout().sourceSize());
     m_cache = cell.makeCache();
+    m_stagedSources = m_sources;
+    m_stagedCache = m_cache;
+    m_staged = false;
     m_gradient = Vector<Scalar>::Zero(cell.parameterCount());
   }
 
@@ -76,18 +80,54 @@ public:
     requireCounterRoom("steps since the last resetState()", m_steps);
   }
 
-  /// Runs the cell's forward step from the current state: fills the cache and the sources
-  /// z = [x; 1; h_{t−1}; 1], then makes the new state current. A next state that is not
-  /// finite (finite values that overflowed) is refused: the state stays s_{t−1}.
-  void forward(const VectorView<Scalar>& input, StepCache<Scalar>& cache, VectorSpan<Scalar> sources) {
+  /// Takes the state and the step count of `other` (an engine rebuilt for new masks keeps them).
+  void keepFrom(const EngineCore& other) {
+    m_state = other.m_state;
+    m_steps = other.m_steps;
+  }
+
+  /// Runs the cell's forward step of x_t from the current state into the staged cache, the
+  /// staged sources z = [x; 1; h_{t−1}; 1] and the next state, and returns that next state;
+  /// nothing else changes. A next state that is not finite (finite values that overflowed) is
+  /// refused. commitStaged() then makes the step current.
+  const Vector<Scalar>& stage(const VectorView<Scalar>& input) {
     checkInput(input);
-    m_cell->sources(input, m_state, sources);
-    m_cell->forward(input, m_state, m_next, cache);
+    m_cell->sources(input, m_state, m_stagedSources);
+    m_cell->forward(input, m_state, m_next, m_stagedCache);
     requireFinite("next state", m_next);
+    m_staged = true;
+    return m_next;
+  }
+  /// Throws UsageError unless a step is staged (`caller` names the call that needs it).
+  void requireStaged(std::string_view caller) const {
+    if (!m_staged) fail<UsageError>(caller, "a prepareStep() before", "no prepared step");
+  }
+  /// Makes the staged step the last one: its cache and sources become current (swapped, no
+  /// allocation) and its next state the state.
+  void commitStaged() {
+    std::swap(m_cache, m_stagedCache);
+    std::swap(m_sources, m_stagedSources);
+    acceptStagedState();
+  }
+  /// The same, with the staged cache swapped into `cache` and the sources copied into `sources`.
+  void commitStaged(StepCache<Scalar>& cache, VectorSpan<Scalar> sources) {
+    std::swap(cache, m_stagedCache);
+    sources = m_stagedSources;
+    acceptStagedState();
+  }
+  /// The staged next state becomes the state, one more step.
+  void acceptStagedState() {
     std::swap(m_state, m_next);
     ++m_steps;
+    m_staged = false;
   }
-  void forward(const VectorView<Scalar>& input) { forward(input, m_cache, m_sources); }
+  /// Takes the staged step of `other` (an engine rebuilt for new masks goes on with it).
+  void takeStaged(EngineCore& other) {
+    std::swap(m_stagedCache, other.m_stagedCache);
+    std::swap(m_stagedSources, other.m_stagedSources);
+    std::swap(m_next, other.m_next);
+    m_staged = other.m_staged;
+  }
 
   /// Throws unless δ has the state's length and a step has been taken since the last reset,
   /// under the cell's current sizes and masks.
@@ -100,15 +140,17 @@ public:
     requireUnchangedCell("accumulate");
   }
 
-  /// Sets the state to zero, or to `initial` (checked).
+  /// Sets the state to zero, or to `initial` (checked); a prepared step is dropped.
   void resetState() {
     m_state.setZero();
     m_steps = 0;
+    m_staged = false;
   }
   void resetState(const VectorView<Scalar>& initial) {
     checkInitialState(initial);
     m_state = initial;
     m_steps = 0;
+    m_staged = false;
   }
   void checkInitialState(const VectorView<Scalar>& initial) const {
     requireLength("initial state", initial.size(), m_stateSize);
@@ -178,6 +220,9 @@ public:
   Index m_steps = 0;
   Vector<Scalar> m_state, m_next, m_sources, m_gradient;
   StepCache<Scalar> m_cache;
+  StepCache<Scalar> m_stagedCache;  ///< the factors of a prepared step (stage())
+  Vector<Scalar> m_stagedSources;   ///< its sources; m_next holds its next state
+  bool m_staged = false;            ///< a step is prepared and not yet committed
 };
 
 }  // namespace snap::detail

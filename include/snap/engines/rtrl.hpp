@@ -42,13 +42,35 @@ public:
   }
 
   /// Advances the state with input x_t and returns s_t.
+  /// After a mask change of the cell, the engine first rebuilds for the new masks (zero
+  /// influence and gradient, state kept). Every argument is checked before anything changes.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
-    if (m_core.cellChanged()) build();
-    m_core.checkInput(input);
-    if (m_pending) updateInfluence();
-    m_core.forward(input);
-    m_pending = true;
+    prepareStep(input);
+    commitStep();
     return m_core.state();
+  }
+
+  /// The first half of step(): checks x_t (and that the cell keeps its sizes) and computes
+  /// s_t from the current state, which it returns without changing anything else; commitStep()
+  /// then takes the step. What a trainer calls to score s_t before the engine moves.
+  const Vector<Scalar>& prepareStep(const VectorView<Scalar>& input) {
+    m_core.requireSameSizes();
+    return m_core.stage(input);
+  }
+
+  /// The second half of step(): rebuilds after a mask change, performs the pending influence
+  /// update and makes the prepared step current.
+  /// @throws UsageError without a prepareStep() since the last step or reset
+  void commitStep() {
+    m_core.requireStaged("commitStep");
+    if (m_core.cellChanged()) {
+      RTRL engine = rebuilt();
+      engine.m_core.takeStaged(m_core);
+      *this = std::move(engine);
+    }
+    if (m_pending) updateInfluence();
+    m_core.commitStaged();
+    m_pending = true;
   }
 
   /// Adds J_tᵀ δ_t to the gradient, δ_t = ∂L_t/∂s_t for the last step.
@@ -88,6 +110,7 @@ public:
   /// gradient, and the last step's factors with the flag saying whether J still has to take
   /// that step (saved as is rather than flushed, so that a resumed run takes the same path).
   void saveState(NpzArchive& archive, const std::string& prefix) const {
+    if (m_core.cellChanged()) return rebuilt().saveState(archive, prefix);  // new masks: what step() resumes from
     m_core.save(archive, prefix, "RTRL");
     putArray(archive, prefix + "influence", m_influence);
     putArray(archive, prefix + "gradient", m_core.m_gradient);
@@ -133,10 +156,20 @@ public:
   const Options& options() const { return m_options; }
 
 private:
+  /// The engine as step() continues it after a mask change: built afresh for the cell's masks
+  /// (zero influence and gradient, nothing pending) with the state and step count kept. Built
+  /// apart, so that a refusal (an influence over snap::maxArrayBytes) changes nothing.
+  RTRL rebuilt() const {
+    RTRL engine(cell(), m_options);
+    engine.m_core.keepFrom(m_core);
+    return engine;
+  }
+
   void build() {
-    m_core.resize();
     const CellType& cell = m_core.cell();
     const Index k = cell.stateSize(), p = cell.parameterCount();
+    detail::requireArray<Scalar>("cell", k, p, "RTRL influence (k x p)");
+    m_core.resize();
     m_influence = RowMatrix<Scalar>::Zero(k, p);
     m_next = RowMatrix<Scalar>::Zero(k, p);
     const SparsityPattern& graph = cell.dynamicsGraph();

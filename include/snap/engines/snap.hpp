@@ -3,6 +3,7 @@
 /// SnAp-n, the Sparse n-step Approximation of the RTRL influence matrix (docs/math.md §4).
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
@@ -45,17 +46,41 @@ public:
   /// the pattern of `options.n` steps.
   explicit SnAp(const CellType& cell, const Options& options = {}) : m_core(cell), m_options(options) {
     if (options.n < 1) detail::fail<ValueError>("SnApOptions::n", "a number of steps n >= 1", options.n);
+    if (std::isnan(options.denseBlockAbove))
+      detail::fail<ValueError>("SnApOptions::denseBlockAbove", "a density threshold (a number)", options.denseBlockAbove);
     build();
   }
 
   /// Advances the state with input x_t and returns s_t.
+  /// After a mask change of the cell, the engine first rebuilds its pattern for the new masks
+  /// (zero influence and gradient, state kept). Every argument is checked before anything changes.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
-    if (m_core.cellChanged()) build();
-    m_core.checkInput(input);
-    if (m_pending) updateInfluence();
-    m_core.forward(input);
-    m_pending = true;
+    prepareStep(input);
+    commitStep();
     return m_core.state();
+  }
+
+  /// The first half of step(): checks x_t (and that the cell keeps its sizes) and computes
+  /// s_t from the current state, which it returns without changing anything else; commitStep()
+  /// then takes the step. What a trainer calls to score s_t before the engine moves.
+  const Vector<Scalar>& prepareStep(const VectorView<Scalar>& input) {
+    m_core.requireSameSizes();
+    return m_core.stage(input);
+  }
+
+  /// The second half of step(): rebuilds after a mask change, performs the pending influence
+  /// update and makes the prepared step current.
+  /// @throws UsageError without a prepareStep() since the last step or reset
+  void commitStep() {
+    m_core.requireStaged("commitStep");
+    if (m_core.cellChanged()) {
+      SnAp engine = rebuilt();
+      engine.m_core.takeStaged(m_core);
+      *this = std::move(engine);
+    }
+    if (m_pending) updateInfluence();
+    m_core.commitStaged();
+    m_pending = true;
   }
 
   /// Adds Ĵ_tᵀ δ_t to the gradient, δ_t = ∂L_t/∂s_t for the last step (fused with the
@@ -145,6 +170,7 @@ public:
   /// (saved as is rather than flushed: the update fused with accumulate() rounds differently
   /// from a flush followed by accumulate(), and a resumed run must take the same path).
   void saveState(NpzArchive& archive, const std::string& prefix) const {
+    if (m_core.cellChanged()) return rebuilt().saveState(archive, prefix);  // new masks: what step() resumes from
     m_core.save(archive, prefix, "SnAp");
     putScalar<std::int64_t>(archive, prefix + "n", m_options.n);
     putArray(archive, prefix + "influence", m_influence);
@@ -221,11 +247,21 @@ private:
     StorageIndex contiguousEnd, firstSource;
   };
 
+  /// The engine as step() continues it after a mask change: built afresh for the cell's masks
+  /// (new pattern, zero influence and gradient, nothing pending) with the state and step count
+  /// kept. Built apart, so that a refusal (an influence over snap::maxArrayBytes) changes nothing.
+  SnAp rebuilt() const {
+    SnAp engine(cell(), m_options);
+    engine.m_core.keepFrom(m_core);
+    return engine;
+  }
+
   /// Builds the pattern and the flat plan of the per-step update (docs/math.md §4 grouping).
   void build() {
-    m_core.resize();
     const CellType& cell = m_core.cell();
     m_pattern = SnApPattern::of(cell, m_options.n);
+    detail::requireArray<Scalar>("cell", m_pattern.keptEntries(), "SnAp influence (the pattern's kept entries)");
+    m_core.resize();
     const SparsityPattern& graph = cell.dynamicsGraph();
     const ParameterLayout& layout = cell.layout();
     const CellStructure& structure = cell.structure();

@@ -34,16 +34,40 @@ public:
 
   /// Binds to `cell`, which must outlive the engine and stay at the same address.
   explicit UORO(const CellType& cell, const Options& options = {})
-      : m_core(cell), m_options(options), m_random(options.seed) {
-    if (!(options.epsilon > 0.0 && std::isfinite(options.epsilon)))
-      detail::fail<ValueError>("UOROOptions::epsilon", "a finite epsilon > 0", options.epsilon);
+      : m_core(cell), m_options(options), m_random(options.seed),
+        m_epsilon(detail::positiveOptionIn<Scalar>("UOROOptions::epsilon", options.epsilon, "a finite epsilon > 0")) {
     build();
   }
 
   /// Advances the state with input x_t, updates the rank-one estimate, and returns s_t.
+  /// After a mask change of the cell, the engine first rebuilds for the new masks (zero
+  /// estimate and gradient, state and generator kept). Every argument is checked before
+  /// anything changes.
   const Vector<Scalar>& step(const VectorView<Scalar>& input) {
-    if (m_core.cellChanged()) build();
-    m_core.forward(input);  // checks x_t and the next state before anything changes
+    prepareStep(input);
+    commitStep();
+    return m_core.state();
+  }
+
+  /// The first half of step(): checks x_t (and that the cell keeps its sizes) and computes
+  /// s_t from the current state, which it returns without changing anything else; commitStep()
+  /// then takes the step. What a trainer calls to score s_t before the engine moves.
+  const Vector<Scalar>& prepareStep(const VectorView<Scalar>& input) {
+    m_core.requireSameSizes();
+    return m_core.stage(input);
+  }
+
+  /// The second half of step(): rebuilds after a mask change, makes the prepared step current
+  /// and updates the rank-one estimate with it.
+  /// @throws UsageError without a prepareStep() since the last step or reset
+  void commitStep() {
+    m_core.requireStaged("commitStep");
+    if (m_core.cellChanged()) {
+      UORO engine = rebuilt();
+      engine.m_core.takeStaged(m_core);
+      *this = std::move(engine);
+    }
+    m_core.commitStaged();
     const CellType& cell = m_core.cell();
     const auto& cache = m_core.m_cache;
     const ParameterLayout& layout = cell.layout();
@@ -51,7 +75,7 @@ public:
     m_random.signs(m_signs);                                  // ν
     cell.preactivationGradient(cache, m_signs, m_adjoint);    // b = I_tᵀ ν, factored
     const Scalar reverseNorm = std::sqrt(layout.template squaredNormOfParameterGradient<Scalar>(m_adjoint, m_core.m_sources));
-    const Scalar epsilon = static_cast<Scalar>(m_options.epsilon);
+    const Scalar epsilon = m_epsilon;
     const Scalar rho0 = std::sqrt((m_parameterNorm + epsilon) / (m_forward.norm() + epsilon));
     const Scalar rho1 = std::sqrt((reverseNorm + epsilon) / (m_signs.norm() + epsilon));
     m_stateEstimate = rho0 * m_forward + rho1 * m_signs;
@@ -59,7 +83,6 @@ public:
     m_adjoint /= rho1;
     layout.template addParameterGradient<Scalar>(m_adjoint, m_core.m_sources, m_parameterEstimate, Scalar(1) / rho0);
     m_parameterNorm = m_parameterEstimate.norm();
-    return m_core.state();
   }
 
   /// Adds (δ_tᵀ s̃_t) θ̃_t to the gradient.
@@ -106,6 +129,7 @@ public:
   /// Writes the engine's state under `prefix` (docs/reliability.md): the state, s̃, θ̃, the
   /// gradient and the generator of ν.
   void saveState(NpzArchive& archive, const std::string& prefix) const {
+    if (m_core.cellChanged()) return rebuilt().saveState(archive, prefix);  // new masks: what step() resumes from
     m_core.save(archive, prefix, "UORO");
     putArray(archive, prefix + "state_estimate", m_stateEstimate);
     putArray(archive, prefix + "parameter_estimate", m_parameterEstimate);
@@ -140,6 +164,15 @@ public:
   }
 
 private:
+  /// The engine as step() continues it after a mask change: built afresh for the cell's masks
+  /// (zero estimate and gradient) with the state, step count and generator kept.
+  UORO rebuilt() const {
+    UORO engine(cell(), m_options);
+    engine.m_core.keepFrom(m_core);
+    engine.m_random = m_random;
+    return engine;
+  }
+
   void build() {
     m_core.resize();
     const CellType& cell = m_core.cell();
@@ -161,6 +194,7 @@ private:
   Options m_options;
   Random m_random;
   Vector<Scalar> m_stateEstimate, m_parameterEstimate, m_forward, m_signs, m_adjoint;
+  Scalar m_epsilon;            ///< ε in the cell's scalar type, checked there
   Scalar m_parameterNorm = 0;  ///< ‖θ̃‖, kept from the update that produced θ̃
 };
 

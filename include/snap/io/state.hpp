@@ -19,6 +19,7 @@
 
 #include "snap/cells/structure.hpp"
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
 #include "snap/io/npz.hpp"
@@ -72,11 +73,6 @@ struct Domain {
   T high = std::numeric_limits<T>::max();    ///< the greatest value accepted
 };
 
-/// The bound of every counter a file holds (steps, updates, data time, …) and of the counters
-/// themselves as they advance: 2^62, so that a counter read from a file can take any step without
-/// overflowing, and every state saved loads again.
-inline constexpr std::int64_t counterLimit = std::int64_t{1} << 62;
-
 namespace detail {
 
 /// A value read from a file, for messages: integers as numbers (bytes too), floating values
@@ -113,13 +109,6 @@ void requireDomain(std::string_view argument, const T* values, std::size_t count
     if (!(values[i] >= domain.low && values[i] <= domain.high))
       fail<FormatError>(argument, describeDomain(domain, count == 1),
                         describeValue(values[i]) + (count > 1 ? " at index " + describe(i) : std::string()));
-}
-
-/// Throws ValueError naming `counter` unless `value + step` stays within counterLimit: called
-/// before a counter advances, and before anything else in the call changes.
-inline void requireCounterRoom(std::string_view counter, std::int64_t value, std::int64_t step = 1) {
-  if (step > counterLimit || value > counterLimit - step)
-    fail<ValueError>(counter, "a count that can advance by " + describe(step) + " within 2^62", value);
 }
 
 }  // namespace detail

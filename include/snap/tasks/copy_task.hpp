@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
 #include "snap/io/state.hpp"
@@ -25,10 +27,27 @@ public:
   /// @throws ValueError if alphabet < 2, `symbols` is empty, or a symbol is out of range
   CopySequence(std::vector<int> symbols, int alphabet) : m_symbols(std::move(symbols)), m_alphabet(alphabet) {
     if (alphabet < 2) detail::fail<ValueError>("alphabet", "at least 2 symbols", alphabet);
+    requireAlphabet("alphabet", alphabet);
     if (m_symbols.empty()) detail::fail<ValueError>("symbols", "at least 1 symbol to copy", "none");
+    if (static_cast<Index>(m_symbols.size()) > maxLength())
+      detail::fail<ValueError>("symbols", "at most " + detail::describe(maxLength()) + " symbols", m_symbols.size());
     for (int symbol : m_symbols)
       if (symbol < 0 || symbol >= alphabet)
         detail::fail<ValueError>("symbols", "symbols in [0, " + detail::describe(alphabet) + ")", symbol);
+  }
+
+  /// The longest sequence, 2^24 symbols (2^25 + 1 steps, far beyond any curriculum run): what a
+  /// checkpoint's curriculum may hold and where the curriculum stops rising, so that the next
+  /// sequence can always be drawn.
+  static constexpr Index maxLength() { return Index{1} << 24; }
+  /// The largest alphabet: a one-hot input of alphabet + 1 doubles fits in snap::maxArrayBytes.
+  static constexpr Index maxAlphabet() { return maxArrayBytes / static_cast<Index>(sizeof(double)) - 1; }
+  /// Throws ValueError naming `argument` unless `alphabet` is at most maxAlphabet().
+  static void requireAlphabet(std::string_view argument, Index alphabet) {
+    if (alphabet > maxAlphabet())
+      detail::fail<ValueError>(argument, "at most " + detail::describe(maxAlphabet()) +
+                                             " symbols (a one-hot input within " + detail::describeBudget() + ")",
+                               alphabet);
   }
 
   /// L, the number of symbols to copy.
@@ -50,7 +69,7 @@ public:
   /// Writes the input of step t: one-hot over {symbols…, delimiter}, all zeros when blank.
   template <class Derived>
   void input(Index t, Eigen::DenseBase<Derived>& out) const {
-    detail::requireLength("copy-task input", out.size(), m_alphabet + 1);
+    detail::requireLength("copy-task input", out.size(), Index{m_alphabet} + 1);
     out.setZero();
     const int cls = inputClass(t);
     if (cls >= 0) out[cls] = 1;
@@ -69,10 +88,6 @@ private:
   int m_alphabet;
 };
 
-/// The longest curriculum length L, 2^24 symbols (a sequence of 2^25 + 1 steps): what a
-/// checkpoint may hold, and where the curriculum stops rising.
-inline constexpr Index copyTaskMaxLength = Index{1} << 24;
-
 /// Options of the copy task and its curriculum.
 struct CopyTaskOptions {
   int alphabet = 2;           ///< symbols to copy (bits by default)
@@ -85,7 +100,7 @@ struct CopyTaskOptions {
 
 /// The curriculum: L starts at initialLength and rises by 1 whenever the average loss per
 /// recall step over the last `window` sequences (all drawn at the current L) falls below the
-/// threshold; the window then starts afresh. L stays at most copyTaskMaxLength.
+/// threshold; the window then starts afresh. L stays at most CopySequence::maxLength().
 class Curriculum {
 public:
   /// One finished sequence: its total recall loss in bits and its recall steps.
@@ -98,9 +113,11 @@ public:
   /// @throws ValueError if initialLength < 1, window < 1, lengthSpread < 0 or threshold ≤ 0
   ///         (or NaN)
   explicit Curriculum(const CopyTaskOptions& options = {}) : m_options(options), m_length(options.initialLength) {
-    if (options.initialLength < 1)
-      detail::fail<ValueError>("CopyTaskOptions::initialLength", "at least 1", options.initialLength);
+    if (options.initialLength < 1 || options.initialLength > CopySequence::maxLength())
+      detail::fail<ValueError>("CopyTaskOptions::initialLength",
+                               "a length in [1, " + detail::describe(CopySequence::maxLength()) + "]", options.initialLength);
     if (options.window < 1) detail::fail<ValueError>("CopyTaskOptions::window", "at least 1 sequence", options.window);
+    detail::requireArray<Record>("CopyTaskOptions::window", options.window, "window of records");
     if (options.lengthSpread < 0)
       detail::fail<ValueError>("CopyTaskOptions::lengthSpread", "at least 0", options.lengthSpread);
     if (!(options.threshold > 0)) detail::fail<ValueError>("CopyTaskOptions::threshold", "a value > 0 bits", options.threshold);
@@ -111,19 +128,25 @@ public:
 
   /// Records a finished sequence: its total recall loss in bits and its recall steps. Returns
   /// true when L rose.
+  /// L stops rising at CopySequence::maxLength(). All arguments are checked before anything changes.
   bool record(double lossBits, Index recallSteps) {
-    if (recallSteps < 1) detail::fail<ValueError>("recallSteps", "at least 1", recallSteps);
-    if (!std::isfinite(lossBits)) detail::fail<NonFiniteError>("lossBits", "a finite loss", lossBits);
-    if (lossBits < 0) detail::fail<ValueError>("lossBits", "a loss >= 0 bits", lossBits);
+    checkRecord(lossBits, recallSteps);
     m_recent.push_back({lossBits, recallSteps});
     if (static_cast<Index>(m_recent.size()) > m_options.window) m_recent.pop_front();
     if (static_cast<Index>(m_recent.size()) == m_options.window && recentLoss() < m_options.threshold &&
-        m_length < copyTaskMaxLength) {
+        m_length < CopySequence::maxLength()) {
       ++m_length;
       m_recent.clear();
       return true;
     }
     return false;
+  }
+
+  /// Throws unless record(lossBits, recallSteps) would accept them.
+  static void checkRecord(double lossBits, Index recallSteps) {
+    if (recallSteps < 1) detail::fail<ValueError>("recallSteps", "at least 1", recallSteps);
+    if (!std::isfinite(lossBits)) detail::fail<NonFiniteError>("lossBits", "a finite loss", lossBits);
+    if (lossBits < 0) detail::fail<ValueError>("lossBits", "a loss >= 0 bits", lossBits);
   }
 
   /// Average loss per recall step over the recorded recent sequences, in bits (0 if none).
@@ -144,12 +167,13 @@ public:
   /// The window's contents, for checkpoints: (loss, steps) pairs, oldest first.
   const std::deque<Record>& recent() const { return m_recent; }
   /// Sets L and the window's records (from a checkpoint).
-  /// @throws ValueError if length is not in [1, copyTaskMaxLength], `recent` holds more than
+  /// @throws ValueError if length is not in [1, CopySequence::maxLength()], `recent` holds more than
   ///         options().window records, or a record's loss is not finite and ≥ 0 or its steps
   ///         are < 1 (nothing changes then)
   void restore(Index length, const std::deque<Record>& recent) {
-    if (length < 1 || length > copyTaskMaxLength)
-      detail::fail<ValueError>("length", "a curriculum length in [1, 2^24]", length);
+    if (length < 1 || length > CopySequence::maxLength())
+      detail::fail<ValueError>("length", "a curriculum length in [1, " + detail::describe(CopySequence::maxLength()) + "]",
+                               length);
     if (static_cast<Index>(recent.size()) > m_options.window)
       detail::fail<ValueError>("recent", "at most CopyTaskOptions::window = " + detail::describe(m_options.window) +
                                              " sequences", recent.size());
@@ -174,10 +198,11 @@ public:
   /// @throws ValueError if options.alphabet < 2, or as Curriculum's constructor does
   explicit CopyTask(const CopyTaskOptions& options = {}) : m_curriculum(options), m_random(options.seed) {
     if (options.alphabet < 2) detail::fail<ValueError>("CopyTaskOptions::alphabet", "at least 2 symbols", options.alphabet);
+    CopySequence::requireAlphabet("CopyTaskOptions::alphabet", options.alphabet);
   }
 
   /// Input size (symbols + delimiter) and output size (symbols).
-  Index inputSize() const { return options().alphabet + 1; }
+  Index inputSize() const { return Index{options().alphabet} + 1; }
   /// Output size: the symbols.
   Index outputSize() const { return options().alphabet; }
 
@@ -192,12 +217,16 @@ public:
   }
 
   /// Records a finished sequence (its steps count towards data time); returns true when L rose.
+  /// A loss that is not finite (NonFiniteError) or negative (ValueError), or counters that
+  /// would overflow (UsageError), are refused before anything changes.
   bool record(const CopySequence& sequence, double recallLossBits) {
+    Curriculum::checkRecord(recallLossBits, sequence.length());
     detail::requireCounterRoom("data time", m_dataTime, sequence.steps());
     detail::requireCounterRoom("sequences", m_sequences);
+    const bool rose = m_curriculum.record(recallLossBits, sequence.length());
     m_dataTime += sequence.steps();
     ++m_sequences;
-    return m_curriculum.record(recallLossBits, sequence.length());
+    return rose;
   }
 
   /// L, the curriculum length reached.
@@ -217,8 +246,10 @@ public:
   /// Sets the data time and the count of recorded sequences (from a checkpoint).
   /// @throws ValueError if either is negative
   void restoreCounters(long long dataTime, long long sequences) {
-    if (dataTime < 0) detail::fail<ValueError>("dataTime", "at least 0 steps", dataTime);
-    if (sequences < 0) detail::fail<ValueError>("sequences", "at least 0 sequences", sequences);
+    if (dataTime < 0 || dataTime > counterLimit)
+      detail::fail<ValueError>("dataTime", "a count of steps in [0, 2^62] (snap::counterLimit)", dataTime);
+    if (sequences < 0 || sequences > counterLimit)
+      detail::fail<ValueError>("sequences", "a count of sequences in [0, 2^62] (snap::counterLimit)", sequences);
     m_dataTime = dataTime;
     m_sequences = sequences;
   }
@@ -243,7 +274,7 @@ public:
     putArray(archive, prefix + "recent_steps", steps);
   }
   /// Restores what saveState wrote (the alphabet must be this task's; the window at most its
-  /// options' window, its records drawn at a length in [1, L]; L at most copyTaskMaxLength;
+  /// options' window, its records drawn at a length in [1, L]; L at most CopySequence::maxLength();
   /// the counters at most counterLimit); FormatError naming the array otherwise, and the task
   /// is left as it was.
   void loadState(const NpzArchive& archive, const std::string& prefix) {
@@ -251,7 +282,7 @@ public:
     const std::int64_t dataTime = readCounter(archive, prefix + "data_time");
     const std::int64_t sequences = readCounter(archive, prefix + "sequences");
     readScalar<std::int64_t>(archive, prefix + "alphabet", options().alphabet, options().alphabet);
-    const auto length = readScalar<std::int64_t>(archive, prefix + "length", 1, copyTaskMaxLength);
+    const auto length = readScalar<std::int64_t>(archive, prefix + "length", 1, CopySequence::maxLength());
     const std::int64_t count = readLength(archive, prefix + "recent_loss", {}, options().window);
     const auto loss = readValues<double>(archive, prefix + "recent_loss", {count}, {.low = 0.0});
     const auto steps = readValues<std::int64_t>(archive, prefix + "recent_steps", {count}, {1, length});

@@ -10,25 +10,29 @@
 #include <variant>
 
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/types.hpp"
 #include "snap/io/state.hpp"
 
 namespace snap {
 
 namespace detail {
-inline void validateLearningRate(double learningRate) {
-  if (!(learningRate > 0.0 && std::isfinite(learningRate)))
-    fail<ValueError>("learningRate", "a finite learning rate > 0", learningRate);
+/// The learning rate as a Scalar: finite, > 0 and a normal number there (1e-50 is 0 in float).
+template <class Scalar>
+Scalar validateLearningRate(double learningRate) {
+  return positiveOptionIn<Scalar>("learningRate", learningRate, "a finite learning rate > 0");
 }
+
 }  // namespace detail
 
 /// Plain stochastic gradient descent: θ ← θ − η g.
 struct SGD {
   double learningRate = 0.1;  ///< η, finite and > 0
 
-  /// Validates the configuration.
-  /// @throws ValueError unless the learning rate is finite and > 0
-  void validate() const { detail::validateLearningRate(learningRate); }
+  /// Validates the configuration for parameters of type Scalar.
+  /// @throws ValueError unless the learning rate is finite, > 0 and a normal Scalar
+  template <class Scalar = double>
+  void validate() const { detail::validateLearningRate<Scalar>(learningRate); }
 
   /// The per-parameter-vector state (none).
   template <class Scalar>
@@ -43,10 +47,18 @@ struct SGD {
     void requireRoom() const {}
   };
 
-  /// θ ← θ − η g, in place on `parameters`.
+  /// θ ← θ − η g, in place on `parameters`; checks the configuration and the lengths first.
   template <class Scalar>
-  void update(State<Scalar>&, VectorSpan<Scalar> parameters, const VectorView<Scalar>& gradient) const {
-    parameters -= static_cast<Scalar>(learningRate) * gradient;
+  void update(State<Scalar>& state, VectorSpan<Scalar> parameters, const VectorView<Scalar>& gradient) const {
+    update<Scalar>(state, state, parameters, gradient);
+  }
+  /// The same, the state read from `from` and written to `to` (the same object, or another).
+  template <class Scalar>
+  void update(const State<Scalar>&, State<Scalar>&, VectorSpan<Scalar> parameters,
+              const VectorView<Scalar>& gradient) const {
+    const Scalar eta = detail::validateLearningRate<Scalar>(learningRate);
+    detail::requireLength("gradient", gradient.size(), parameters.size());
+    parameters -= eta * gradient;
   }
 };
 
@@ -59,13 +71,16 @@ struct Adam {
   double beta2 = 0.999;        ///< β2, the decay of v, in [0, 1)
   double epsilon = 1e-8;       ///< ε, added to √v̂; finite and > 0
 
-  /// Validates the configuration.
+  /// Validates the configuration for parameters of type Scalar, each field checked as the
+  /// Scalar it is used as (ε = 1e-50 is 0 in float, β2 = 1 − 1e-10 is 1).
   /// @throws ValueError naming the first field out of the ranges above
+  template <class Scalar = double>
   void validate() const {
-    detail::validateLearningRate(learningRate);
-    if (!(beta1 >= 0.0 && beta1 < 1.0)) detail::fail<ValueError>("beta1", "a value in [0, 1)", beta1);
-    if (!(beta2 >= 0.0 && beta2 < 1.0)) detail::fail<ValueError>("beta2", "a value in [0, 1)", beta2);
-    if (!(epsilon > 0.0 && std::isfinite(epsilon))) detail::fail<ValueError>("epsilon", "a finite value > 0", epsilon);
+    using detail::Bound;
+    detail::validateLearningRate<Scalar>(learningRate);
+    detail::optionIn<Scalar>("beta1", beta1, "a value in [0, 1)", 0.0, Bound::Closed, 1.0, Bound::Open);
+    detail::optionIn<Scalar>("beta2", beta2, "a value in [0, 1)", 0.0, Bound::Closed, 1.0, Bound::Open);
+    detail::positiveOptionIn<Scalar>("epsilon", epsilon, "a finite value > 0");
   }
 
   /// First and second moments and the step count of one parameter vector.
@@ -93,18 +108,31 @@ struct Adam {
       second = std::move(v);
       steps = t;
     }
-    /// Throws ValueError unless t can advance (before anything else in the update changes).
+    /// Throws UsageError unless t can advance (before anything else in the update changes).
     void requireRoom() const { detail::requireCounterRoom("Adam steps", steps); }
   };
 
-  /// One Adam step: advances `state` (t, m, v) with `gradient` and updates `parameters` in place.
+  /// One Adam step: advances `state` (t, m, v) with `gradient` and updates `parameters` in
+  /// place; checks the configuration, the lengths and the step count first.
   template <class Scalar>
   void update(State<Scalar>& state, VectorSpan<Scalar> parameters, const VectorView<Scalar>& gradient) const {
-    state.requireRoom();
-    ++state.steps;
+    update<Scalar>(state, state, parameters, gradient);
+  }
+  /// The same, the state read from `from` and written to `to` (the same object, or another:
+  /// a trainer keeps `from` when the new parameters are refused).
+  template <class Scalar>
+  void update(const State<Scalar>& from, State<Scalar>& to, VectorSpan<Scalar> parameters,
+              const VectorView<Scalar>& gradient) const {
+    validate<Scalar>();
+    detail::requireLength("gradient", gradient.size(), parameters.size());
+    detail::requireLength("optimizer state", from.first.size(), parameters.size());
+    detail::requireLength("optimizer state", from.second.size(), parameters.size());
+    from.requireRoom();
+    State<Scalar>& state = to;
+    state.steps = from.steps + 1;
     const auto b1 = static_cast<Scalar>(beta1), b2 = static_cast<Scalar>(beta2);
-    state.first = b1 * state.first + (Scalar(1) - b1) * gradient;
-    state.second = b2 * state.second + (Scalar(1) - b2) * gradient.cwiseAbs2();
+    state.first = b1 * from.first + (Scalar(1) - b1) * gradient;
+    state.second = b2 * from.second + (Scalar(1) - b2) * gradient.cwiseAbs2();
     const double t = static_cast<double>(state.steps);
     const auto correction1 = static_cast<Scalar>(1.0 - std::pow(beta1, t));
     const auto correction2 = static_cast<Scalar>(1.0 - std::pow(beta2, t));
@@ -122,6 +150,8 @@ using AnyOptimizer = std::variant<SGD, Adam>;
 template <class Scalar>
 double clipGlobalNorm(double maxNorm, std::initializer_list<Vector<Scalar>*> gradients) {
   if (std::isnan(maxNorm)) detail::fail<ValueError>("maxNorm", "a norm (<= 0 or infinite: no clipping)", maxNorm);
+  if (maxNorm > 0 && std::isfinite(maxNorm))
+    detail::positiveOptionIn<Scalar>("maxNorm", maxNorm, "a norm (<= 0 or infinite: no clipping)");
   double squared = 0;
   for (const Vector<Scalar>* g : gradients) squared += static_cast<double>(g->squaredNorm());
   const double norm = std::sqrt(squared);

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
 #include "snap/io/state.hpp"
@@ -30,13 +31,19 @@ public:
   Readout(Index hiddenSize, Index outputs, std::uint64_t seed = 0) : m_hidden(hiddenSize), m_outputs(outputs) {
     if (hiddenSize < 1) detail::fail<ShapeError>("hiddenSize", "at least 1", hiddenSize);
     if (outputs < 2) detail::fail<ShapeError>("outputs", "at least 2 classes", outputs);
+    detail::requireArray<Scalar>("hiddenSize", hiddenSize, "state gradient (H)");
+    const Index count = detail::checkedProduct("outputs", outputs, detail::checkedSum("hiddenSize", hiddenSize, 1));
+    detail::requireArray<Scalar>("outputs", count, "parameters [W; b] (outputs x (H + 1))");
     Random random(seed);
     const double bound = 1.0 / std::sqrt(static_cast<double>(hiddenSize));
     m_parameters.resize(outputs * hiddenSize + outputs);
     for (Index i = 0; i < m_parameters.size(); ++i) m_parameters[i] = static_cast<Scalar>(random.uniform(-bound, bound));
     m_gradient = Vector<Scalar>::Zero(m_parameters.size());
-    m_logits.resize(outputs);
-    m_probabilities.resize(outputs);
+    m_logits = Vector<Scalar>::Zero(outputs);
+    m_probabilities = Vector<Scalar>::Zero(outputs);
+    m_scores = Vector<Scalar>::Zero(outputs);
+    m_scoredHidden = Vector<Scalar>::Zero(hiddenSize);
+    m_delta = Vector<Scalar>::Zero(hiddenSize);
   }
 
   /// H, the hidden units it reads.
@@ -53,15 +60,20 @@ public:
   const Vector<Scalar>& parameters() const { return m_parameters; }
   /// [W row-major; b], writable.
   Vector<Scalar>& parameters() { return m_parameters; }
-  /// Sets W and b from tensors of shapes outputs × H and outputs.
+  /// Sets W and b from tensors of shapes outputs × H and outputs (of any scalar type), finite
+  /// once converted to Scalar; on any error nothing changes.
   template <class Weight, class Bias>
   void setWeights(const Eigen::MatrixBase<Weight>& weight, const Eigen::MatrixBase<Bias>& bias) {
     detail::requireShape("readout weight", weight.rows(), weight.cols(), m_outputs, m_hidden);
     detail::requireShape("readout bias", bias.rows(), bias.cols(), m_outputs, 1);
-    if (!weight.allFinite() || !bias.allFinite())
-      detail::fail<ValueError>("readout weights", "finite values", "a NaN or infinity");
-    Eigen::Map<RowMatrix<Scalar>>(m_parameters.data(), m_outputs, m_hidden) = weight.template cast<Scalar>();
-    m_parameters.tail(m_outputs) = bias.template cast<Scalar>();
+    // Checked after the conversion: 1e300 is finite as a double and infinite as a float.
+    const RowMatrix<Scalar> w = weight.template cast<Scalar>();
+    const Vector<Scalar> b = bias.template cast<Scalar>();
+    if (!w.allFinite() || !b.allFinite())
+      detail::fail<ValueError>("readout weights", std::string("finite values in ") + detail::scalarName<Scalar>(),
+                               "a NaN or infinity");
+    Eigen::Map<RowMatrix<Scalar>>(m_parameters.data(), m_outputs, m_hidden) = w;
+    m_parameters.tail(m_outputs) = b;
   }
 
   /// The accumulated gradient of the summed loss, in the order of parameters().
@@ -72,38 +84,61 @@ public:
   /// Softmax probabilities of the last loss() or predict() call.
   const Vector<Scalar>& probabilities() const { return m_probabilities; }
 
-  /// Softmax probabilities for the state's h (its first H entries).
+  /// Softmax probabilities for the state's h (its first H entries). Probabilities that are not
+  /// finite (logits that overflowed) throw NonFiniteError and leave probabilities() as it was.
   const Vector<Scalar>& predict(const VectorView<Scalar>& state) {
     checkState(state);
-    softmax(state.head(m_hidden));
+    softmax(state.head(m_hidden), m_logits);
+    if (!detail::allFinite(m_logits)) detail::fail<NonFiniteError>("probabilities", "finite probabilities", "a NaN");
+    m_probabilities = m_logits;
     return m_probabilities;
   }
 
   /// Cross-entropy −ln p(target) of the state's h, in nats. Writes δ = ∂loss/∂state into
-  /// `stateGradient` (zero beyond h) and adds the readout's own gradient. A loss or δ that is
-  /// not finite throws NonFiniteError before the readout's gradient changes.
+  /// `stateGradient` (zero beyond h), adds the readout's own gradient and sets probabilities().
+  /// All or nothing: a loss or δ that is not finite throws NonFiniteError and changes neither
+  /// the readout nor `stateGradient`.
   Scalar loss(const VectorView<Scalar>& state, Index target, VectorSpan<Scalar> stateGradient) {
+    const Scalar value = evaluateLoss(state, target, stateGradient);
+    commitLoss();
+    return value;
+  }
+
+  /// The first half of loss(): the loss and δ, with the same checks, but the readout's gradient
+  /// and probabilities() are left as they are until commitLoss(). What a trainer calls to know
+  /// that a step's loss is finite before it lets the engine take the step.
+  Scalar evaluateLoss(const VectorView<Scalar>& state, Index target, VectorSpan<Scalar> stateGradient) {
     checkState(state);
     if (target < 0 || target >= m_outputs)
       detail::fail<ValueError>("target", "a class in [0, " + detail::describe(m_outputs) + ")", target);
     detail::requireLength("state gradient", stateGradient.size(), state.size());
     const auto h = state.head(m_hidden);
-    softmax(h);
-    const Scalar loss = -std::log(std::max(m_probabilities[target], std::numeric_limits<Scalar>::min()));
-    if (!std::isfinite(loss) || !detail::allFinite(m_probabilities))
-      detail::fail<NonFiniteError>("loss", "a finite loss", loss);
-    m_probabilities[target] -= Scalar(1);  // ∂loss/∂logits = p − onehot
-    const Eigen::Map<const RowMatrix<Scalar>> w = weight();
+    softmax(h, m_logits);
+    const Scalar loss = -std::log(std::max(m_logits[target], std::numeric_limits<Scalar>::min()));
+    if (!std::isfinite(loss) || !detail::allFinite(m_logits)) detail::fail<NonFiniteError>("loss", "a finite loss", loss);
+    m_logits[target] -= Scalar(1);  // ∂loss/∂logits = p − onehot
+    m_delta.noalias() = weight().transpose() * m_logits;
+    detail::requireFinite("loss gradient", m_delta);
+    m_scores = m_logits;
+    m_scoredHidden = h;
+    m_scoredTarget = target;
+    m_scored = true;
     stateGradient.setZero();
-    stateGradient.head(m_hidden).noalias() = w.transpose() * m_probabilities;
-    if (!detail::allFinite(stateGradient)) {
-      m_probabilities[target] += Scalar(1);
-      detail::requireFinite("loss gradient", stateGradient);
-    }
-    Eigen::Map<RowMatrix<Scalar>>(m_gradient.data(), m_outputs, m_hidden).noalias() += m_probabilities * h.transpose();
-    m_gradient.tail(m_outputs) += m_probabilities;
-    m_probabilities[target] += Scalar(1);
+    stateGradient.head(m_hidden) = m_delta;
     return loss;
+  }
+
+  /// The second half of loss(): adds the gradient of the last evaluateLoss() and makes its
+  /// probabilities current.
+  /// @throws UsageError when no evaluateLoss() is waiting
+  void commitLoss() {
+    if (!m_scored) detail::fail<UsageError>("commitLoss", "an evaluateLoss() before", "none");
+    Eigen::Map<RowMatrix<Scalar>>(m_gradient.data(), m_outputs, m_hidden).noalias() +=
+        m_scores * m_scoredHidden.transpose();
+    m_gradient.tail(m_outputs) += m_scores;
+    m_probabilities = m_scores;
+    m_probabilities[m_scoredTarget] += Scalar(1);
+    m_scored = false;
   }
 
   /// Nats to bits.
@@ -133,17 +168,24 @@ private:
                                state.size());
     detail::requireFinite("state", state.head(m_hidden));
   }
+  /// out = softmax(W h + b), computed in place in `out`.
   template <class H>
-  void softmax(const H& h) {
-    m_logits.noalias() = weight() * h;
-    m_logits += bias();
-    const Scalar largest = m_logits.maxCoeff();
-    m_probabilities = (m_logits.array() - largest).exp();
-    m_probabilities /= m_probabilities.sum();
+  void softmax(const H& h, Vector<Scalar>& out) const {
+    out.noalias() = weight() * h;
+    out += bias();
+    const Scalar largest = out.maxCoeff();
+    out = (out.array() - largest).exp();
+    out /= out.sum();
   }
 
   Index m_hidden, m_outputs;
-  Vector<Scalar> m_parameters, m_gradient, m_logits, m_probabilities;
+  Vector<Scalar> m_parameters, m_gradient, m_probabilities;
+  Vector<Scalar> m_logits;        ///< workspace of the softmax
+  Vector<Scalar> m_scores;        ///< p − onehot of the last evaluateLoss()
+  Vector<Scalar> m_scoredHidden;  ///< its h
+  Vector<Scalar> m_delta;         ///< its δ over h
+  Index m_scoredTarget = 0;
+  bool m_scored = false;          ///< an evaluateLoss() waits for commitLoss()
 };
 
 }  // namespace snap

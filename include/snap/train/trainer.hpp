@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "snap/core/error.hpp"
+#include "snap/core/limits.hpp"
 #include "snap/core/types.hpp"
 #include "snap/engines/engine_concept.hpp"
 #include "snap/io/state.hpp"
@@ -32,15 +33,14 @@ enum class UpdateSchedule {
 /// What the trainer does with a NaN or an infinity where values enter training
 /// (docs/reliability.md, "Non-finite values").
 enum class NonFinitePolicy {
-  /// Throw snap::NonFiniteError; the call changes nothing, with one exception: new parameters
-  /// that overflow from a finite gradient (a learning rate so large that η·g overflows) are
-  /// refused after the optimizer's moments have taken the step.
+  /// Throw snap::NonFiniteError; the call changes nothing (new parameters that overflow from
+  /// a finite gradient, a learning rate so large that η·g overflows, included: the optimizer
+  /// writes its new state apart, kept only when the update is).
   Throw,
   /// Skip and count (Trainer::skipped()): a non-finite input skips the stream's step before
   /// the engine sees it; a next state or loss that is not finite skips the step's
   /// contribution; a non-finite gradient at update time skips the update and clears the
-  /// accumulated gradients. Parameters are left untouched, and so is the optimizer's state
-  /// unless the refusal is of overflowing new parameters (see Throw).
+  /// accumulated gradients. Parameters and the optimizer's state are left untouched.
   Skip,
 };
 
@@ -64,21 +64,30 @@ public:
 
   /// Trains `cell` and `readout` (which must outlive the trainer and stay at the same
   /// addresses) with `optimizer`: B = options.batch engines, each built on `cell` with
-  /// `engineOptions`.
+  /// `engineOptions`. The trainer trains the masks the cell has now (or that a loadState()
+  /// gives it): after a setMasks() on the cell, observe(), update() and saveState() throw
+  /// UsageError naming `cell`, so that no gradient of the old masks is ever applied to the new
+  /// ones; build a new Trainer for new masks.
   /// @throws ValueError for an invalid optimizer, TrainerOptions (batch or updateEvery < 1,
-  ///         clipNorm NaN, an unknown policy) or engine options
+  ///         clipNorm NaN, an unknown policy) or engine options, each checked in Scalar (a
+  ///         learning rate that is 0 in float is refused for a float cell), or a batch whose
+  ///         engines together would exceed snap::maxArrayBytes
   /// @throws ShapeError unless the readout's hidden size is the cell's
   /// @throws UsageError for untruncated BPTT (no BPTTOptions::window) on the online schedule
   Trainer(CellType& cell, Readout<Scalar>& readout, AnyOptimizer optimizer, const TrainerOptions& options = {},
           const typename EngineType::Options& engineOptions = {})
       : m_cell(&cell), m_readout(&readout), m_optimizer(optimizer), m_options(options), m_engineOptions(engineOptions),
-        m_cellState(makeState(cell.parameterCount())), m_readoutState(makeState(readout.parameters().size())) {
-    std::visit([](const auto& o) { o.validate(); }, m_optimizer);
+        m_cellState(makeState(cell.parameterCount())), m_readoutState(makeState(readout.parameters().size())),
+        m_cellStateWork(m_cellState), m_readoutStateWork(m_readoutState) {
+    std::visit([](const auto& o) { o.template validate<Scalar>(); }, m_optimizer);
     if (options.batch < 1) detail::fail<ValueError>("TrainerOptions::batch", "at least 1 stream", options.batch);
     if (options.updateEvery < 1)
       detail::fail<ValueError>("TrainerOptions::updateEvery", "at least 1 step", options.updateEvery);
     if (std::isnan(options.clipNorm))
       detail::fail<ValueError>("TrainerOptions::clipNorm", "a norm (<= 0 or infinite: no clipping)", options.clipNorm);
+    if (options.clipNorm > 0 && std::isfinite(options.clipNorm))
+      detail::positiveOptionIn<Scalar>("TrainerOptions::clipNorm", options.clipNorm,
+                                       "a norm (<= 0 or infinite: no clipping)");
     if (options.nonFinite != NonFinitePolicy::Throw && options.nonFinite != NonFinitePolicy::Skip)
       detail::fail<ValueError>("TrainerOptions::nonFinite", "NonFinitePolicy::Throw or Skip",
                                static_cast<int>(options.nonFinite));
@@ -94,13 +103,20 @@ public:
             "a window T for online updates ({.updateEvery = T} with {.window = T}), or "
             "{.schedule = snap::UpdateSchedule::PerSequence} for untruncated BPTT",
             "none: untruncated BPTT updated online, whose cost per update grows with the sequence");
+    EngineType first(cell, engineOptions);
+    const auto perStream = static_cast<Index>(sizeof(EngineType) + first.bytes());
+    detail::requireArray<std::uint8_t>("TrainerOptions::batch", options.batch, perStream, "engines (B x engine bytes)");
     m_engines.reserve(static_cast<std::size_t>(options.batch));
-    for (Index b = 0; b < options.batch; ++b) m_engines.emplace_back(cell, engineOptions);
+    m_engines.push_back(std::move(first));
+    for (Index b = 1; b < options.batch; ++b) m_engines.emplace_back(cell, engineOptions);
     m_parameters = cell.parameters();
     m_cellGradient = Vector<Scalar>::Zero(cell.parameterCount());
     m_readoutGradient = Vector<Scalar>::Zero(readout.parameters().size());
     m_readoutParameters = readout.parameters();
     m_stateGradient = Vector<Scalar>::Zero(cell.stateSize());
+    m_nextState = Vector<Scalar>::Zero(cell.stateSize());
+    m_nextCache = cell.makeCache();
+    m_maskVersion = cell.maskVersion();
   }
 
   /// B, the number of streams.
@@ -130,7 +146,10 @@ public:
   /// One step of stream b: feeds x, scores the readout against `target` (−1: unscored), and
   /// gives δ to the engine. Returns the loss in nats (0 when unscored or skipped). A NaN or an
   /// infinity in x is caught before the engine sees it; one in the next state or the loss
-  /// before δ reaches the engine (TrainerOptions::nonFinite says what happens then).
+  /// before δ reaches the engine (TrainerOptions::nonFinite says what happens then). With
+  /// NonFinitePolicy::Throw a refused call changes nothing: a scored step has the engine
+  /// prepare the step, scores its next state, and lets the engine take it only once the state
+  /// and the loss are finite.
   Scalar observe(Index stream, const VectorView<Scalar>& input, Index target) {
     EngineType& engine = m_engines[checkedStream(stream)];
     if (m_options.nonFinite == NonFinitePolicy::Skip) detail::requireCounterRoom("skipped steps", m_skippedSteps);
@@ -138,8 +157,10 @@ public:
       detail::fail<ValueError>("target", "a class in [0, " + detail::describe(m_readout->outputs()) + ") or -1 (unscored)",
                                target);
     detail::requireLength("input", input.size(), m_cell->inputSize());
+    requireTrainedMasks();
     try {
       detail::requireFinite("input", input);
+      if (target >= 0 && m_options.nonFinite == NonFinitePolicy::Throw) return observeScored(engine, input, target);
       const Vector<Scalar>& state = engine.step(input);
       m_stepObserved = true;
       if (target < 0) return Scalar(0);
@@ -158,18 +179,29 @@ public:
   /// updates when K steps have passed. Returns true when it applied an update. A batch step
   /// whose every observe() was skipped (NonFinitePolicy::Skip) does not count: with B = 1, a
   /// skipped step is as if it had not been taken.
+  /// An update refused with NonFinitePolicy::Throw leaves the step open, as if endStep() had
+  /// not been called.
   bool endStep() {
     detail::requireCounterRoom("pending steps", m_pendingSteps);
     requireUpdateRoom();  // an update may follow
-    const bool allSkipped = m_stepSkipped && !m_stepObserved;
+    bool updated = false;
+    if (!(m_stepSkipped && !m_stepObserved)) {
+      ++m_pendingSteps;
+      if (m_options.schedule == UpdateSchedule::Online && m_pendingSteps >= m_options.updateEvery) {
+        try {
+          updated = update();
+        } catch (const Error&) {
+          --m_pendingSteps;
+          throw;
+        }
+      }
+    }
     m_stepSkipped = m_stepObserved = false;
-    if (allSkipped) return false;
-    ++m_pendingSteps;
-    if (m_options.schedule == UpdateSchedule::Online && m_pendingSteps >= m_options.updateEvery) return update();
-    return false;
+    return updated;
   }
 
-  /// B = 1 shorthand: observe() then endStep(). Returns the loss in nats.
+  /// B = 1 shorthand: observe() then endStep(). Returns the loss in nats. (Two calls: an
+  /// update refused in endStep() leaves the observation made and the step open.)
   Scalar step(const VectorView<Scalar>& input, Index target) {
     const Scalar loss = observe(0, input, target);
     endStep();
@@ -187,13 +219,10 @@ public:
 
   /// Applies the mean gradient over the streams with the optimizer, then clears it. Returns
   /// false when a non-finite gradient or parameter made it skip the update (NonFinitePolicy::Skip);
-  /// with NonFinitePolicy::Throw that throws NonFiniteError and changes nothing (except the
-  /// optimizer's moments when the new parameters overflow, see NonFinitePolicy::Throw).
+  /// with NonFinitePolicy::Throw that throws NonFiniteError and changes nothing.
   bool update() {
+    requireTrainedMasks();
     requireUpdateRoom();
-    if (m_cell->parameterCount() != m_parameters.size())
-      detail::fail<UsageError>("cell", "the masks the trainer was built with (" + detail::describe(m_parameters.size()) +
-                                           " parameters)", m_cell->parameterCount());
     const auto streams = static_cast<Scalar>(m_engines.size());
     m_cellGradient = m_engines.front().gradient();
     for (std::size_t b = 1; b < m_engines.size(); ++b) m_cellGradient += m_engines[b].gradient();
@@ -205,24 +234,28 @@ public:
     if (!cellFinite || !detail::allFinite(m_readoutGradient.array().square()))
       return refuseUpdate(cellFinite ? "readout gradient" : "cell gradient",
                           cellFinite ? m_readoutGradient : m_cellGradient);
-    m_lastNorm = clipGlobalNorm<Scalar>(m_options.clipNorm, {&m_cellGradient, &m_readoutGradient});
+    const double norm = clipGlobalNorm<Scalar>(m_options.clipNorm, {&m_cellGradient, &m_readoutGradient});
     m_cell->layout().flattenInto(m_cell->tensors(), m_parameters);
     m_readoutParameters = m_readout->parameters();
+    // The optimizer writes its new states into the second ones (no copy), kept below.
     std::visit(
         [&](const auto& optimizer) {
-          using Optimizer = std::decay_t<decltype(optimizer)>;
-          optimizer.template update<Scalar>(std::get<typename Optimizer::template State<Scalar>>(m_cellState), m_parameters,
-                           m_cellGradient);
-          optimizer.template update<Scalar>(std::get<typename Optimizer::template State<Scalar>>(m_readoutState),
-                           m_readoutParameters, m_readoutGradient);
+          using State = typename std::decay_t<decltype(optimizer)>::template State<Scalar>;
+          optimizer.template update<Scalar>(std::get<State>(m_cellState), std::get<State>(m_cellStateWork),
+                                            m_parameters, m_cellGradient);
+          optimizer.template update<Scalar>(std::get<State>(m_readoutState), std::get<State>(m_readoutStateWork),
+                                            m_readoutParameters, m_readoutGradient);
         },
         m_optimizer);
-    // A finite gradient can still overflow a parameter (a huge learning rate): the cell and the
-    // readout keep theirs (the optimizer's moments have taken the step).
+    // A finite gradient can still overflow a parameter (a huge learning rate): refused, and
+    // the cell, the readout and the optimizer's states keep theirs.
     const bool parametersFinite = detail::allFinite(m_parameters);
     if (!parametersFinite || !detail::allFinite(m_readoutParameters))
       return refuseUpdate(parametersFinite ? "readout parameters" : "parameters",
                           parametersFinite ? m_readoutParameters : m_parameters);
+    m_cellState.swap(m_cellStateWork);
+    m_readoutState.swap(m_readoutStateWork);
+    m_lastNorm = norm;
     m_cell->setParameters(m_parameters);
     m_readout->parameters() = m_readoutParameters;
     clearGradients();
@@ -242,6 +275,7 @@ public:
   void saveState(NpzArchive& archive, const std::string& prefix = "") const
     requires requires(const EngineType& engine, NpzArchive& out) { engine.saveState(out, std::string()); }
   {
+    requireTrainedMasks();  // a trainer that cannot go on is not saved either
     detail::saveCell(archive, prefix + "cell/", *m_cell);
     m_readout->saveState(archive, prefix + "readout/");
     std::visit(
@@ -326,6 +360,7 @@ public:
     m_lastNorm = lastNorm;
     m_stepObserved = stepObserved;
     m_stepSkipped = stepSkipped;
+    m_maskVersion = m_cell->maskVersion();  // the loaded masks are the ones trained from now on
   }
   /// @}
 
@@ -350,7 +385,7 @@ private:
     return std::is_same_v<Optimizer, Adam> ? "Adam" : "SGD";
   }
 
-  /// Throws ValueError unless every counter an update advances can advance (the updates, the
+  /// Throws UsageError unless every counter an update advances can advance (the updates, the
   /// skipped updates, the optimizer's steps): checked before anything changes.
   void requireUpdateRoom() const {
     detail::requireCounterRoom("updates", m_updates);
@@ -362,6 +397,36 @@ private:
           std::get<State>(m_readoutState).requireRoom();
         },
         m_optimizer);
+  }
+
+  /// Throws UsageError unless the cell still has the masks the trainer was built with (or loaded).
+  void requireTrainedMasks() const {
+    if (m_cell->maskVersion() != m_maskVersion)
+      detail::fail<UsageError>("cell", "the masks the trainer was built with (build a new Trainer after setMasks)",
+                               "masks changed by setMasks since");
+  }
+
+  /// A scored step under NonFinitePolicy::Throw, all or nothing: the next state and its loss
+  /// are computed first, from the engine's current state, and the engine steps only when both
+  /// are finite (an engine computes the same next state from the same cell step).
+  /// Engines with prepareStep() and commitStep() (the built-in ones) compute the step once;
+  /// others are stepped after the trainer has computed the step itself.
+  Scalar observeScored(EngineType& engine, const VectorView<Scalar>& input, Index target) {
+    Scalar loss = 0;
+    if constexpr (requires(EngineType& e) { e.prepareStep(input); e.commitStep(); }) {
+      loss = m_readout->evaluateLoss(engine.prepareStep(input), target, m_stateGradient);
+      engine.commitStep();
+    } else {
+      m_cell->forward(input, engine.state(), m_nextState, m_nextCache);
+      detail::requireFinite("next state", m_nextState);
+      loss = m_readout->evaluateLoss(m_nextState, target, m_stateGradient);
+      const Vector<Scalar>& state = engine.step(input);
+      if (state != m_nextState) loss = m_readout->evaluateLoss(state, target, m_stateGradient);
+    }
+    m_stepObserved = true;
+    m_readout->commitLoss();
+    engine.accumulate(m_stateGradient);
+    return loss;
   }
 
   /// Forgets the gradients accumulated since the last update (engines and readout).
@@ -387,8 +452,12 @@ private:
   TrainerOptions m_options;
   typename EngineType::Options m_engineOptions;
   OptimizerState m_cellState, m_readoutState;
+  OptimizerState m_cellStateWork, m_readoutStateWork;  ///< what update() steps the optimizer on
   std::vector<EngineType> m_engines;
   Vector<Scalar> m_parameters, m_cellGradient, m_readoutGradient, m_readoutParameters, m_stateGradient;
+  Vector<Scalar> m_nextState;       ///< s_t computed before the engine steps (observeScored)
+  StepCache<Scalar> m_nextCache;    ///< the factors of that step, discarded
+  std::uint64_t m_maskVersion = 0;  ///< the cell's mask version the trainer trains
   Index m_pendingSteps = 0;
   long long m_updates = 0;
   long long m_skippedSteps = 0, m_skippedUpdates = 0;
