@@ -126,7 +126,14 @@ void bindOptimizers(py::module_& m) {
       .def(py::init([](double learningRate) { return SGD{.learningRate = learningRate}; }),
            py::arg("learning_rate") = SGD{}.learningRate)
       .def_readwrite("learning_rate", &SGD::learningRate)
-      .def("validate", &SGD::validate);
+      .def(
+          "validate",
+          [](const SGD& o, const std::string& dtype) {
+            if (dtype == "float32") o.validate<float>();
+            else if (dtype == "float64") o.validate<double>();
+            else detail::fail<ValueError>("dtype", "'float32' or 'float64'", dtype);
+          },
+          py::arg("dtype") = "float64", "Checks the options in the scalar type they will be used in.");
   const Adam defaults;
   py::class_<Adam>(m, "Adam", "Adam with bias correction (C++ snap::Adam).")
       .def(py::init([](double learningRate, double beta1, double beta2, double epsilon) {
@@ -138,7 +145,14 @@ void bindOptimizers(py::module_& m) {
       .def_readwrite("beta1", &Adam::beta1)
       .def_readwrite("beta2", &Adam::beta2)
       .def_readwrite("epsilon", &Adam::epsilon)
-      .def("validate", &Adam::validate);
+      .def(
+          "validate",
+          [](const Adam& o, const std::string& dtype) {
+            if (dtype == "float32") o.validate<float>();
+            else if (dtype == "float64") o.validate<double>();
+            else detail::fail<ValueError>("dtype", "'float32' or 'float64'", dtype);
+          },
+          py::arg("dtype") = "float64", "Checks the options in the scalar type they will be used in.");
 }
 
 void bindRandom(py::module_& m) {

@@ -383,6 +383,9 @@ TEST(RefusedCalls, CopyTaskRecordOfABadLossChangesNothing) {
   expectError<NonFiniteError>([&] { task.record(sequence, kNaN); }, "lossBits");
   expectError<NonFiniteError>([&] { task.record(sequence, std::numeric_limits<double>::infinity()); }, "lossBits");
   expectError<ValueError>([&] { task.record(sequence, -0.5); }, "lossBits");
+  // A sequence longer than L: the task never draws one, and its records would not load again.
+  const CopySequence longer(std::vector<int>(static_cast<std::size_t>(task.length() + 1), 0), 2);
+  expectError<ValueError>([&] { task.record(longer, 0.5); }, "sequence");
   EXPECT_TRUE(sameArchive(stateOf(task), before));
   EXPECT_EQ(task.sequences(), 1);
   EXPECT_EQ(task.dataTime(), first.steps());

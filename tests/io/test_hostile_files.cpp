@@ -2,7 +2,7 @@
 // files crafted with valid checksums, whose contents a careless or hostile user chose. Each is
 // refused with a FormatError naming the path or the array, before anything is sized by what it
 // claims, and the objects loading it are left unchanged. Counters at their bound load, and the
-// call that would advance one past it is refused with a ValueError that changes nothing.
+// call that would advance one past it is refused with a UsageError that changes nothing.
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -295,7 +295,7 @@ TEST(HostileFiles, ACounterAtItsBoundRefusesToAdvanceAndChangesNothing) {
   const NpzArchive saved = run.state();
   Trained<Engine> resumed({}, {.batch = 2, .updateEvery = 3}, 0);
   restoreCheckpoint(saved, resumed.trainer, &resumed.task);
-  expectError<ValueError>([&] { resumed.trainer.observe(1, x, 1); }, "steps since the last resetState()");
+  expectError<UsageError>([&] { resumed.trainer.observe(1, x, 1); }, "steps since the last resetState()");
   // Data time exactly at the bound after a record.
   loadWithCounter(run, good, "task/data_time", counterLimit - sequence.steps());
   run.task.record(sequence, 0.5);

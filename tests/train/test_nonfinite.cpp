@@ -127,10 +127,8 @@ TEST(NonFinitePolicy, AGradientThatOverflowsThrowsAndKeepsEverything) {
   setup.trainer.observe(0, Fixture<>::input(2), 1);
   const NpzArchive before = setup.state();
   EXPECT_THROW(setup.trainer.endStep(), NonFiniteError);
-  NpzArchive after = setup.state();
-  // endStep counted the step and ended the batch step (its flags) before updating.
-  for (const char* name : {"pending_steps", "step_observed", "step_skipped"}) after.at(name) = before.at(name);
-  EXPECT_TRUE(sameArchive(after, before));
+  // The refused update leaves the step open: pending steps and the batch step's flags too.
+  EXPECT_TRUE(sameArchive(setup.state(), before));
   EXPECT_NE(setup.trainer.engine(0).gradient(), Vector<float>::Zero(setup.cell.parameterCount()));
 }
 

@@ -217,13 +217,16 @@ public:
   }
 
   /// Records a finished sequence (its steps count towards data time); returns true when L rose.
-  /// A loss that is not finite (NonFiniteError) or negative (ValueError), or counters that
-  /// would overflow (UsageError), are refused before anything changes.
+  /// A sequence longer than L (ValueError: the task draws none, and its state would not load
+  /// again), a loss that is not finite (NonFiniteError) or negative (ValueError), or counters
+  /// that would overflow (UsageError) are refused before anything changes.
   bool record(const CopySequence& sequence, double recallLossBits) {
-    Curriculum::checkRecord(recallLossBits, sequence.length());
+    if (sequence.length() > length())
+      detail::fail<ValueError>("sequence", "at most L = " + detail::describe(length()) + " symbols (the curriculum's length)",
+                               sequence.length());
     detail::requireCounterRoom("data time", m_dataTime, sequence.steps());
     detail::requireCounterRoom("sequences", m_sequences);
-    const bool rose = m_curriculum.record(recallLossBits, sequence.length());
+    const bool rose = m_curriculum.record(recallLossBits, sequence.length());  // checks the loss before it changes anything
     m_dataTime += sequence.steps();
     ++m_sequences;
     return rose;
@@ -244,7 +247,7 @@ public:
   /// The generator of lengths and symbols (its state is part of a checkpoint).
   Random& random() { return m_random; }
   /// Sets the data time and the count of recorded sequences (from a checkpoint).
-  /// @throws ValueError if either is negative
+  /// @throws ValueError if either is negative or above snap::counterLimit (2^62)
   void restoreCounters(long long dataTime, long long sequences) {
     if (dataTime < 0 || dataTime > counterLimit)
       detail::fail<ValueError>("dataTime", "a count of steps in [0, 2^62] (snap::counterLimit)", dataTime);

@@ -183,7 +183,6 @@ public:
   /// not been called.
   bool endStep() {
     detail::requireCounterRoom("pending steps", m_pendingSteps);
-    requireUpdateRoom();  // an update may follow
     bool updated = false;
     if (!(m_stepSkipped && !m_stepObserved)) {
       ++m_pendingSteps;
@@ -417,11 +416,12 @@ private:
       loss = m_readout->evaluateLoss(engine.prepareStep(input), target, m_stateGradient);
       engine.commitStep();
     } else {
+      // The loss and δ are those of the cell's step from the engine's state, which is the
+      // engine's next state: nothing is scored after the engine has stepped.
       m_cell->forward(input, engine.state(), m_nextState, m_nextCache);
       detail::requireFinite("next state", m_nextState);
       loss = m_readout->evaluateLoss(m_nextState, target, m_stateGradient);
-      const Vector<Scalar>& state = engine.step(input);
-      if (state != m_nextState) loss = m_readout->evaluateLoss(state, target, m_stateGradient);
+      engine.step(input);
     }
     m_stepObserved = true;
     m_readout->commitLoss();
