@@ -284,7 +284,7 @@ TEST(HostileFiles, ACounterAtItsBoundRefusesToAdvanceAndChangesNothing) {
   expectNoRoom(run, good, "trainer/optimizer/cell/steps", counterLimit, [&] { run.trainer.update(); }, "Adam steps");
   expectNoRoom(run, good, "trainer/optimizer/readout/steps", counterLimit, [&] { run.trainer.update(); },
                "Adam steps");
-  const CopySequence sequence({0, 1}, 2);
+  const CopySequence sequence({1}, 2);  // at most L = 1 symbols
   expectNoRoom(run, good, "task/sequences", counterLimit, [&] { run.task.record(sequence, 0.5); }, "sequences");
   expectNoRoom(run, good, "task/data_time", counterLimit - sequence.steps() + 1,
                [&] { run.task.record(sequence, 0.5); }, "data time");
