@@ -121,19 +121,21 @@ void bindOptions(py::module_& m) {
       .def("__repr__", [](const BPTTOptions& o) { return "snap.BPTTOptions(window=" + (o.window ? describe(*o.window) : std::string("None")) + ")"; });
 }
 
+/// An optimizer's validate(dtype): its options checked in the scalar type they will be used in.
+template <class Optimizer>
+void validateIn(const Optimizer& optimizer, const std::string& dtype) {
+  if (dtype == "float32") optimizer.template validate<float>();
+  else if (dtype == "float64") optimizer.template validate<double>();
+  else detail::fail<ValueError>("dtype", "'float32' or 'float64'", dtype);
+}
+
 void bindOptimizers(py::module_& m) {
   py::class_<SGD>(m, "SGD", "Plain SGD: theta -= learning_rate * g (C++ snap::SGD).")
       .def(py::init([](double learningRate) { return SGD{.learningRate = learningRate}; }),
            py::arg("learning_rate") = SGD{}.learningRate)
       .def_readwrite("learning_rate", &SGD::learningRate)
-      .def(
-          "validate",
-          [](const SGD& o, const std::string& dtype) {
-            if (dtype == "float32") o.validate<float>();
-            else if (dtype == "float64") o.validate<double>();
-            else detail::fail<ValueError>("dtype", "'float32' or 'float64'", dtype);
-          },
-          py::arg("dtype") = "float64", "Checks the options in the scalar type they will be used in.");
+      .def("validate", &validateIn<SGD>, py::arg("dtype") = "float64",
+           "Checks the options in the scalar type they will be used in.");
   const Adam defaults;
   py::class_<Adam>(m, "Adam", "Adam with bias correction (C++ snap::Adam).")
       .def(py::init([](double learningRate, double beta1, double beta2, double epsilon) {
@@ -145,14 +147,8 @@ void bindOptimizers(py::module_& m) {
       .def_readwrite("beta1", &Adam::beta1)
       .def_readwrite("beta2", &Adam::beta2)
       .def_readwrite("epsilon", &Adam::epsilon)
-      .def(
-          "validate",
-          [](const Adam& o, const std::string& dtype) {
-            if (dtype == "float32") o.validate<float>();
-            else if (dtype == "float64") o.validate<double>();
-            else detail::fail<ValueError>("dtype", "'float32' or 'float64'", dtype);
-          },
-          py::arg("dtype") = "float64", "Checks the options in the scalar type they will be used in.");
+      .def("validate", &validateIn<Adam>, py::arg("dtype") = "float64",
+           "Checks the options in the scalar type they will be used in.");
 }
 
 void bindRandom(py::module_& m) {
