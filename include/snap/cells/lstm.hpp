@@ -31,6 +31,12 @@ public:
                StepCache<Scalar>& cache) const {
     this->checkStep(input, state, next, cache);
     this->computePreactivations(input, state, cache);
+    activate(state, next, cache);
+  }
+
+  /// The elementwise rest of forward(), from the preactivations [a; c] already in `cache`
+  /// (what the engines call after computing a batch's preactivations as matrix products).
+  void activate(const VectorView<Scalar>& state, VectorSpan<Scalar> next, StepCache<Scalar>& cache) const {
     const Index hidden = this->hiddenSize(), rows = this->gateRows();
     const Scalar* a = cache.preactivations.data();
     const Scalar* c = a + rows;

@@ -89,14 +89,17 @@ bool allFinite(const Values& values) {
   return (values.array() * Scalar(0)).sum() == Scalar(0);
 }
 
-/// Throws a NonFiniteError naming the first NaN or infinity of `values` (an Eigen vector);
-/// costs one vectorised pass when every value is finite.
+/// Throws a NonFiniteError naming the first NaN or infinity of `values` (an Eigen vector, or a
+/// matrix of B streams' columns); costs one vectorised pass when every value is finite.
 template <class Values>
 void requireFinite(std::string_view argument, const Values& values) {
   if (allFinite(values)) return;
-  for (std::int64_t i = 0; i < values.size(); ++i)
-    if (!std::isfinite(values[i]))
-      fail<NonFiniteError>(argument, "finite values", describe(values[i]) + " at index " + describe(i));
+  for (std::int64_t c = 0; c < values.cols(); ++c)
+    for (std::int64_t r = 0; r < values.rows(); ++r)
+      if (!std::isfinite(values(r, c)))
+        fail<NonFiniteError>(argument, "finite values",
+                             describe(values(r, c)) + " at index " + describe(r) +
+                                 (values.cols() > 1 ? " of stream " + describe(c) : std::string()));
 }
 
 }  // namespace detail

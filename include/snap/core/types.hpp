@@ -33,4 +33,13 @@ using VectorView = Eigen::Ref<const Vector<Scalar>>;
 template <class Scalar>
 using VectorSpan = Eigen::Ref<Vector<Scalar>>;
 
+/// A read-only view of a column-major matrix expression with contiguous columns: B streams'
+/// inputs (m × B) or state gradients (k × B). A Vector binds to it as one column.
+template <class Scalar>
+using MatrixView = Eigen::Ref<const Matrix<Scalar>>;
+
+/// A writable view of a column-major matrix with contiguous columns.
+template <class Scalar>
+using MatrixSpan = Eigen::Ref<Matrix<Scalar>>;
+
 }  // namespace snap
