@@ -10,6 +10,7 @@
 #include <limits>
 #include <numbers>
 #include <string>
+#include <vector>
 
 #include "snap/core/error.hpp"
 #include "snap/core/limits.hpp"
@@ -41,8 +42,10 @@ public:
     m_gradient = Vector<Scalar>::Zero(m_parameters.size());
     m_logits = Vector<Scalar>::Zero(outputs);
     m_probabilities = Vector<Scalar>::Zero(outputs);
-    m_scores = Vector<Scalar>::Zero(outputs);
-    m_scoredHidden = Vector<Scalar>::Zero(hiddenSize);
+    m_scores = Matrix<Scalar>::Zero(outputs, 1);
+    m_scoredHidden = Matrix<Scalar>::Zero(hiddenSize, 1);
+    m_scoredTargets.assign(1, 0);
+    m_scored.assign(1, false);
     m_delta = Vector<Scalar>::Zero(hiddenSize);
   }
 
@@ -106,9 +109,13 @@ public:
 
   /// The first half of loss(): the loss and δ, with the same checks, but the readout's gradient
   /// and probabilities() are left as they are until commitLoss(). What a trainer calls to know
-  /// that a step's loss is finite before it lets the engine take the step.
-  Scalar evaluateLoss(const VectorView<Scalar>& state, Index target, VectorSpan<Scalar> stateGradient) {
+  /// that a step's loss is finite before it lets the engine take the step. The losses of B
+  /// streams wait in B slots (`slot` = the stream) and commitLoss() adds them all; a slot
+  /// evaluated twice keeps the last evaluation. The first use of a slot beyond those used so far
+  /// sizes its storage once.
+  Scalar evaluateLoss(const VectorView<Scalar>& state, Index target, VectorSpan<Scalar> stateGradient, Index slot = 0) {
     checkState(state);
+    if (slot < 0) detail::fail<ShapeError>("slot", "an index >= 0", slot);
     if (target < 0 || target >= m_outputs)
       detail::fail<ValueError>("target", "a class in [0, " + detail::describe(m_outputs) + ")", target);
     detail::requireLength("state gradient", stateGradient.size(), state.size());
@@ -119,27 +126,42 @@ public:
     m_logits[target] -= Scalar(1);  // ∂loss/∂logits = p − onehot
     m_delta.noalias() = weight().transpose() * m_logits;
     detail::requireFinite("loss gradient", m_delta);
-    m_scores = m_logits;
-    m_scoredHidden = h;
-    m_scoredTarget = target;
-    m_scored = true;
+    if (slot >= static_cast<Index>(m_scored.size())) {
+      detail::requireArray<Scalar>("slot", slot + 1, m_outputs + m_hidden, "pending losses");
+      m_scores.conservativeResize(Eigen::NoChange, slot + 1);
+      m_scoredHidden.conservativeResize(Eigen::NoChange, slot + 1);
+      m_scoredTargets.resize(static_cast<std::size_t>(slot + 1), 0);
+      m_scored.resize(static_cast<std::size_t>(slot + 1), false);
+    }
+    m_scores.col(slot) = m_logits;
+    m_scoredHidden.col(slot) = h;
+    m_scoredTargets[static_cast<std::size_t>(slot)] = target;
+    m_scored[static_cast<std::size_t>(slot)] = true;
     stateGradient.setZero();
     stateGradient.head(m_hidden) = m_delta;
     return loss;
   }
 
-  /// The second half of loss(): adds the gradient of the last evaluateLoss() and makes its
-  /// probabilities current.
+  /// The second half of loss(): adds the gradients of the waiting evaluateLoss() calls, in slot
+  /// order, and makes the probabilities of the last slot current.
   /// @throws UsageError when no evaluateLoss() is waiting
   void commitLoss() {
-    if (!m_scored) detail::fail<UsageError>("commitLoss", "an evaluateLoss() before", "none");
-    Eigen::Map<RowMatrix<Scalar>>(m_gradient.data(), m_outputs, m_hidden).noalias() +=
-        m_scores * m_scoredHidden.transpose();
-    m_gradient.tail(m_outputs) += m_scores;
-    m_probabilities = m_scores;
-    m_probabilities[m_scoredTarget] += Scalar(1);
-    m_scored = false;
+    Index last = -1;
+    for (std::size_t slot = 0; slot < m_scored.size(); ++slot) {
+      if (!m_scored[slot]) continue;
+      const auto b = static_cast<Index>(slot);
+      Eigen::Map<RowMatrix<Scalar>>(m_gradient.data(), m_outputs, m_hidden).noalias() +=
+          m_scores.col(b) * m_scoredHidden.col(b).transpose();
+      m_gradient.tail(m_outputs) += m_scores.col(b);
+      m_scored[slot] = false;
+      last = b;
+    }
+    if (last < 0) detail::fail<UsageError>("commitLoss", "an evaluateLoss() before", "none");
+    m_probabilities = m_scores.col(last);
+    m_probabilities[m_scoredTargets[static_cast<std::size_t>(last)]] += Scalar(1);
   }
+  /// Forgets the waiting evaluateLoss() calls (a batch step refused before it was taken).
+  void discardLosses() { std::fill(m_scored.begin(), m_scored.end(), false); }
 
   /// Nats to bits.
   static double bits(double nats) { return nats / std::numbers::ln2; }
@@ -181,11 +203,11 @@ private:
   Index m_hidden, m_outputs;
   Vector<Scalar> m_parameters, m_gradient, m_probabilities;
   Vector<Scalar> m_logits;        ///< workspace of the softmax
-  Vector<Scalar> m_scores;        ///< p − onehot of the last evaluateLoss()
-  Vector<Scalar> m_scoredHidden;  ///< its h
-  Vector<Scalar> m_delta;         ///< its δ over h
-  Index m_scoredTarget = 0;
-  bool m_scored = false;          ///< an evaluateLoss() waits for commitLoss()
+  Matrix<Scalar> m_scores;        ///< p − onehot of each slot's evaluateLoss() (outputs × slots)
+  Matrix<Scalar> m_scoredHidden;  ///< its h (H × slots)
+  Vector<Scalar> m_delta;         ///< the δ over h of the last evaluateLoss()
+  std::vector<Index> m_scoredTargets;
+  std::vector<bool> m_scored;     ///< slot b's evaluateLoss() waits for commitLoss()
 };
 
 }  // namespace snap

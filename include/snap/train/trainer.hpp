@@ -46,16 +46,17 @@ enum class NonFinitePolicy {
 
 /// Options of a Trainer.
 struct TrainerOptions {
-  Index batch = 1;                                 ///< B streams sharing the weights
+  Index batch = 1;                                 ///< B streams sharing the weights, stepped together
+  int threads = 1;                                 ///< T threads sharing the engine's work (same results for every T)
   UpdateSchedule schedule = UpdateSchedule::Online;  ///< every K steps, or once per sequence
   Index updateEvery = 1;                           ///< K, for the online schedule
   double clipNorm = 0;                             ///< clip the global gradient norm to this; ≤ 0: off
   NonFinitePolicy nonFinite = NonFinitePolicy::Throw;  ///< on a NaN or infinity: throw, or skip and count
 };
 
-/// Online or per-sequence training of a cell and a readout with any engine. Each of the B
-/// streams has its own state and engine state; an update uses the gradient summed over the
-/// steps since the last update and averaged over the streams.
+/// Online or per-sequence training of a cell and a readout with any engine. One engine advances
+/// the B streams together (snap::Batch), each stream with its own state and influence; an update
+/// uses the gradient summed over the steps since the last update and averaged over the streams.
 template <Engine EngineType>
 class Trainer {
 public:
@@ -63,24 +64,24 @@ public:
   using Scalar = typename EngineType::Scalar;      ///< the engine's scalar, float or double
 
   /// Trains `cell` and `readout` (which must outlive the trainer and stay at the same
-  /// addresses) with `optimizer`: B = options.batch engines, each built on `cell` with
-  /// `engineOptions`. The trainer trains the masks the cell has now (or that a loadState()
+  /// addresses) with `optimizer`: one engine of B = options.batch streams and T = options.threads
+  /// threads, built on `cell` with `engineOptions`. The trainer trains the masks the cell has now (or that a loadState()
   /// gives it): after a setMasks() on the cell, observe(), update() and saveState() throw
   /// UsageError naming `cell`, so that no gradient of the old masks is ever applied to the new
   /// ones; build a new Trainer for new masks.
   /// @throws ValueError for an invalid optimizer, TrainerOptions (batch or updateEvery < 1,
-  ///         clipNorm NaN, an unknown policy) or engine options, each checked in Scalar (a
-  ///         learning rate that is 0 in float is refused for a float cell), or a batch whose
-  ///         engines together would exceed snap::maxArrayBytes
+  ///         threads outside [1, 256], clipNorm NaN, an unknown policy) or engine options, each
+  ///         checked in Scalar (a learning rate that is 0 in float is refused for a float cell),
+  ///         or a batch whose engine state would exceed snap::maxArrayBytes
   /// @throws ShapeError unless the readout's hidden size is the cell's
   /// @throws UsageError for untruncated BPTT (no BPTTOptions::window) on the online schedule
   Trainer(CellType& cell, Readout<Scalar>& readout, AnyOptimizer optimizer, const TrainerOptions& options = {},
           const typename EngineType::Options& engineOptions = {})
       : m_cell(&cell), m_readout(&readout), m_optimizer(optimizer), m_options(options), m_engineOptions(engineOptions),
         m_cellState(makeState(cell.parameterCount())), m_readoutState(makeState(readout.parameters().size())),
-        m_cellStateWork(m_cellState), m_readoutStateWork(m_readoutState) {
+        m_cellStateWork(m_cellState), m_readoutStateWork(m_readoutState),
+        m_engine(checkedEngine(cell, options, engineOptions)) {
     std::visit([](const auto& o) { o.template validate<Scalar>(); }, m_optimizer);
-    if (options.batch < 1) detail::fail<ValueError>("TrainerOptions::batch", "at least 1 stream", options.batch);
     if (options.updateEvery < 1)
       detail::fail<ValueError>("TrainerOptions::updateEvery", "at least 1 step", options.updateEvery);
     if (std::isnan(options.clipNorm))
@@ -103,19 +104,14 @@ public:
             "a window T for online updates ({.updateEvery = T} with {.window = T}), or "
             "{.schedule = snap::UpdateSchedule::PerSequence} for untruncated BPTT",
             "none: untruncated BPTT updated online, whose cost per update grows with the sequence");
-    EngineType first(cell, engineOptions);
-    const auto perStream = static_cast<Index>(sizeof(EngineType) + first.bytes());
-    detail::requireArray<std::uint8_t>("TrainerOptions::batch", options.batch, perStream, "engines (B x engine bytes)");
-    m_engines.reserve(static_cast<std::size_t>(options.batch));
-    m_engines.push_back(std::move(first));
-    for (Index b = 1; b < options.batch; ++b) m_engines.emplace_back(cell, engineOptions);
     m_parameters = cell.parameters();
     m_cellGradient = Vector<Scalar>::Zero(cell.parameterCount());
     m_readoutGradient = Vector<Scalar>::Zero(readout.parameters().size());
     m_readoutParameters = readout.parameters();
-    m_stateGradient = Vector<Scalar>::Zero(cell.stateSize());
-    m_nextState = Vector<Scalar>::Zero(cell.stateSize());
+    m_stateGradients = Matrix<Scalar>::Zero(cell.stateSize(), options.batch);
+    m_nextStates = Matrix<Scalar>::Zero(cell.stateSize(), options.batch);
     m_nextCache = cell.makeCache();
+    m_losses = Vector<Scalar>::Zero(options.batch);
     m_maskVersion = cell.maskVersion();
   }
 
@@ -123,12 +119,12 @@ public:
   Index batch() const { return m_options.batch; }
   /// The options the trainer was built with.
   const TrainerOptions& options() const { return m_options; }
-  /// The engine of stream `stream`.
-  /// @throws ShapeError unless 0 ≤ stream < B
-  EngineType& engine(Index stream) { return m_engines[checkedStream(stream)]; }
-  /// The engine of stream `stream` (read only).
-  /// @throws ShapeError unless 0 ≤ stream < B
-  const EngineType& engine(Index stream) const { return m_engines[checkedStream(stream)]; }
+  /// The engine of the B streams (stream b is column b of its states).
+  EngineType& engine() { return m_engine; }
+  /// The engine of the B streams (read only).
+  const EngineType& engine() const { return m_engine; }
+  /// The loss in nats of each stream at the last observe() (0 where unscored or skipped).
+  const Vector<Scalar>& losses() const { return m_losses; }
   /// Updates applied so far.
   long long updates() const { return m_updates; }
   /// Steps taken since the last update (of the whole batch).
@@ -143,42 +139,65 @@ public:
   /// skippedSteps() + skippedUpdates().
   long long skipped() const { return m_skippedSteps + m_skippedUpdates; }
 
-  /// One step of stream b: feeds x, scores the readout against `target` (−1: unscored), and
-  /// gives δ to the engine. Returns the loss in nats (0 when unscored or skipped). A NaN or an
-  /// infinity in x is caught before the engine sees it; one in the next state or the loss
-  /// before δ reaches the engine (TrainerOptions::nonFinite says what happens then). With
-  /// NonFinitePolicy::Throw a refused call changes nothing: a scored step has the engine
-  /// prepare the step, scores its next state, and lets the engine take it only once the state
-  /// and the loss are finite.
-  Scalar observe(Index stream, const VectorView<Scalar>& input, Index target) {
-    EngineType& engine = m_engines[checkedStream(stream)];
+  /// One step of the B streams: feeds the inputs (m × B, stream b in column b), scores stream
+  /// b's readout against targets[b] (−1: unscored), and gives the state gradients to the
+  /// engine. Returns the summed loss in nats (losses() has each stream's; 0 when unscored or
+  /// skipped). A NaN or an infinity in the inputs is caught before the engine sees them; one in
+  /// a next state or a loss before the state gradients reach the engine
+  /// (TrainerOptions::nonFinite says what happens then: with NonFinitePolicy::Skip, a
+  /// non-finite input or next state skips the batch step, a non-finite loss the contribution of
+  /// that stream). With NonFinitePolicy::Throw a refused call changes nothing: a scored step has
+  /// the engine prepare the step, scores its next states, and lets the engine take it only once
+  /// the states and the losses are finite.
+  Scalar observe(const MatrixView<Scalar>& inputs, std::span<const Index> targets) {
     if (m_options.nonFinite == NonFinitePolicy::Skip) detail::requireCounterRoom("skipped steps", m_skippedSteps);
-    if (target < -1 || target >= m_readout->outputs())
-      detail::fail<ValueError>("target", "a class in [0, " + detail::describe(m_readout->outputs()) + ") or -1 (unscored)",
-                               target);
-    detail::requireLength("input", input.size(), m_cell->inputSize());
+    detail::requireShape("inputs", inputs.rows(), inputs.cols(), m_cell->inputSize(), m_options.batch);
+    detail::requireLength("targets", static_cast<Index>(targets.size()), m_options.batch);
+    bool scored = false;
+    for (std::size_t b = 0; b < targets.size(); ++b) {
+      if (targets[b] < -1 || targets[b] >= m_readout->outputs())
+        detail::fail<ValueError>(m_options.batch == 1 ? std::string("target") : "targets[" + detail::describe(b) + "]",
+                                 "a class in [0, " + detail::describe(m_readout->outputs()) + ") or -1 (unscored)",
+                                 targets[b]);
+      scored = scored || targets[b] >= 0;
+    }
     requireTrainedMasks();
     try {
-      detail::requireFinite("input", input);
-      if (target >= 0 && m_options.nonFinite == NonFinitePolicy::Throw) return observeScored(engine, input, target);
-      const Vector<Scalar>& state = engine.step(input);
+      detail::requireFinite("inputs", inputs);
+      if (scored && m_options.nonFinite == NonFinitePolicy::Throw) return observeScored(inputs, targets);
+      const Matrix<Scalar>& states = m_engine.step(inputs);
       m_stepObserved = true;
-      if (target < 0) return Scalar(0);
-      const Scalar loss = m_readout->loss(state, target, m_stateGradient);
-      engine.accumulate(m_stateGradient);
-      return loss;
+      m_losses.setZero();
+      if (!scored) return Scalar(0);
+      bool evaluated = false;
+      for (Index b = 0; b < m_options.batch; ++b) {
+        auto stateGradient = m_stateGradients.col(b);
+        stateGradient.setZero();
+        const Index target = targets[static_cast<std::size_t>(b)];
+        if (target < 0) continue;
+        try {
+          m_losses[b] = m_readout->evaluateLoss(states.col(b), target, stateGradient, b);
+          evaluated = true;
+        } catch (const NonFiniteError&) {  // NonFinitePolicy::Skip: this stream's contribution
+          stateGradient.setZero();
+          ++m_skippedSteps;
+        }
+      }
+      if (evaluated) m_readout->commitLoss();
+      m_engine.accumulate(m_stateGradients);
+      return m_losses.sum();
     } catch (const NonFiniteError&) {
       if (m_options.nonFinite == NonFinitePolicy::Throw) throw;
       ++m_skippedSteps;
       m_stepSkipped = true;
+      m_losses.setZero();
       return Scalar(0);
     }
   }
 
-  /// Ends a step of the whole batch (after observe() on each stream); on the online schedule,
-  /// updates when K steps have passed. Returns true when it applied an update. A batch step
-  /// whose every observe() was skipped (NonFinitePolicy::Skip) does not count: with B = 1, a
-  /// skipped step is as if it had not been taken.
+  /// Ends a step of the batch (after observe()); on the online schedule, updates when K steps
+  /// have passed. Returns true when it applied an update. A batch step that observe() skipped
+  /// (NonFinitePolicy::Skip) does not count: it is as if it had not been taken.
   /// An update refused with NonFinitePolicy::Throw leaves the step open, as if endStep() had
   /// not been called.
   bool endStep() {
@@ -199,21 +218,25 @@ public:
     return updated;
   }
 
-  /// B = 1 shorthand: observe() then endStep(). Returns the loss in nats. (Two calls: an
-  /// update refused in endStep() leaves the observation made and the step open.)
-  Scalar step(const VectorView<Scalar>& input, Index target) {
-    const Scalar loss = observe(0, input, target);
+  /// observe() then endStep(). Returns the summed loss in nats. (Two calls: an update refused
+  /// in endStep() leaves the observation made and the step open.)
+  Scalar step(const MatrixView<Scalar>& inputs, std::span<const Index> targets) {
+    const Scalar loss = observe(inputs, targets);
     endStep();
     return loss;
   }
+  /// B = 1 shorthand: one stream's input and target.
+  Scalar step(const VectorView<Scalar>& input, Index target) { return step(MatrixView<Scalar>(input), {&target, 1}); }
 
-  /// Starts a new sequence on stream b: zero state, zero influence (docs/math.md §6).
-  void resetStream(Index stream) { m_engines[checkedStream(stream)].resetState(); }
+  /// Starts a new sequence on stream b: zero state, zero influence (docs/math.md §6); the other
+  /// streams go on.
+  /// @throws ShapeError unless 0 ≤ stream < B
+  void resetStream(Index stream) { m_engine.resetStream(stream); }
 
   /// Ends the sequence of every stream: on the per-sequence schedule, updates; then resets.
   void endSequence() {
     if (m_options.schedule == UpdateSchedule::PerSequence && m_pendingSteps > 0) update();
-    for (EngineType& engine : m_engines) engine.resetState();
+    m_engine.resetState();
   }
 
   /// Applies the mean gradient over the streams with the optimizer, then clears it. Returns
@@ -222,10 +245,9 @@ public:
   bool update() {
     requireTrainedMasks();
     requireUpdateRoom();
-    const auto streams = static_cast<Scalar>(m_engines.size());
-    m_cellGradient = m_engines.front().gradient();
-    for (std::size_t b = 1; b < m_engines.size(); ++b) m_cellGradient += m_engines[b].gradient();
-    if (m_engines.size() > 1) m_cellGradient /= streams;
+    const auto streams = static_cast<Scalar>(m_options.batch);
+    m_cellGradient = m_engine.gradient();  // summed over the streams
+    if (m_options.batch > 1) m_cellGradient /= streams;
     m_readoutGradient = m_readout->gradient() / streams;
     // The update enters here: a NaN or infinity, or a gradient whose square overflows (which
     // would put an infinity into Adam's second moment), is refused before anything changes.
@@ -264,13 +286,14 @@ public:
 
   /// @name Saving and loading (docs/reliability.md)
   /// Everything training needs to go on exactly: the cell's tensors and masks, the readout,
-  /// the optimizer's state, each stream's engine state and the trainer's counters.
+  /// the optimizer's state, the engine's state of the B streams and the trainer's counters.
   /// @{
 
-  /// Writes the state under `prefix`: `cell/…`, `readout/…`, `optimizer/…`, `stream<b>/…` for
-  /// each stream b, the counters `batch`, `pending_steps`, `updates`, `skipped_steps`,
+  /// Writes the state under `prefix`: `cell/…`, `readout/…`, `optimizer/…`, `engine/…` (the B
+  /// streams), the counters `batch`, `pending_steps`, `updates`, `skipped_steps`,
   /// `skipped_updates` and `last_gradient_norm`, and the flags of the batch step in progress,
-  /// `step_observed` and `step_skipped` (a save between two streams' observe() calls).
+  /// `step_observed` and `step_skipped` (a save between observe() and endStep()). The thread
+  /// count is not saved: a checkpoint resumes bit-identically with any TrainerOptions::threads.
   void saveState(NpzArchive& archive, const std::string& prefix = "") const
     requires requires(const EngineType& engine, NpzArchive& out) { engine.saveState(out, std::string()); }
   {
@@ -295,8 +318,7 @@ public:
     putScalar<double>(archive, prefix + "last_gradient_norm", m_lastNorm);
     putScalar<std::int64_t>(archive, prefix + "step_observed", m_stepObserved ? 1 : 0);
     putScalar<std::int64_t>(archive, prefix + "step_skipped", m_stepSkipped ? 1 : 0);
-    for (std::size_t b = 0; b < m_engines.size(); ++b)
-      m_engines[b].saveState(archive, prefix + "stream" + std::to_string(b) + "/");
+    m_engine.saveState(archive, prefix + "engine/");
   }
 
   /// Restores what saveState wrote. Everything is read and checked first (sizes against the
@@ -330,22 +352,20 @@ public:
               .loadState(archive, prefix + "optimizer/readout/");
         },
         m_optimizer);
-    // The engines are read against a cell with the stored masks: this one when they are the
-    // same (the loaded engines then replace the streams), else the copy, to check only.
-    std::vector<EngineType> engines;
-    engines.reserve(m_engines.size());
-    for (std::size_t b = 0; b < m_engines.size(); ++b) {
-      engines.emplace_back(sameMasks ? *m_cell : cell, m_engineOptions);
-      engines.back().loadState(archive, prefix + "stream" + std::to_string(b) + "/");
+    // The engine is read against a cell with the stored masks: this one when they are the
+    // same (the loaded engine then replaces the trainer's), else the copy, to check only.
+    {
+      EngineType engine(sameMasks ? *m_cell : cell, m_engineOptions, batchOf(m_options));
+      engine.loadState(archive, prefix + "engine/");
+      if (sameMasks) {
+        *m_cell = std::move(cell);
+        m_engine = std::move(engine);
+      }
     }
     // Commit.
-    *m_cell = std::move(cell);
-    if (sameMasks) {
-      m_engines = std::move(engines);
-    } else {
-      engines.clear();
-      for (std::size_t b = 0; b < m_engines.size(); ++b)
-        m_engines[b].loadState(archive, prefix + "stream" + std::to_string(b) + "/");
+    if (!sameMasks) {
+      *m_cell = std::move(cell);
+      m_engine.loadState(archive, prefix + "engine/");
     }
     *m_readout = std::move(readout);
     m_cellState = std::move(cellState);
@@ -366,10 +386,14 @@ public:
 private:
   using OptimizerState = std::variant<SGD::State<Scalar>, Adam::State<Scalar>>;
 
-  std::size_t checkedStream(Index stream) const {
-    if (stream < 0 || stream >= static_cast<Index>(m_engines.size()))
-      detail::fail<ShapeError>("stream", "an index in [0, " + detail::describe(m_engines.size()) + ")", stream);
-    return static_cast<std::size_t>(stream);
+  static Batch batchOf(const TrainerOptions& options) { return {options.batch, options.threads}; }
+  /// The engine of B streams and T threads, after the checks that name TrainerOptions.
+  static EngineType checkedEngine(const CellType& cell, const TrainerOptions& options,
+                                  const typename EngineType::Options& engineOptions) {
+    if (options.batch < 1) detail::fail<ValueError>("TrainerOptions::batch", "at least 1 stream", options.batch);
+    if (options.threads < 1 || options.threads > 256)
+      detail::fail<ValueError>("TrainerOptions::threads", "a thread count in [1, 256]", options.threads);
+    return EngineType(cell, engineOptions, batchOf(options));
   }
   OptimizerState makeState(Index size) const {
     return std::visit(
@@ -405,33 +429,47 @@ private:
                                "masks changed by setMasks since");
   }
 
-  /// A scored step under NonFinitePolicy::Throw, all or nothing: the next state and its loss
-  /// are computed first, from the engine's current state, and the engine steps only when both
-  /// are finite (an engine computes the same next state from the same cell step).
+  /// A scored batch step under NonFinitePolicy::Throw, all or nothing: the next states and
+  /// their losses are computed first, from the engine's current states, and the engine steps
+  /// only when all are finite (an engine computes the same next states from the same cell step).
   /// Engines with prepareStep() and commitStep() (the built-in ones) compute the step once;
-  /// others are stepped after the trainer has computed the step itself.
-  Scalar observeScored(EngineType& engine, const VectorView<Scalar>& input, Index target) {
-    Scalar loss = 0;
-    if constexpr (requires(EngineType& e) { e.prepareStep(input); e.commitStep(); }) {
-      loss = m_readout->evaluateLoss(engine.prepareStep(input), target, m_stateGradient);
-      engine.commitStep();
+  /// others are stepped after the trainer has computed the step itself, stream by stream.
+  Scalar observeScored(const MatrixView<Scalar>& inputs, std::span<const Index> targets) {
+    auto evaluate = [&](const Matrix<Scalar>& next) {
+      m_losses.setZero();
+      try {
+        for (Index b = 0; b < m_options.batch; ++b) {
+          auto stateGradient = m_stateGradients.col(b);
+          stateGradient.setZero();
+          const Index target = targets[static_cast<std::size_t>(b)];
+          if (target >= 0) m_losses[b] = m_readout->evaluateLoss(next.col(b), target, stateGradient, b);
+        }
+      } catch (const Error&) {
+        m_readout->discardLosses();
+        throw;
+      }
+    };
+    if constexpr (requires(EngineType& e) { e.prepareStep(inputs); e.commitStep(); }) {
+      evaluate(m_engine.prepareStep(inputs));
+      m_engine.commitStep();
     } else {
-      // The loss and δ are those of the cell's step from the engine's state, which is the
-      // engine's next state: nothing is scored after the engine has stepped.
-      m_cell->forward(input, engine.state(), m_nextState, m_nextCache);
-      detail::requireFinite("next state", m_nextState);
-      loss = m_readout->evaluateLoss(m_nextState, target, m_stateGradient);
-      engine.step(input);
+      // The losses and δ are those of the cell's step from the engine's states, which are the
+      // engine's next states: nothing is scored after the engine has stepped.
+      for (Index b = 0; b < m_options.batch; ++b)
+        m_cell->forward(inputs.col(b), m_engine.state().col(b), m_nextStates.col(b), m_nextCache);
+      detail::requireFinite("next state", m_nextStates);
+      evaluate(m_nextStates);
+      m_engine.step(inputs);
     }
     m_stepObserved = true;
     m_readout->commitLoss();
-    engine.accumulate(m_stateGradient);
-    return loss;
+    m_engine.accumulate(m_stateGradients);
+    return m_losses.sum();
   }
 
   /// Forgets the gradients accumulated since the last update (engines and readout).
   void clearGradients() {
-    for (EngineType& engine : m_engines) engine.resetGradient();
+    m_engine.resetGradient();
     m_readout->resetGradient();
     m_pendingSteps = 0;
   }
@@ -453,9 +491,11 @@ private:
   typename EngineType::Options m_engineOptions;
   OptimizerState m_cellState, m_readoutState;
   OptimizerState m_cellStateWork, m_readoutStateWork;  ///< what update() steps the optimizer on
-  std::vector<EngineType> m_engines;
-  Vector<Scalar> m_parameters, m_cellGradient, m_readoutGradient, m_readoutParameters, m_stateGradient;
-  Vector<Scalar> m_nextState;       ///< s_t computed before the engine steps (observeScored)
+  EngineType m_engine;  ///< the B streams
+  Vector<Scalar> m_parameters, m_cellGradient, m_readoutGradient, m_readoutParameters;
+  Matrix<Scalar> m_stateGradients;  ///< δ of the B streams (k × B)
+  Vector<Scalar> m_losses;          ///< each stream's loss at the last observe()
+  Matrix<Scalar> m_nextStates;      ///< s_t computed before an engine without prepareStep() steps
   StepCache<Scalar> m_nextCache;    ///< the factors of that step, discarded
   std::uint64_t m_maskVersion = 0;  ///< the cell's mask version the trainer trains
   Index m_pendingSteps = 0;
