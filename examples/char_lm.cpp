@@ -4,8 +4,11 @@
 // text, never trained on) and samples text at the end. Without --text it reads
 // examples/data/snap_story.txt, a short story written for this repository.
 //
+// With --batch B, B streams read the text side by side from B evenly spaced offsets, one step of
+// every stream at a time.
+//
 //   char_lm --cell gru --engine snap:2 --hidden 128 --density 0.25 --steps 20000
-//   char_lm --text my_book.txt --engine bptt:32 --steps 1000000
+//   char_lm --text my_book.txt --engine bptt:32 --steps 1000000 --batch 16 --threads 2
 
 #include <snap/snap.hpp>
 
@@ -56,7 +59,8 @@ struct Corpus {
 struct Config {
   std::string cell;
   snap::examples::EngineChoice engine;
-  Index hidden = 0, updateEvery = 1;
+  Index hidden = 0, updateEvery = 1, batch = 1;
+  int threads = 1;
   double density = 1;
   snap::MaskSharing sharing = snap::MaskSharing::Shared;
   snap::AnyOptimizer optimizer;
@@ -138,31 +142,41 @@ int train(const Config& config, const Corpus& corpus, const typename Engine::Opt
   Cell cell(symbols, config.hidden,
             {.recurrentDensity = config.density, .maskSharing = config.sharing, .seed = config.seed});
   snap::Readout<float> readout(config.hidden, symbols, config.seed + 1);
-  snap::Trainer<Engine> trainer(cell, readout, config.optimizer, {.updateEvery = config.updateEvery, .clipNorm = config.clip},
-                                engineOptions);
-  std::printf("char_lm: %s, %s, H = %ld, recurrent density %g, %ld parameters; %zu training and %zu held-out "
-              "characters, %ld symbols\n",
+  snap::Trainer<Engine> trainer(
+      cell, readout, config.optimizer,
+      {.batch = config.batch, .threads = config.threads, .updateEvery = config.updateEvery, .clipNorm = config.clip},
+      engineOptions);
+  std::printf("char_lm: %s, %s, H = %ld, recurrent density %g, %ld parameters, batch %ld; %zu training and %zu "
+              "held-out characters, %ld symbols\n",
               config.cell.c_str(), config.engine.label().c_str(), static_cast<long>(config.hidden), config.density,
-              static_cast<long>(cell.parameterCount()), corpus.train.size(), corpus.heldOut.size(),
-              static_cast<long>(symbols));
+              static_cast<long>(cell.parameterCount()), static_cast<long>(config.batch), corpus.train.size(),
+              corpus.heldOut.size(), static_cast<long>(symbols));
   std::printf("before training: held-out %.3f bits/char (uniform: %.3f)\n",
               bitsPerCharacter(cell, readout, corpus.heldOut, config.evalChars, symbols),
               std::log2(static_cast<double>(symbols)));
 
   const auto start = Clock::now();
-  snap::Vector<float> input = snap::Vector<float>::Zero(symbols);
-  std::size_t position = 0;  // the stream: the training text, over and over
+  // Stream b reads the training text over and over, from offset b·(length / B).
+  const std::size_t streams = static_cast<std::size_t>(config.batch), length = corpus.train.size() - 1;
+  std::vector<std::size_t> positions(streams);
+  for (std::size_t b = 0; b < streams; ++b) positions[b] = b * (length / streams);
+  snap::Matrix<float> inputs = snap::Matrix<float>::Zero(symbols, config.batch);
+  std::vector<Index> targets(streams);
   double trainBits = 0;
   long long trainCount = 0;
   for (long long step = 1; step <= config.steps; ++step) {
-    input.setZero();
-    input[corpus.train[position]] = 1;
-    trainBits += snap::Readout<float>::bits(trainer.step(input, corpus.train[position + 1]));
-    ++trainCount;
-    if (++position + 1 == corpus.train.size()) {  // end of the text: start again from a zero state
-      position = 0;
-      trainer.resetStream(0);
+    inputs.setZero();
+    for (std::size_t b = 0; b < streams; ++b) {
+      inputs(corpus.train[positions[b]], static_cast<Index>(b)) = 1;
+      targets[b] = corpus.train[positions[b] + 1];
     }
+    trainBits += snap::Readout<float>::bits(trainer.step(inputs, targets));
+    trainCount += config.batch;
+    for (std::size_t b = 0; b < streams; ++b)
+      if (++positions[b] == length) {  // end of the text: start again from a zero state
+        positions[b] = 0;
+        trainer.resetStream(static_cast<Index>(b));
+      }
     if (step % config.report == 0 || step == config.steps) {
       const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
       std::printf("step %8lld  train %.3f bits/char  held-out %.3f bits/char  %6.0f steps/s\n", step,
@@ -201,7 +215,9 @@ int main(int argc, char** argv) {
   line.flag("lr", "0.002", "learning rate");
   line.flag("clip", "1", "clip the global gradient norm to this (0: off)");
   line.flag("update-every", "1", "K: online update every K characters (bptt:T: every T)");
-  line.flag("steps", "20000", "characters to train on (the text repeats)");
+  line.flag("steps", "20000", "steps to train (B characters each; the text repeats)");
+  line.flag("batch", "1", "B: streams reading the text from B offsets, stepped together");
+  line.flag("threads", "1", "T: threads sharing each step's work (results are the same for every T)");
   line.flag("report", "2500", "report bits per character every this many steps");
   line.flag("eval-chars", "20000", "held-out characters scored at most");
   line.flag("sample", "300", "characters to sample at the end");
@@ -224,6 +240,8 @@ int main(int argc, char** argv) {
     config.updateEvery = line.integer("update-every", 1, 1000000);
     if (config.engine.name == "bptt") config.updateEvery = config.engine.steps;
     config.steps = line.integer("steps", 1, 1LL << 50);
+    config.batch = line.integer("batch", 1, 4096);
+    config.threads = static_cast<int>(line.integer("threads", 1, 256));
     config.report = line.integer("report", 1, 1LL << 50);
     config.evalChars = line.integer("eval-chars", 2, 1LL << 50);
     config.sample = line.integer("sample", 0, 1000000);

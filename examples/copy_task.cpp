@@ -48,6 +48,7 @@ struct Config {
   std::string optimizerName;
   double learningRate = 0;
   Index batch = 1;
+  int threads = 1;
   long long steps = 0;
   std::uint64_t seed = 0;
   bool perSequence = false;
@@ -398,6 +399,7 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
   const bool truncated = config.engine.name == "bptt" && config.engine.steps > 0;
   const snap::TrainerOptions options{
       .batch = config.batch,
+      .threads = config.threads,
       .schedule = config.perSequence ? snap::UpdateSchedule::PerSequence : snap::UpdateSchedule::Online,
       .updateEvery = truncated && !config.perSequence ? config.engine.steps : 1,
       .clipNorm = config.clip,
@@ -462,14 +464,17 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
   };
   if (!resumed) log();
 
-  std::printf("copy task: %s, %s, H = %ld, recurrent density %g (%s masks), %ld parameters, batch %ld, %s updates\n",
+  const std::string threads = config.threads > 1 ? " on " + std::to_string(config.threads) + " threads" : "";
+  std::printf("copy task: %s, %s, H = %ld, recurrent density %g (%s masks), %ld parameters, batch %ld%s, %s updates\n",
               config.cell.c_str(),
               config.engine.label().c_str(),
               static_cast<long>(config.hidden), config.density,
               config.sharing == snap::MaskSharing::Shared ? "shared" : "per-gate",
-              static_cast<long>(cell.parameterCount()), static_cast<long>(config.batch),
+              static_cast<long>(cell.parameterCount()), static_cast<long>(config.batch), threads.c_str(),
               config.perSequence ? "per-sequence" : "online");
-  snap::Vector<float> input(task.inputSize());
+  // The batch's inputs (one column per stream) and targets (-1: unscored) of a step.
+  snap::Matrix<float> inputs = snap::Matrix<float>::Zero(task.inputSize(), config.batch);
+  std::vector<Index> targets(static_cast<std::size_t>(config.batch), -1);
   auto finishSequence = [&](StreamSequence& stream) {
     const bool rose = task.record(stream.sequence, stream.lossBits);
     if (rose || task.dataTime() >= nextRow) {
@@ -487,9 +492,15 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
     if (!config.perSequence) {
       // Online: every stream advances one step; a finished stream starts a new sequence.
       for (Index b = 0; b < config.batch; ++b) {
+        const StreamSequence& stream = streams[static_cast<std::size_t>(b)];
+        auto column = inputs.col(b);
+        stream.sequence.input(stream.t, column);
+        targets[static_cast<std::size_t>(b)] = stream.sequence.target(stream.t);
+      }
+      trainer.observe(inputs, targets);
+      for (Index b = 0; b < config.batch; ++b) {
         StreamSequence& stream = streams[static_cast<std::size_t>(b)];
-        stream.sequence.input(stream.t, input);
-        stream.lossBits += snap::Readout<float>::bits(trainer.observe(b, input, stream.sequence.target(stream.t)));
+        stream.lossBits += snap::Readout<float>::bits(trainer.losses()[b]);
         if (++stream.t == stream.sequence.steps()) {
           trainer.resetStream(b);
           finishSequence(stream);
@@ -497,16 +508,21 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
       }
       trainer.endStep();
     } else {
-      // Per sequence: the streams run their sequences side by side, then one update.
+      // Per sequence: the streams run their sequences side by side, then one update. A stream
+      // whose sequence has ended steps on zero inputs, unscored: it adds nothing to the gradient.
       Index longest = 0;
       for (const auto& stream : streams) longest = std::max(longest, stream.sequence.steps());
       for (Index t = 0; t < longest; ++t) {
         for (Index b = 0; b < config.batch; ++b) {
-          StreamSequence& stream = streams[static_cast<std::size_t>(b)];
-          if (t >= stream.sequence.steps()) continue;
-          stream.sequence.input(t, input);
-          stream.lossBits += snap::Readout<float>::bits(trainer.observe(b, input, stream.sequence.target(t)));
+          const StreamSequence& stream = streams[static_cast<std::size_t>(b)];
+          auto column = inputs.col(b);
+          const bool running = t < stream.sequence.steps();
+          if (running) stream.sequence.input(t, column); else column.setZero();
+          targets[static_cast<std::size_t>(b)] = running ? stream.sequence.target(t) : -1;
         }
+        trainer.observe(inputs, targets);
+        for (Index b = 0; b < config.batch; ++b)
+          streams[static_cast<std::size_t>(b)].lossBits += snap::Readout<float>::bits(trainer.losses()[b]);
         trainer.endStep();
       }
       trainer.endSequence();
@@ -540,7 +556,7 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
   std::printf("non-finite values: %lld steps and %lld updates skipped (--on-nonfinite %s)\n", trainer.skippedSteps(),
               trainer.skippedUpdates(), config.nonFinite == snap::NonFinitePolicy::Skip ? "skip" : "throw");
   std::printf("%s per stream: %.1f KiB\n", config.engine.name == "bptt" ? "stored history (BPTT)" : "engine memory",
-              static_cast<double>(trainer.engine(0).bytes()) / 1024.0);
+              static_cast<double>(trainer.engine().bytes()) / 1024.0);
   if (checkpointing) std::printf("checkpoint: %s\n", config.checkpoint.c_str());
   if (!config.save.empty())
     std::printf("model: %s (score it with: copy_task --evaluate %s)\n", config.save.c_str(), config.save.c_str());
@@ -570,7 +586,8 @@ int main(int argc, char** argv) {
   line.flag("optimizer", "adam", "adam | sgd");
   line.flag("lr", "0.003", "learning rate");
   line.flag("clip", "1", "clip the global gradient norm to this (0: off)");
-  line.flag("batch", "1", "independent streams sharing the weights");
+  line.flag("batch", "1", "B: independent streams sharing the weights, stepped together");
+  line.flag("threads", "1", "T: threads sharing each step's work (results are the same for every T)");
   line.flag("steps", "1200000", "data-time budget: input steps to consume");
   line.flag("seed", "1", "seeds masks, weights, data and UORO's signs");
   line.flag("update", "every", "every (online; per window for bptt:T) | sequence");
@@ -607,6 +624,7 @@ int main(int argc, char** argv) {
                                                       : snap::AnyOptimizer(snap::SGD{.learningRate = lr});
     config.clip = line.number("clip", 0, 1e12);
     config.batch = line.integer("batch", 1, 4096);
+    config.threads = static_cast<int>(line.integer("threads", 1, 256));
     config.steps = line.integer("steps", 1, 1000000000000LL);
     config.seed = static_cast<std::uint64_t>(line.integer("seed", 0, 1LL << 62));
     config.perSequence = line.choice("update", {"every", "sequence"}) == "sequence";

@@ -12,12 +12,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <utility>
+#include <vector>
 
 #include "common/command_line.hpp"
 #include "common/copy_task_loop.hpp"
 
 // snippet-begin: engine
-/// g = Σ_t I_tᵀ δ_t: each step's immediate Jacobian only, no influence carried (memory: none).
+/// g = Σ_b Σ_t I_tᵀ δ_t: each step's immediate Jacobian only, no influence carried (memory: none).
+/// B streams are the columns of the inputs and states; this engine runs on the calling thread.
 template <snap::Cell CellType_>
 class ImmediateOnly {
 public:
@@ -26,22 +28,30 @@ public:
   struct Options {};  // nothing to configure
 
   /// Binds to `cell`, which must outlive the engine and stay at the same address.
-  explicit ImmediateOnly(const CellType& cell, const Options& = {}) : m_cell(&cell) { resize(); }
+  explicit ImmediateOnly(const CellType& cell, const Options& = {}, const snap::Batch& batch = {})
+      : m_cell(&cell), m_streams(batch.streams) {
+    batch.validate();
+    resize();
+  }
 
-  /// s_t = f(x_t, s_{t−1}); keeps the step's factors and sources z = [x_t; 1; h_{t−1}; 1].
-  const snap::Vector<Scalar>& step(const snap::VectorView<Scalar>& input) {
+  /// S_t = f(X_t, S_{t−1}) column by column; keeps each stream's factors and sources z = [x; 1; h; 1].
+  const snap::Matrix<Scalar>& step(const snap::MatrixView<Scalar>& inputs) {
     if (m_cell->maskVersion() != m_maskVersion) resize();  // new masks: new layout and p
-    m_cell->sources(input, m_state, m_sources);
-    m_cell->forward(input, m_state, m_next, m_cache);
+    for (snap::Index b = 0; b < m_streams; ++b) {
+      m_cell->sources(inputs.col(b), m_state.col(b), m_sources.col(b));
+      m_cell->forward(inputs.col(b), m_state.col(b), m_next.col(b), m_caches[static_cast<std::size_t>(b)]);
+    }
     std::swap(m_state, m_next);
     ++m_steps;
     return m_state;
   }
 
-  /// g += I_tᵀ δ_t, in factored form: the preactivation gradient expanded over θ.
-  void accumulate(const snap::VectorView<Scalar>& stateGradient) {
-    m_cell->preactivationGradient(m_cache, stateGradient, m_preactivationGradient);
-    m_cell->layout().template addParameterGradient<Scalar>(m_preactivationGradient, m_sources, m_gradient);
+  /// g += Σ_b I_tᵀ δ_b, in factored form: each stream's preactivation gradient expanded over θ.
+  void accumulate(const snap::MatrixView<Scalar>& stateGradients) {
+    for (snap::Index b = 0; b < m_streams; ++b) {
+      m_cell->preactivationGradient(m_caches[static_cast<std::size_t>(b)], stateGradients.col(b), m_preactivationGradient);
+      m_cell->layout().template addParameterGradient<Scalar>(m_preactivationGradient, m_sources.col(b), m_gradient);
+    }
   }
 
   const snap::Vector<Scalar>& gradient() const { return m_gradient; }
@@ -50,26 +60,30 @@ public:
     m_state.setZero();
     m_steps = 0;
   }
-  const snap::Vector<Scalar>& state() const { return m_state; }
+  void resetStream(snap::Index stream) { m_state.col(stream).setZero(); }
+  const snap::Matrix<Scalar>& state() const { return m_state; }
   const CellType& cell() const { return *m_cell; }
+  snap::Index streams() const { return m_streams; }
   snap::Index steps() const { return m_steps; }
   std::size_t bytes() const { return 0; }  // no influence state
 
 private:
   void resize() {
     m_maskVersion = m_cell->maskVersion();
-    m_cache = m_cell->makeCache();
-    m_state = snap::Vector<Scalar>::Zero(m_cell->stateSize());
+    m_caches.assign(static_cast<std::size_t>(m_streams), m_cell->makeCache());
+    m_state = snap::Matrix<Scalar>::Zero(m_cell->stateSize(), m_streams);
     m_next = m_state;
-    m_sources = snap::Vector<Scalar>::Zero(m_cell->layout().sourceSize());
+    m_sources = snap::Matrix<Scalar>::Zero(m_cell->layout().sourceSize(), m_streams);
     m_preactivationGradient = snap::Vector<Scalar>::Zero(2 * m_cell->gateRows());
     m_gradient = snap::Vector<Scalar>::Zero(m_cell->parameterCount());
   }
 
   const CellType* m_cell;
+  snap::Index m_streams;
   std::uint64_t m_maskVersion = 0;
-  snap::StepCache<Scalar> m_cache;
-  snap::Vector<Scalar> m_state, m_next, m_sources, m_preactivationGradient, m_gradient;
+  std::vector<snap::StepCache<Scalar>> m_caches;
+  snap::Matrix<Scalar> m_state, m_next, m_sources;
+  snap::Vector<Scalar> m_preactivationGradient, m_gradient;
   snap::Index m_steps = 0;
 };
 

@@ -22,7 +22,7 @@ snap::Index train(const char* name, snap::Index hidden, long long steps, const t
   snap::Readout<float> readout(hidden, task.outputSize(), 2);
   snap::Trainer<Engine> trainer(cell, readout, snap::Adam{.learningRate = 0.003}, {.clipNorm = 1.0}, options);
   std::printf("%s: k = %ld, p = %ld, engine memory %.1f KiB\n", name, static_cast<long>(cell.stateSize()),
-              static_cast<long>(cell.parameterCount()), static_cast<double>(trainer.engine(0).bytes()) / 1024.0);
+              static_cast<long>(cell.parameterCount()), static_cast<double>(trainer.engine().bytes()) / 1024.0);
   return snap::examples::trainCopyTask(trainer, task, steps, 5);
 }
 

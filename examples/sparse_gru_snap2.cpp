@@ -32,11 +32,11 @@ int main(int argc, char** argv) {
                                                         {.clipNorm = 1.0}, {.n = 2});
 
     const double rtrl = static_cast<double>(cell.stateSize()) * static_cast<double>(cell.parameterCount());
-    const auto kept = static_cast<double>(trainer.engine(0).pattern().keptEntries());
+    const auto kept = static_cast<double>(trainer.engine().pattern().keptEntries());
     std::printf("GRU H = %ld, recurrent density %g (shared masks): p = %ld parameters\n", static_cast<long>(hidden),
                 density, static_cast<long>(cell.parameterCount()));
     std::printf("SnAp-2 keeps %.0f influence entries, %.1f %% of RTRL's k·p = %.0f (%.0f KiB)\n", kept,
-                100.0 * kept / rtrl, rtrl, static_cast<double>(trainer.engine(0).bytes()) / 1024.0);
+                100.0 * kept / rtrl, rtrl, static_cast<double>(trainer.engine().bytes()) / 1024.0);
 
     const snap::Index length = snap::examples::trainCopyTask(trainer, task, line.integer("steps", 1, 1LL << 40));
     std::printf("reached L = %ld with %lld updates\n", static_cast<long>(length), trainer.updates());

@@ -91,39 +91,40 @@ def Readout(hidden_size, outputs, seed=0, *, dtype="float64"):
     return getattr(_snap, "Readout" + _bits(dtype))(hidden_size, outputs, seed)
 
 
-def engine(cell, options):
+def engine(cell, options, *, batch=1, threads=1):
     """The engine that `options` names (RTRLOptions, SnApOptions, UOROOptions, BPTTOptions) bound
-    to `cell`, which it keeps alive."""
+    to `cell`, which it keeps alive, advancing `batch` streams together on `threads` threads
+    (the results are the same for every thread count)."""
     kind = _ENGINES.get(type(options))
     if kind is None:
         raise TypeError(f"snap: options: expected snap.RTRLOptions, SnApOptions, UOROOptions or BPTTOptions, "
                         f"got {type(options).__name__}")
-    return getattr(_snap, f"{kind}_{_cell_name(cell)}")(cell, options)
+    return getattr(_snap, f"{kind}_{_cell_name(cell)}")(cell, options, batch=batch, threads=threads)
 
 
-def RTRL(cell, **options):
+def RTRL(cell, *, batch=1, threads=1, **options):
     """Exact RTRL on `cell` (options: dense_dynamics_above)."""
-    return engine(cell, RTRLOptions(**options))
+    return engine(cell, RTRLOptions(**options), batch=batch, threads=threads)
 
 
-def SnAp(cell, n=1, **options):
+def SnAp(cell, n=1, *, batch=1, threads=1, **options):
     """SnAp-n on `cell` (options: dense_block_above)."""
-    return engine(cell, SnApOptions(n, **options))
+    return engine(cell, SnApOptions(n, **options), batch=batch, threads=threads)
 
 
-def UORO(cell, **options):
-    """UORO on `cell` (options: epsilon, seed)."""
-    return engine(cell, UOROOptions(**options))
+def UORO(cell, *, batch=1, threads=1, **options):
+    """UORO on `cell` (options: epsilon, seed; stream b draws its signs from seed + b)."""
+    return engine(cell, UOROOptions(**options), batch=batch, threads=threads)
 
 
-def BPTT(cell, window=None):
+def BPTT(cell, window=None, *, batch=1, threads=1):
     """BPTT on `cell`, truncated to windows of `window` steps (None: untruncated)."""
-    return engine(cell, BPTTOptions(window))
+    return engine(cell, BPTTOptions(window), batch=batch, threads=threads)
 
 
 def Trainer(cell, readout, optimizer, engine, **options):
     """A trainer of `cell` and `readout` with `optimizer` (snap.SGD or snap.Adam) and the engine
-    that `engine` names (an options object). Options: batch, schedule ("online" or
+    that `engine` names (an options object). Options: batch, threads, schedule ("online" or
     "per_sequence"), update_every, clip_norm, non_finite ("throw" or "skip")."""
     kind = _ENGINES.get(type(engine))
     if kind is None:

@@ -83,9 +83,9 @@ AnyOptimizer optimizerArgument(py::handle object) {
                                          : "an object of type " + std::string(py::str(py::type::of(object).attr("__name__")))));
 }
 
-TrainerOptions trainerOptions(Index batch, const std::string& schedule, Index updateEvery, double clipNorm,
-                              const std::string& nonFinite) {
-  TrainerOptions options{.batch = batch, .updateEvery = updateEvery, .clipNorm = clipNorm};
+TrainerOptions trainerOptions(Index batch, int threads, const std::string& schedule, Index updateEvery,
+                              double clipNorm, const std::string& nonFinite) {
+  TrainerOptions options{.batch = batch, .threads = threads, .updateEvery = updateEvery, .clipNorm = clipNorm};
   if (schedule == "online") options.schedule = UpdateSchedule::Online;
   else if (schedule == "per_sequence") options.schedule = UpdateSchedule::PerSequence;
   else detail::fail<ValueError>("schedule", "'online' or 'per_sequence'", "'" + schedule + "'");

@@ -81,6 +81,33 @@ Eigen::Map<const RowMatrix<Scalar>> matrixArgument(py::handle object, const char
   return {array.data(), static_cast<Index>(array.shape(0)), static_cast<Index>(array.shape(1))};
 }
 
+/// The columns of B streams (rows values each, stream b in column b) from a NumPy argument:
+/// a vector (rows,) when B = 1, else a (B, rows) array, whose C order is the column-major
+/// rows × B matrix the engines take (no copy).
+template <class Scalar>
+Eigen::Map<const Matrix<Scalar>> batchArgument(py::handle object, const char* argument, Index rows, Index streams) {
+  if (streams == 1 && py::isinstance<py::array>(object) && py::reinterpret_borrow<py::array>(object).ndim() == 1) {
+    const py::array_t<Scalar> array = arrayArgument<Scalar>(object, argument, {rows});
+    return {array.data(), rows, 1};
+  }
+  const py::array_t<Scalar> array = arrayArgument<Scalar>(object, argument, {streams, rows});
+  return {array.data(), rows, streams};
+}
+
+/// A copy of B streams' columns (rows × B) as NumPy: a vector when B = 1, else (B, rows).
+template <class Derived>
+py::array copyBatch(const Eigen::DenseBase<Derived>& columns) {
+  using Scalar = typename Derived::Scalar;
+  if (columns.cols() == 1) {
+    py::array_t<Scalar> out(static_cast<py::ssize_t>(columns.rows()));
+    Eigen::Map<Vector<Scalar>>(out.mutable_data(), columns.rows()) = columns.col(0);
+    return out;
+  }
+  py::array_t<Scalar> out({static_cast<py::ssize_t>(columns.cols()), static_cast<py::ssize_t>(columns.rows())});
+  Eigen::Map<Matrix<Scalar>>(out.mutable_data(), columns.rows(), columns.cols()) = columns;
+  return out;
+}
+
 /// A new NumPy array holding a copy of a vector.
 template <class Derived>
 py::array_t<typename Derived::Scalar> copyVector(const Eigen::DenseBase<Derived>& values) {
@@ -117,8 +144,8 @@ py::dict extraArrays(const NpzArchive& archive);
 /// The optimizer a Python object is (snap.SGD or snap.Adam), TypeError otherwise.
 AnyOptimizer optimizerArgument(py::handle object);
 /// TrainerOptions from the keyword arguments of a trainer's constructor.
-TrainerOptions trainerOptions(Index batch, const std::string& schedule, Index updateEvery, double clipNorm,
-                              const std::string& nonFinite);
+TrainerOptions trainerOptions(Index batch, int threads, const std::string& schedule, Index updateEvery,
+                              double clipNorm, const std::string& nonFinite);
 
 /// The binding functions, one per translation unit (module.cpp calls them in this order).
 void bindErrors(py::module_& module);

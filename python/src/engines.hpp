@@ -1,11 +1,11 @@
 #pragma once
 // The bindings of one engine type over the three cells: the engine itself (per-step and
 // sequence calls) and the Trainer that drives it (rtrl32.cpp … bptt64.cpp instantiate them).
-// A batched engine slots in as one more bindEngineFamily call in its own translation unit.
 
 #include "common.hpp"
 
 #include <optional>
+#include <vector>
 
 namespace snap::python {
 
@@ -17,7 +17,8 @@ void requireFiniteArray(const char* argument, const Scalar* data, Index size) {
 }
 
 /// Binds EngineType as snap._snap.<name>: the Engine concept (step, accumulate, gradient,
-/// reset_gradient, reset_state), the engine's own inspections, and run(), a whole sequence.
+/// reset_gradient, reset_state, reset_stream), the engine's own inspections, and run(), a whole
+/// sequence. B streams' values are (B, rows) arrays (vectors for B = 1).
 template <class EngineType>
 void bindEngine(py::module_& m, const std::string& name) {
   using E = EngineType;
@@ -25,50 +26,73 @@ void bindEngine(py::module_& m, const std::string& name) {
   using CellType = typename E::CellType;
   py::class_<E> engine(m, name.c_str());
   engine
-      .def(py::init([](const CellType& cell, const typename E::Options& options) { return E(cell, options); }),
-           py::arg("cell"), py::arg("options"), py::keep_alive<1, 2>())
+      .def(py::init([](const CellType& cell, const typename E::Options& options, Index batch, int threads) {
+             return E(cell, options, Batch{.streams = batch, .threads = threads});
+           }),
+           py::arg("cell"), py::arg("options"), py::kw_only(), py::arg("batch") = 1, py::arg("threads") = 1,
+           py::keep_alive<1, 2>())
       .def_property_readonly("dtype", [](const E&) { return py::dtype::of<Scalar>(); })
       .def_property_readonly("cell", &E::cell, py::return_value_policy::reference_internal)
       .def_property_readonly("options", &E::options)
+      .def_property_readonly("batch", &E::streams, "B, the streams stepped together.")
+      .def_property_readonly("threads", [](const E& e) { return e.batch().threads; })
       .def_property_readonly("steps", &E::steps)
       .def_property_readonly("bytes", &E::bytes)
-      .def_property_readonly("state", [](const E& e) { return copyVector(e.state()); }, "s_t (a copy).")
+      .def_property_readonly("state", [](const E& e) { return copyBatch(e.state()); }, "s_t: (k,) or (B, k) (a copy).")
       .def(
-          "step", [](E& e, py::handle input) { return copyVector(e.step(vectorArgument<Scalar>(input, "input"))); },
-          py::arg("input"), "Advances with x_t; returns s_t (a copy).")
+          "step",
+          [](E& e, py::handle input) {
+            return copyBatch(e.step(batchArgument<Scalar>(input, "input", e.cell().inputSize(), e.streams())));
+          },
+          py::arg("input"), "Advances with x_t, (m,) or (B, m); returns s_t, (k,) or (B, k) (a copy).")
       .def(
-          "accumulate", [](E& e, py::handle delta) { e.accumulate(vectorArgument<Scalar>(delta, "state gradient")); },
-          py::arg("state_gradient"), "Adds the gradient of delta_t = dL_t/ds_t.")
-      .def("gradient", [](E& e) { return copyVector(e.gradient()); }, "The accumulated gradient, theta-ordered (a copy).")
+          "accumulate",
+          [](E& e, py::handle delta) {
+            e.accumulate(batchArgument<Scalar>(delta, "state gradient", e.cell().stateSize(), e.streams()));
+          },
+          py::arg("state_gradient"), "Adds the gradient of delta_t = dL_t/ds_t, (k,) or (B, k), summed over streams.")
+      .def("gradient", [](E& e) { return copyVector(e.gradient()); },
+           "The accumulated gradient, theta-ordered, summed over the streams (a copy).")
       .def("reset_gradient", &E::resetGradient)
       .def(
           "reset_state",
           [](E& e, py::handle initial) {
             if (initial.is_none()) e.resetState();
-            else e.resetState(vectorArgument<Scalar>(initial, "initial state"));
+            else e.resetState(batchArgument<Scalar>(initial, "initial state", e.cell().stateSize(), e.streams()));
           },
-          py::arg("initial") = py::none(), "A new sequence from zero (or from `initial`).")
+          py::arg("initial") = py::none(), "New sequences on every stream from zero (or from `initial`).")
+      .def("reset_stream", &E::resetStream, py::arg("stream"), "A new sequence on stream b alone.")
       .def(
           "run",
           [](E& e, py::handle inputs, py::handle deltas) {
-            const Index m = e.cell().inputSize(), k = e.cell().stateSize();
-            const auto x = arrayArgument<Scalar>(inputs, "inputs", {-1, m});
+            const Index m = e.cell().inputSize(), k = e.cell().stateSize(), batch = e.streams();
+            const bool single = batch == 1 && py::isinstance<py::array>(inputs) &&
+                                py::reinterpret_borrow<py::array>(inputs).ndim() == 2;
+            const auto x = single ? arrayArgument<Scalar>(inputs, "inputs", {-1, m})
+                                  : arrayArgument<Scalar>(inputs, "inputs", {-1, batch, m});
             const Index steps = static_cast<Index>(x.shape(0));
             const Scalar* d = nullptr;
-            if (!deltas.is_none()) d = arrayArgument<Scalar>(deltas, "state gradients", {steps, k}).data();
-            requireFiniteArray("inputs", x.data(), steps * m);
-            if (d != nullptr) requireFiniteArray("state gradients", d, steps * k);
-            py::array_t<Scalar> states({static_cast<py::ssize_t>(steps), static_cast<py::ssize_t>(k)});
+            if (!deltas.is_none())
+              d = (single ? arrayArgument<Scalar>(deltas, "state gradients", {steps, k})
+                          : arrayArgument<Scalar>(deltas, "state gradients", {steps, batch, k}))
+                      .data();
+            requireFiniteArray("inputs", x.data(), steps * batch * m);
+            if (d != nullptr) requireFiniteArray("state gradients", d, steps * batch * k);
+            std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(steps), static_cast<py::ssize_t>(batch),
+                                           static_cast<py::ssize_t>(k)};
+            if (single) shape.erase(shape.begin() + 1);
+            py::array_t<Scalar> states(shape);
             Scalar* out = states.mutable_data();
             for (Index t = 0; t < steps; ++t) {
-              const Vector<Scalar>& s = e.step(Eigen::Map<const Vector<Scalar>>(x.data() + t * m, m));
-              Eigen::Map<Vector<Scalar>>(out + t * k, k) = s;
-              if (d != nullptr) e.accumulate(Eigen::Map<const Vector<Scalar>>(d + t * k, k));
+              const Matrix<Scalar>& s = e.step(Eigen::Map<const Matrix<Scalar>>(x.data() + t * batch * m, m, batch));
+              Eigen::Map<Matrix<Scalar>>(out + t * batch * k, k, batch) = s;
+              if (d != nullptr) e.accumulate(Eigen::Map<const Matrix<Scalar>>(d + t * batch * k, k, batch));
             }
             return states;
           },
           py::arg("inputs"), py::arg("state_gradients") = py::none(),
-          "Steps through inputs (T x m), accumulating state_gradients (T x k) when given; returns the states (T x k).");
+          "Steps through inputs (T x m, or T x B x m), accumulating state_gradients (T x k, or T x B x k) when "
+          "given; returns the states (T x k, or T x B x k).");
   if constexpr (requires(E& e) { e.flush(); }) engine.def("flush", &E::flush);
   if constexpr (requires(const E& e) { e.workspaceBytes(); })
     engine.def_property_readonly("workspace_bytes", &E::workspaceBytes);
@@ -101,8 +125,9 @@ void bindEngine(py::module_& m, const std::string& name) {
     engine.def_property_readonly("kept_entries", [](const E& e) { return e.pattern().keptEntries(); });
   }
   if constexpr (requires(const E& e) { e.stateEstimate(); e.parameterEstimate(); }) {  // UORO
-    engine.def("state_estimate", [](const E& e) { return copyVector(e.stateEstimate()); });
-    engine.def("parameter_estimate", [](const E& e) { return copyVector(e.parameterEstimate()); });
+    engine.def("state_estimate", [](const E& e) { return copyBatch(e.stateEstimate()); }, "s~: (k,) or (B, k).");
+    engine.def("parameter_estimate", [](const E& e) { return copyBatch(e.parameterEstimate()); },
+               "theta~: (p,) or (B, p).");
   }
   if constexpr (requires(const E& e) { e.windowSteps(); }) engine.def_property_readonly("window_steps", &E::windowSteps);
 }
@@ -114,8 +139,10 @@ struct BoundTrainer : Trainer<EngineType> {
   using Scalar = typename EngineType::Scalar;
   BoundTrainer(typename EngineType::CellType& cell, Readout<Scalar>& readout, AnyOptimizer optimizer,
                const TrainerOptions& options, const typename EngineType::Options& engineOptions)
-      : Trainer<EngineType>(cell, readout, optimizer, options, engineOptions), outputs(readout.outputs()) {}
-  Index outputs;  ///< the readout's classes
+      : Trainer<EngineType>(cell, readout, optimizer, options, engineOptions), outputs(readout.outputs()),
+        targets(static_cast<std::size_t>(options.batch), -1) {}
+  Index outputs;               ///< the readout's classes
+  std::vector<Index> targets;  ///< one batch step's targets, converted from int64 (sized once)
 };
 
 /// Binds Trainer<EngineType> as snap._snap.<name>: per-step calls, the sequence call run(),
@@ -128,13 +155,15 @@ void bindTrainer(py::module_& m, const std::string& name) {
   const TrainerOptions defaults;
   py::class_<T>(m, name.c_str())
       .def(py::init([](CellType& cell, Readout<Scalar>& readout, py::handle optimizer,
-                       const typename EngineType::Options& engineOptions, Index batch, const std::string& schedule,
-                       Index updateEvery, double clipNorm, const std::string& nonFinite) {
+                       const typename EngineType::Options& engineOptions, Index batch, int threads,
+                       const std::string& schedule, Index updateEvery, double clipNorm, const std::string& nonFinite) {
              return std::make_unique<T>(cell, readout, optimizerArgument(optimizer),
-                                        trainerOptions(batch, schedule, updateEvery, clipNorm, nonFinite), engineOptions);
+                                        trainerOptions(batch, threads, schedule, updateEvery, clipNorm, nonFinite),
+                                        engineOptions);
            }),
            py::arg("cell"), py::arg("readout"), py::arg("optimizer"), py::arg("engine"), py::kw_only(),
-           py::arg("batch") = defaults.batch, py::arg("schedule") = "online", py::arg("update_every") = defaults.updateEvery,
+           py::arg("batch") = defaults.batch, py::arg("threads") = defaults.threads, py::arg("schedule") = "online",
+           py::arg("update_every") = defaults.updateEvery,
            py::arg("clip_norm") = defaults.clipNorm, py::arg("non_finite") = "throw", py::keep_alive<1, 2>(),
            py::keep_alive<1, 3>())
       .def_property_readonly("dtype", [](const T&) { return py::dtype::of<Scalar>(); })
@@ -147,28 +176,46 @@ void bindTrainer(py::module_& m, const std::string& name) {
       .def_property_readonly("skipped", &T::skipped)
       .def(
           "observe",
-          [](T& t, Index stream, py::handle input, Index target) {
-            return t.observe(stream, vectorArgument<Scalar>(input, "input"), target);
+          [](T& t, py::handle input, py::handle target) -> py::object {
+            const Index batch = t.batch(), m = t.engine().cell().inputSize();
+            const auto inputs = batchArgument<Scalar>(input, "input", m, batch);
+            if (batch == 1 && py::isinstance<py::int_>(target)) {
+              const Index one = py::cast<Index>(target);
+              return py::float_(static_cast<double>(t.observe(inputs, {&one, 1})));
+            }
+            const auto targets = arrayArgument<std::int64_t>(target, "target", {batch});
+            t.targets.assign(targets.data(), targets.data() + batch);
+            t.observe(inputs, t.targets);
+            return copyVector(t.losses());
           },
-          py::arg("stream"), py::arg("input"), py::arg("target"),
-          "One step of stream b; returns the loss in nats (target -1: unscored).")
+          py::arg("input"), py::arg("target"),
+          "One step of the B streams: input (m,) and an int target for B = 1, or (B, m) and (B,) int64 targets "
+          "(-1: unscored); returns the loss in nats (a float), or the B losses.")
       .def("end_step", &T::endStep, "Ends a batch step; True when it applied an update.")
       .def(
-          "step", [](T& t, py::handle input, Index target) { return t.step(vectorArgument<Scalar>(input, "input"), target); },
-          py::arg("input"), py::arg("target"), "B = 1: observe(0, input, target) then end_step(); the loss in nats.")
+          "step",
+          [](T& t, py::handle input, Index target) {
+            return t.step(vectorArgument<Scalar>(input, "input"), target);
+          },
+          py::arg("input"), py::arg("target"), "B = 1: observe(input, target) then end_step(); the loss in nats.")
       .def("reset_stream", &T::resetStream, py::arg("stream"))
       .def("end_sequence", &T::endSequence)
       .def("update", &T::update)
       .def(
-          "state", [](const T& t, Index stream) { return copyVector(t.engine(stream).state()); }, py::arg("stream") = 0,
-          "The state of stream b (a copy).")
+          "state",
+          [](const T& t, Index stream) {
+            if (stream < 0 || stream >= t.batch())
+              detail::fail<ShapeError>("stream", "an index in [0, " + describe(t.batch()) + ")", stream);
+            return copyVector(t.engine().state().col(stream));
+          },
+          py::arg("stream") = 0, "The state of stream b (a copy).")
       .def(
-          "gradient", [](T& t, Index stream) { return copyVector(t.engine(stream).gradient()); }, py::arg("stream") = 0,
-          "The gradient accumulated by stream b's engine since the last update (a copy).")
+          "gradient", [](T& t) { return copyVector(t.engine().gradient()); },
+          "The gradient accumulated since the last update, summed over the streams (a copy).")
       .def(
           "run",
           [](T& t, py::handle inputs, py::handle targets, bool returnStates, bool endSequence) -> py::object {
-            const Index batch = t.batch(), m = t.engine(0).cell().inputSize(), k = t.engine(0).cell().stateSize();
+            const Index batch = t.batch(), m = t.engine().cell().inputSize(), k = t.engine().cell().stateSize();
             const auto x = arrayArgument<Scalar>(inputs, "inputs", {-1, batch, m});
             const Index steps = static_cast<Index>(x.shape(0));
             const auto y = arrayArgument<std::int64_t>(targets, "targets", {steps, batch});
@@ -183,14 +230,11 @@ void bindTrainer(py::module_& m, const std::string& name) {
               states.emplace(std::vector<py::ssize_t>{static_cast<py::ssize_t>(steps), static_cast<py::ssize_t>(batch),
                                                       static_cast<py::ssize_t>(k)});
             Scalar* loss = losses.mutable_data();
-            const Scalar* input = x.data();
-            const std::int64_t* target = y.data();
             for (Index step = 0; step < steps; ++step) {
-              for (Index b = 0; b < batch; ++b) {
-                const Index at = step * batch + b;
-                loss[at] = t.observe(b, Eigen::Map<const Vector<Scalar>>(input + at * m, m), target[at]);
-                if (states) Eigen::Map<Vector<Scalar>>(states->mutable_data() + at * k, k) = t.engine(b).state();
-              }
+              t.targets.assign(y.data() + step * batch, y.data() + (step + 1) * batch);
+              t.observe(Eigen::Map<const Matrix<Scalar>>(x.data() + step * batch * m, m, batch), t.targets);
+              Eigen::Map<Vector<Scalar>>(loss + step * batch, batch) = t.losses();
+              if (states) Eigen::Map<Matrix<Scalar>>(states->mutable_data() + step * batch * k, k, batch) = t.engine().state();
               t.endStep();
             }
             if (endSequence) t.endSequence();
