@@ -16,6 +16,7 @@
 
 #include "../support/archive.hpp"
 #include "../support/expect_error.hpp"
+#include "../support/training.hpp"
 
 namespace snap::test {
 namespace {
@@ -281,15 +282,17 @@ TEST(RefusedCalls, TrainerObserveOfAnOverflowingLossChangesNothing) {
     OverflowingReadout setup;
     Trainer<Engine> trainer(setup.cell, setup.readout, Adam{}, {.batch = 2}, options);
     for (Index t = 0; t < 2; ++t) {
-      trainer.observe(0, inputAt(t), -1);
-      trainer.observe(1, inputAt(t + 7), -1);
+      observeEach(trainer, [&](Index b) { return inputAt(t + 7 * b); }, [](Index) { return -1; });
       trainer.endStep();
     }
     const NpzArchive before = stateOf(trainer);
     const Vector<double> probabilities = setup.readout.probabilities();
-    expectError<NonFiniteError>([&] { trainer.observe(1, inputAt(5), 1); }, "loss");
+    // Stream 1 scored (its loss overflows), stream 0 not: the whole batch step is refused.
+    expectError<NonFiniteError>(
+        [&] { observeEach(trainer, [&](Index b) { return inputAt(5 + b); }, [](Index b) { return b == 1 ? 1 : -1; }); },
+        "loss");
     EXPECT_TRUE(sameArchive(stateOf(trainer), before));
-    EXPECT_EQ(trainer.engine(1).steps(), 2);
+    EXPECT_EQ(trainer.engine().steps(), 2);
     EXPECT_EQ(setup.readout.probabilities(), probabilities);
   };
   check.operator()<RTRL<RNN<double>>>({});
@@ -306,14 +309,16 @@ public:
   using CellType = typename Inner::CellType;
   using Scalar = typename Inner::Scalar;
   using Options = typename Inner::Options;
-  ConceptOnly(const CellType& cell, const Options& options) : m_inner(cell, options) {}
-  const Vector<Scalar>& step(const VectorView<Scalar>& input) { return m_inner.step(input); }
-  void accumulate(const VectorView<Scalar>& delta) { m_inner.accumulate(delta); }
+  ConceptOnly(const CellType& cell, const Options& options, const Batch& batch = {}) : m_inner(cell, options, batch) {}
+  const Matrix<Scalar>& step(const MatrixView<Scalar>& inputs) { return m_inner.step(inputs); }
+  void accumulate(const MatrixView<Scalar>& deltas) { m_inner.accumulate(deltas); }
   const Vector<Scalar>& gradient() { return m_inner.gradient(); }
   void resetGradient() { m_inner.resetGradient(); }
   void resetState() { m_inner.resetState(); }
-  const Vector<Scalar>& state() const { return m_inner.state(); }
+  void resetStream(Index stream) { m_inner.resetStream(stream); }
+  const Matrix<Scalar>& state() const { return m_inner.state(); }
   const CellType& cell() const { return m_inner.cell(); }
+  Index streams() const { return m_inner.streams(); }
   Index steps() const { return m_inner.steps(); }
   std::size_t bytes() const { return m_inner.bytes(); }
   void saveState(NpzArchive& archive, const std::string& prefix) const { m_inner.saveState(archive, prefix); }
@@ -325,11 +330,11 @@ private:
 TEST(RefusedCalls, AnEngineWithoutPrepareStepIsSteppedOnlyAfterTheLossIsKnown) {
   OverflowingReadout setup;
   Trainer<ConceptOnly<SnAp<RNN<double>>>> trainer(setup.cell, setup.readout, Adam{}, {}, {.n = 2});
-  trainer.observe(0, inputAt(0), -1);
+  trainer.observe(inputAt(0), -1);
   const NpzArchive before = stateOf(trainer);
-  expectError<NonFiniteError>([&] { trainer.observe(0, inputAt(1), 1); }, "loss");
+  expectError<NonFiniteError>([&] { trainer.observe(inputAt(1), 1); }, "loss");
   EXPECT_TRUE(sameArchive(stateOf(trainer), before));
-  EXPECT_EQ(trainer.engine(0).steps(), 1);
+  EXPECT_EQ(trainer.engine().steps(), 1);
   // With a readout that scores finitely, both paths train the same.
   GRU<double> a = sparseGru(), b = sparseGru();
   Readout<double> ra(kHidden, 2, 4), rb(kHidden, 2, 4);
@@ -349,7 +354,7 @@ TEST(RefusedCalls, PrepareStepChangesNothingUntilCommitStep) {
     runEngine(straight, 0, 3);
     expectError<UsageError>([&] { engine.commitStep(); }, "commitStep");
     const NpzArchive before = stateOf(engine);
-    const Vector<double> next = engine.prepareStep(inputAt(3));
+    const Matrix<double> next = engine.prepareStep(inputAt(3));
     EXPECT_TRUE(sameArchive(stateOf(engine), before));
     engine.commitStep();
     EXPECT_EQ(engine.state(), next);
@@ -368,8 +373,8 @@ TEST(RefusedCalls, TrainerUnderSkipStillTakesTheStepWithoutItsLoss) {
   // NonFinitePolicy::Skip keeps its documented behaviour: the state advances, no gradient.
   OverflowingReadout setup;
   Trainer<SnAp<RNN<double>>> trainer(setup.cell, setup.readout, Adam{}, {.nonFinite = NonFinitePolicy::Skip});
-  EXPECT_EQ(trainer.observe(0, inputAt(0), 1), 0.0);
-  EXPECT_EQ(trainer.engine(0).steps(), 1);
+  EXPECT_EQ(trainer.observe(inputAt(0), 1), 0.0);
+  EXPECT_EQ(trainer.engine().steps(), 1);
   EXPECT_EQ(trainer.skippedSteps(), 1);
   EXPECT_EQ(setup.readout.gradient(), Vector<double>::Zero(setup.readout.gradient().size()));
 }
@@ -411,7 +416,8 @@ TEST(RefusedCalls, EngineStepWithABadInputAfterAMaskChangeKeepsTheGradient) {
     cell.setMasks(cell.mask_ih(), swappedMask(cell));
     ASSERT_EQ(cell.parameterCount(), p);
     // (BPTT's gradient reads the cell's current weights: taken after the mask change.)
-    const Vector<double> gradient = engine.gradient(), state = engine.state();
+    const Vector<double> gradient = engine.gradient();
+    const Matrix<double> state = engine.state();
     EXPECT_NE(gradient, Vector<double>::Zero(p));
     Vector<double> nan = inputAt(4);
     nan[1] = kNaN;
@@ -452,7 +458,7 @@ TEST(RefusedCalls, AnUpdateWhoseParametersOverflowKeepsTheOptimizerState) {
   NpzArchive archive = stateOf(trainer);
   archive["optimizer/cell/first"] = NpyArray::of(Vector<double>::Constant(cell.parameterCount(), 1e307));
   trainer.loadState(archive);
-  trainer.observe(0, inputAt(0), 1);
+  trainer.observe(inputAt(0), 1);
   const NpzArchive before = stateOf(trainer);
   expectError<NonFiniteError>([&] { trainer.endStep(); }, "parameters");
   EXPECT_TRUE(sameArchive(stateOf(trainer), before));
@@ -476,7 +482,7 @@ TEST(StaleGradient, MaskChangeBetweenAccumulationAndUpdateIsRefused) {
   const GRU<double> before = cell;
   const Vector<double> readoutBefore = readout.parameters();
   expectError<UsageError>([&] { trainer.update(); }, "cell");
-  expectError<UsageError>([&] { trainer.observe(0, inputAt(3), 1); }, "cell");
+  expectError<UsageError>([&] { trainer.observe(inputAt(3), 1); }, "cell");
   expectError<UsageError>([&] { stateOf(trainer); }, "cell");
   EXPECT_EQ(cell.weight_hh()(restored.first, restored.second), 0.0);  // the newly unmasked weight
   EXPECT_EQ(cell.tensors().weight_hh, before.weight_hh());
@@ -497,7 +503,7 @@ TEST(StaleGradient, MaskChangeWithANewParameterCountIsRefusedAlike) {
   trainer.step(inputAt(0), 1);
   const NpzArchive before = stateOf(trainer);
   cell.setMasks(cell.mask_ih(), RowMatrix<double>::Ones(cell.gateRows(), kHidden));
-  expectError<UsageError>([&] { trainer.observe(0, inputAt(1), 0); }, "cell");
+  expectError<UsageError>([&] { trainer.observe(inputAt(1), 0); }, "cell");
   // A checkpoint of the masks the trainer had restores it, and it goes on.
   trainer.loadState(before);
   EXPECT_TRUE(sameArchive(stateOf(trainer), before));
@@ -530,7 +536,8 @@ TEST(ResumeAfterMaskChange, ATrainerBuiltAfterSetMasksResumesExactly) {
     SCOPED_TRACE(::testing::Message() << typeid(Engine).name());
     const auto run = [](Trainer<Engine>& trainer, Index from, Index to) {
       for (Index t = from; t < to; ++t) {
-        for (Index b = 0; b < 2; ++b) trainer.observe(b, inputAt(t + 11 * b), (t + b) % 3 == 0 ? -1 : (t + b) % 2);
+        observeEach(trainer, [&](Index b) { return inputAt(t + 11 * b); },
+                    [&](Index b) { return (t + b) % 3 == 0 ? Index(-1) : (t + b) % 2; });
         trainer.endStep();
         if (t % 5 == 4) trainer.resetStream(t % 2);
       }

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include <atomic>
 #include <cstdlib>
 
@@ -115,13 +117,16 @@ TEST(Allocations, LargeDenseProductsUseTheirPreparedWorkspace) {
 TEST(Allocations, OnlineTrainingAllocatesNothingPerStep) {
   GRU<float> cell(4, 16, {.recurrentDensity = 0.25, .seed = 5});
   Readout<float> readout(16, 3, 6);
-  Trainer<SnAp<GRU<float>>> trainer(cell, readout, Adam{.learningRate = 1e-3}, {.batch = 2, .clipNorm = 1.0}, {.n = 2});
+  Trainer<SnAp<GRU<float>>> trainer(cell, readout, Adam{.learningRate = 1e-3},
+                                     {.batch = 2, .threads = 2, .clipNorm = 1.0}, {.n = 2});
   Random random(7);
   const Vector<float> x = randomVector(random, 4).cast<float>();
+  const Matrix<float> inputs = x.replicate(1, 2);
+  std::vector<Index> targets(2);
   auto run = [&] {
     for (int t = 0; t < 30; ++t) {
-      trainer.observe(0, x, t % 3);
-      trainer.observe(1, x, (t + 1) % 3);
+      targets = {t % 3, (t + 1) % 3};
+      trainer.observe(inputs, targets);
       trainer.endStep();
       if (t % 10 == 9) trainer.resetStream(0);
     }

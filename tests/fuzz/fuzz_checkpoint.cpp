@@ -57,13 +57,15 @@ struct Target {
   Target(const typename Engine::Options& options, snap::TrainerOptions trainerOptions, snap::AnyOptimizer optimizer)
       : cell(task.inputSize(), 3, {.recurrentDensity = 0.5, .seed = 1}), readout(3, task.outputSize(), 2),
         trainer(cell, readout, optimizer, trainerOptions, options) {
-    snap::Vector<float> x(task.inputSize());
+    snap::Matrix<float> x(task.inputSize(), trainer.batch());
+    std::vector<Index> targets(static_cast<std::size_t>(trainer.batch()));
     for (Index t = 0; t < 7; ++t) {
+      x.setZero();
       for (Index b = 0; b < trainer.batch(); ++b) {
-        x.setZero();
-        x[(t + b) % x.size()] = 1;
-        trainer.observe(b, x, t % 3 == 0 ? -1 : (t + b) % 2);
+        x((t + b) % x.rows(), b) = 1;
+        targets[static_cast<std::size_t>(b)] = t % 3 == 0 ? -1 : (t + b) % 2;
       }
+      trainer.observe(x, targets);
       trainer.endStep();
     }
     task.record(task.next(), 0.5);
@@ -85,11 +87,13 @@ struct Target {
     ++progress.accepted;
     requireInDomain(snap::checkpointArrays(trainer, &task));
     try {
-      snap::Vector<float> x = snap::Vector<float>::Zero(task.inputSize());
+      snap::Matrix<float> x = snap::Matrix<float>::Zero(task.inputSize(), trainer.batch());
+      std::vector<Index> targets(static_cast<std::size_t>(trainer.batch()));
       for (Index b = 0; b < trainer.batch(); ++b) {
-        x[b % x.size()] = 1;
-        trainer.observe(b, x, b % 2);
+        x(b % x.rows(), b) = 1;
+        targets[static_cast<std::size_t>(b)] = b % 2;
       }
+      trainer.observe(x, targets);
       trainer.endStep();
       task.record(task.next(), 0.25);
     } catch (const snap::Error&) {

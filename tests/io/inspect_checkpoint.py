@@ -27,7 +27,7 @@ def main(path):
     hidden = archive[cell + "weight_hh"].shape[1]
     assert archive[cell + "weight_ih"].shape[0] == archive[cell + "gates"] * hidden
     assert ((archive[cell + "weight_hh"] != 0) <= (archive[cell + "mask_hh"] == 1)).all(), "masked weights"
-    assert bytes(archive["trainer/stream0/engine"]).decode() == "SnAp"
+    assert bytes(archive["trainer/engine/engine"]).decode() == "SnAp"
     print(f"{path}: {len(archive.files)} arrays, checksum {int(archive['checksum']):#010x} verified")
     for name in sorted(archive.files)[:12]:
         print(f"  {name:40s} {archive[name].dtype.str:4s} {archive[name].shape}")

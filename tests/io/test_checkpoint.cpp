@@ -375,11 +375,11 @@ TEST(CorruptCheckpoints, ValuesThatDoNotFitAreNamed) {
   };
   expectNamed("trainer/cell/mask_hh", [](auto& bytes) { bytes[3] = 2; });
   expectNamed("trainer/cell/weight_ih", [&](auto& bytes) { putFloat(bytes, 0, nan); });
-  expectNamed("trainer/stream1/state", [&](auto& bytes) { putFloat(bytes, 2, nan); });
+  expectNamed("trainer/engine/state", [&](auto& bytes) { putFloat(bytes, 6 + 2, nan); });  // stream 1 (k = 6)
   expectNamed("trainer/readout/weight", [&](auto& bytes) { putFloat(bytes, 1, std::numeric_limits<float>::infinity()); });
   expectNamed("trainer/optimizer/cell/second", [&](auto& bytes) { putFloat(bytes, 0, -1.0f); });
-  expectNamed("trainer/stream0/pending", [](auto& bytes) { bytes[0] = 2; });
-  expectNamed("trainer/stream0/steps", [](auto& bytes) { bytes[7] = 0x80; });
+  expectNamed("trainer/engine/pending", [](auto& bytes) { bytes[0] = 2; });
+  expectNamed("trainer/engine/steps", [](auto& bytes) { bytes[7] = 0x80; });
   expectNamed("trainer/pending_steps", [](auto& bytes) { bytes[7] = 0xFF; });
   expectNamed("task/random", [](auto& bytes) { bytes[0] = 'x'; });
   expectNamed("task/random", [](auto& bytes) { bytes.pop_back(); });

@@ -11,6 +11,7 @@
 #include "../support/archive.hpp"
 #include "../support/expect_error.hpp"
 #include "../support/reference.hpp"
+#include "../support/training.hpp"
 
 namespace snap::test {
 namespace {
@@ -27,7 +28,7 @@ struct TrainingRun {
         trainer(cell, readout, optimizer, {.batch = batch}, options) {
     const Vector<float> x = Vector<float>::Ones(3);
     for (int t = 0; t < 5; ++t) {
-      for (Index b = 0; b < batch; ++b) trainer.observe(b, x, t % 3 - 1);
+      observeEach(trainer, [&](Index) { return x; }, [&](Index) { return Index(t % 3 - 1); });
       trainer.endStep();
     }
   }
@@ -78,11 +79,11 @@ TEST(CheckpointErrors, StatesThatDoNotFitTheTrainer) {
   TrainingRun<SnAp<GRU<float>>> source(4, {.n = 1});
   saveCheckpoint(path, source.trainer, &source.task);
   TrainingRun<RTRL<GRU<float>>> rtrl(4, {});
-  refused(rtrl, "array 'trainer/stream0/engine'");
+  refused(rtrl, "array 'trainer/engine/engine'");
   TrainingRun<SnAp<GRU<float>>> larger(5, {.n = 1});
   refused(larger, "array 'trainer/cell/mask_ih'");
   TrainingRun<SnAp<GRU<float>>> snap2(4, {.n = 2});
-  refused(snap2, "array 'trainer/stream0/n'");
+  refused(snap2, "array 'trainer/engine/n'");
   TrainingRun<SnAp<GRU<float>>> batch2(4, {.n = 1}, 2);
   refused(batch2, "array 'trainer/batch'");
   TrainingRun<SnAp<GRU<float>>> sgd(4, {.n = 1}, 1, SGD{});
@@ -90,7 +91,7 @@ TEST(CheckpointErrors, StatesThatDoNotFitTheTrainer) {
   TrainingRun<BPTT<GRU<float>>> window3(4, {.window = 3});
   saveCheckpoint(path, window3.trainer, &window3.task);
   TrainingRun<BPTT<GRU<float>>> window4(4, {.window = 4});
-  refused(window4, "array 'trainer/stream0/window'");
+  refused(window4, "array 'trainer/engine/window'");
   // Another scalar type, and a task with another alphabet.
   GRU<double> cell(3, 4, {.recurrentDensity = 0.5, .seed = 2});
   Readout<double> readout(4, 2, 3);

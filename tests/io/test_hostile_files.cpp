@@ -21,6 +21,7 @@
 
 #include "../support/archive.hpp"
 #include "../support/expect_error.hpp"
+#include "../support/training.hpp"
 
 namespace snap::test {
 namespace {
@@ -52,7 +53,7 @@ struct Trained {
       : cell(3, 4, {.recurrentDensity = 0.5, .seed = 2}), readout(4, 2, 3),
         trainer(cell, readout, Adam{.learningRate = 0.01}, trainerOptions, options) {
     for (Index t = 0; t < steps; ++t) {
-      for (Index b = 0; b < trainer.batch(); ++b) trainer.observe(b, input(t, b), target(t, b));
+      observeEach(trainer, [&](Index b) { return input(t, b); }, [&](Index b) { return target(t, b); });
       trainer.endStep();
     }
     task.record(task.next(), 0.5);
@@ -166,17 +167,17 @@ TEST(HostileFiles, AnOpenWindowLongerThanItsArraysIsRefusedBeforeTheHistoryGrows
   {
     // The file: 2^31 − 1 steps, and a window of shape (2^31 − 1, 0), no data bytes.
     NpzArchive arrays = good;
-    setCounter(arrays, "trainer/stream0/steps", huge);
-    arrays.at("trainer/stream0/window/deltas") = NpyArray{"<f4", {huge, 0}, {}};
-    expectFileRefused(run, arrays, "array 'trainer/stream0/window/deltas'");
+    setCounter(arrays, "trainer/engine/steps", huge);
+    arrays.at("trainer/engine/window/deltas") = NpyArray{"<f4", {huge, 0}, {}};
+    expectFileRefused(run, arrays, "array 'trainer/engine/window/deltas'");
   }
   {
     // A window of the right shape but longer than the steps taken.
     NpzArchive arrays = good;
-    const Index count = arrays.at("trainer/stream0/window/deltas").shape[0];
-    arrays.at("trainer/stream0/window/deltas") =
-        NpyArray::of(Matrix<float>(Matrix<float>::Zero(run.trainer.engine(0).steps() + 1, k)));
-    expectRefused(run, arrays, "array 'trainer/stream0/window/deltas'");
+    const Index count = arrays.at("trainer/engine/window/deltas").shape[0];
+    arrays.at("trainer/engine/window/deltas") =
+        NpyArray::of(Matrix<float>(Matrix<float>::Zero(run.trainer.engine().steps() + 1, k)));
+    expectRefused(run, arrays, "array 'trainer/engine/window/deltas'");
     EXPECT_GT(count, 0);
   }
   {
@@ -184,35 +185,35 @@ TEST(HostileFiles, AnOpenWindowLongerThanItsArraysIsRefusedBeforeTheHistoryGrows
     // of the saved length: refused at the first of them, before the history holds 2^20 steps.
     NpzArchive arrays = good;
     const Index count = Index{1} << 20;
-    setCounter(arrays, "trainer/stream0/steps", count);
-    arrays.at("trainer/stream0/window/deltas") = NpyArray::of(Matrix<float>(Matrix<float>::Zero(count, k)));
-    expectRefused(run, arrays, "array 'trainer/stream0/window/immediate_ih'");
+    setCounter(arrays, "trainer/engine/steps", count);
+    arrays.at("trainer/engine/window/deltas") = NpyArray::of(Matrix<float>(Matrix<float>::Zero(count, k)));
+    expectRefused(run, arrays, "array 'trainer/engine/window/immediate_ih'");
   }
   {
     // A δ flagged in an empty window.
     NpzArchive arrays = good;
     for (const char* name : {"immediate_ih", "immediate_hh", "direct", "preactivations", "sources", "deltas"}) {
-      NpyArray& array = arrays.at(std::string("trainer/stream0/window/") + name);
+      NpyArray& array = arrays.at(std::string("trainer/engine/window/") + name);
       array.shape[0] = 0;
       array.bytes.clear();
     }
-    setCounter(arrays, "trainer/stream0/window_has_deltas", 1);
-    expectRefused(run, arrays, "array 'trainer/stream0/window_has_deltas'");
-    setCounter(arrays, "trainer/stream0/window_has_deltas", 0);
+    setCounter(arrays, "trainer/engine/window_has_deltas", 1);
+    expectRefused(run, arrays, "array 'trainer/engine/window_has_deltas'");
+    setCounter(arrays, "trainer/engine/window_has_deltas", 0);
     restoreCheckpoint(arrays, run.trainer, &run.task);  // consistent: loads
-    EXPECT_EQ(run.trainer.engine(0).windowSteps(), 0);
+    EXPECT_EQ(run.trainer.engine().windowSteps(), 0);
   }
 }
 
 TEST(HostileFiles, APendingStepBeforeAnyStepIsRefused) {
   Trained<RTRL<GRU<float>>> rtrl({}, {}, 0);
   NpzArchive arrays = rtrl.state();
-  setCounter(arrays, "trainer/stream0/pending", 1);
-  expectRefused(rtrl, arrays, "array 'trainer/stream0/pending'");
+  setCounter(arrays, "trainer/engine/pending", 1);
+  expectRefused(rtrl, arrays, "array 'trainer/engine/pending'");
   Trained<SnAp<GRU<float>>> snap({.n = 2}, {}, 0);
   arrays = snap.state();
-  setCounter(arrays, "trainer/stream0/pending", 1);
-  expectRefused(snap, arrays, "array 'trainer/stream0/pending'");
+  setCounter(arrays, "trainer/engine/pending", 1);
+  expectRefused(snap, arrays, "array 'trainer/engine/pending'");
 }
 
 TEST(HostileFiles, ARecentWindowLongerThanTheTasksIsRefused) {
@@ -229,7 +230,7 @@ TEST(HostileFiles, ARecentWindowLongerThanTheTasksIsRefused) {
 /// Every counter of a checkpoint of a trainer with Adam and a copy task.
 const std::vector<std::string> counters = {
     "trainer/pending_steps",        "trainer/updates",          "trainer/skipped_steps",
-    "trainer/skipped_updates",      "trainer/stream0/steps",    "trainer/stream1/steps",
+    "trainer/skipped_updates",      "trainer/engine/steps",
     "trainer/optimizer/cell/steps", "trainer/optimizer/readout/steps", "task/data_time",
     "task/sequences"};
 
@@ -248,6 +249,17 @@ TEST(HostileFiles, CountersAboveTwoToTheSixtyTwoAreRefused) {
     restoreCheckpoint(arrays, target.trainer, &target.task);  // the bound itself loads
     EXPECT_TRUE(sameArchive(target.state(), arrays)) << name;
   }
+}
+
+TEST(HostileFiles, AStreamWithMoreStepsThanTheBatchIsRefused) {
+  Trained<SnAp<GRU<float>>> run({.n = 2}, {.batch = 2});
+  NpzArchive arrays = run.state();
+  const std::int64_t steps = run.trainer.engine().steps();
+  arrays.at("trainer/engine/stream_steps") =
+      NpyArray::of(Vector<std::int64_t>(Vector<std::int64_t>::Constant(2, steps + 1)));
+  expectRefused(run, arrays, "array 'trainer/engine/stream_steps'");
+  arrays.at("trainer/engine/stream_steps") = NpyArray::of(Vector<std::int64_t>(Vector<std::int64_t>::Constant(3, 0)));
+  expectRefused(run, arrays, "array 'trainer/engine/stream_steps'");
 }
 
 /// Restores `arrays` into `run` with counter `name` set to `value`.
@@ -275,7 +287,10 @@ TEST(HostileFiles, ACounterAtItsBoundRefusesToAdvanceAndChangesNothing) {
   const NpzArchive good = source.state();
   Trained<Engine> run({}, {.batch = 2, .updateEvery = 3}, 0);
   const Vector<float> x = Trained<Engine>::input(0, 0);
-  expectNoRoom(run, good, "trainer/stream1/steps", counterLimit, [&] { run.trainer.observe(1, x, 1); },
+  const auto batchStep = [&](Trained<Engine>& target) {
+    observeEach(target.trainer, [&](Index) { return x; }, [](Index) { return Index(1); });
+  };
+  expectNoRoom(run, good, "trainer/engine/steps", counterLimit, [&] { batchStep(run); },
                "steps since the last resetState()");
   expectNoRoom(run, good, "trainer/pending_steps", counterLimit, [&] { run.trainer.endStep(); }, "pending steps");
   expectNoRoom(run, good, "trainer/updates", counterLimit, [&] { run.trainer.update(); }, "updates");
@@ -289,13 +304,13 @@ TEST(HostileFiles, ACounterAtItsBoundRefusesToAdvanceAndChangesNothing) {
   expectNoRoom(run, good, "task/data_time", counterLimit - sequence.steps() + 1,
                [&] { run.task.record(sequence, 0.5); }, "data time");
   // One below the bound: the step is taken, its state saved loads, the next step is refused.
-  loadWithCounter(run, good, "trainer/stream1/steps", counterLimit - 1);
-  run.trainer.observe(1, x, 1);
-  EXPECT_EQ(run.trainer.engine(1).steps(), counterLimit);
+  loadWithCounter(run, good, "trainer/engine/steps", counterLimit - 1);
+  batchStep(run);
+  EXPECT_EQ(run.trainer.engine().steps(), counterLimit);
   const NpzArchive saved = run.state();
   Trained<Engine> resumed({}, {.batch = 2, .updateEvery = 3}, 0);
   restoreCheckpoint(saved, resumed.trainer, &resumed.task);
-  expectError<UsageError>([&] { resumed.trainer.observe(1, x, 1); }, "steps since the last resetState()");
+  expectError<UsageError>([&] { batchStep(resumed); }, "steps since the last resetState()");
   // Data time exactly at the bound after a record.
   loadWithCounter(run, good, "task/data_time", counterLimit - sequence.steps());
   run.task.record(sequence, 0.5);
@@ -307,7 +322,7 @@ TEST(HostileFiles, SkippedStepsAtTheirBoundRefuseTheNextObserve) {
   Trained<Engine> source({}, {.nonFinite = NonFinitePolicy::Skip});
   Trained<Engine> run({}, {.nonFinite = NonFinitePolicy::Skip}, 0);
   Vector<float> nan = Vector<float>::Constant(3, std::numeric_limits<float>::quiet_NaN());
-  expectNoRoom(run, source.state(), "trainer/skipped_steps", counterLimit, [&] { run.trainer.observe(0, nan, 1); },
+  expectNoRoom(run, source.state(), "trainer/skipped_steps", counterLimit, [&] { run.trainer.observe(nan, 1); },
                "skipped steps");
 }
 
@@ -325,10 +340,10 @@ TYPED_TEST(EngineCounters, StepsAtTheBoundRefuseTheNextStep) {
   Trained<Engine> source(options);
   Trained<Engine> run(options, {}, 0);
   NpzArchive arrays = source.state();
-  setCounter(arrays, "trainer/stream0/steps", std::numeric_limits<std::int64_t>::max());
-  expectRefused(run, arrays, "array 'trainer/stream0/steps'");
-  expectNoRoom(run, source.state(), "trainer/stream0/steps", counterLimit,
-               [&] { run.trainer.observe(0, Trained<Engine>::input(0, 0), 1); }, "steps since the last resetState()");
+  setCounter(arrays, "trainer/engine/steps", std::numeric_limits<std::int64_t>::max());
+  expectRefused(run, arrays, "array 'trainer/engine/steps'");
+  expectNoRoom(run, source.state(), "trainer/engine/steps", counterLimit,
+               [&] { run.trainer.observe(Trained<Engine>::input(0, 0), 1); }, "steps since the last resetState()");
 }
 
 TEST(HostileFiles, ACurriculumLongerThanTheTaskCanDrawIsRefused) {
@@ -403,12 +418,12 @@ TEST(HostileFiles, NaNsAndInfinitiesAreRefusedInEveryFloatingArray) {
   }
   {
     Trained<BPTT<GRU<float>>> run({.window = 3});
-    ASSERT_GT(run.trainer.engine(0).windowSteps(), 0);
+    ASSERT_GT(run.trainer.engine().windowSteps(), 0);
     everyFloatingArrayRefusesNonFiniteValues(run);
   }
   {
     Trained<BPTT<RNN<double>>> run({}, {.schedule = UpdateSchedule::PerSequence});
-    ASSERT_GT(run.trainer.engine(0).windowSteps(), 0);
+    ASSERT_GT(run.trainer.engine().windowSteps(), 0);
     everyFloatingArrayRefusesNonFiniteValues(run);
   }
 }
@@ -433,7 +448,7 @@ TEST(HostileFiles, AFloat64ArrayIsRefusedByAFloatObject) {
   // array is refused by its type, whatever its value.
   Trained<UORO<GRU<float>>> run;
   NpzArchive arrays = run.state();
-  for (const char* name : {"trainer/stream0/parameter_estimate", "trainer/readout/weight", "trainer/cell/weight_hh"}) {
+  for (const char* name : {"trainer/engine/parameter_estimate", "trainer/readout/weight", "trainer/cell/weight_hh"}) {
     NpzArchive changed = arrays;
     NpyArray& array = changed.at(name);
     std::vector<double> values(static_cast<std::size_t>(array.size()), 1e300);
@@ -530,41 +545,54 @@ TEST(HostileFiles, AMaskEntryThatIsNotExactlyZeroOrOneIsRefused) {
 
 // --- 6. Skip with a batch: the flags of the batch step in progress are saved ---------------
 
-TEST(HostileFiles, ASaveBetweenTwoStreamsObserveCallsResumesExactly) {
+TEST(HostileFiles, ASaveBetweenObserveAndEndStepResumesExactly) {
   using Engine = SnAp<GRU<float>>;
   const TrainerOptions options{.batch = 2, .nonFinite = NonFinitePolicy::Skip};
-  const Vector<float> nan = Vector<float>::Constant(3, std::numeric_limits<float>::quiet_NaN());
-  // Stream 0 observed, stream 1 skipped: the batch step counts (an update, K = 1).
-  auto finish = [&](Trained<Engine>& run) {
-    run.trainer.observe(1, nan, 0);
-    run.trainer.endStep();
-    for (Index t = 6; t < 9; ++t) {
-      for (Index b = 0; b < 2; ++b) run.trainer.observe(b, Trained<Engine>::input(t, b), Trained<Engine>::target(t, b));
+  auto input = [](Index t) { return [t](Index b) { return Trained<Engine>::input(t, b); }; };
+  auto target = [](Index t) { return [t](Index b) { return Trained<Engine>::target(t, b); }; };
+  // The batch step of t = 5 observed, or skipped (a NaN in stream 1's input), then a save
+  // before its endStep(): the resumed run ends it as the straight run does (K = 1).
+  for (const bool skipped : {false, true}) {
+    SCOPED_TRACE(skipped ? "skipped batch step" : "observed batch step");
+    auto observe = [&](Trained<Engine>& run) {
+      if (!skipped) return observeEach(run.trainer, input(5), target(5));
+      return observeEach(run.trainer,
+                         [](Index b) {
+                           Vector<float> x = Trained<Engine>::input(5, b);
+                           if (b == 1) x[0] = std::numeric_limits<float>::quiet_NaN();
+                           return x;
+                         },
+                         target(5));
+    };
+    auto finish = [&](Trained<Engine>& run) {
       run.trainer.endStep();
-    }
-  };
-  Trained<Engine> straight({.n = 2}, options);
-  straight.trainer.observe(0, Trained<Engine>::input(5, 0), 1);
-  Trained<Engine> cut({.n = 2}, options);
-  cut.trainer.observe(0, Trained<Engine>::input(5, 0), 1);
-  const TemporaryPath file("between.npz");
-  saveCheckpoint(file.path, cut.trainer, &cut.task);
-  Trained<Engine> resumed({.n = 2}, options, 0);
-  loadCheckpoint(file.path, resumed.trainer, &resumed.task);
-  const long long updates = straight.trainer.updates();
-  finish(straight);
-  finish(resumed);
-  EXPECT_EQ(straight.trainer.updates(), updates + 4);
-  EXPECT_EQ(resumed.trainer.updates(), straight.trainer.updates());
-  EXPECT_EQ(resumed.trainer.skippedSteps(), straight.trainer.skippedSteps());
-  EXPECT_TRUE(sameArchive(resumed.state(), straight.state()));
-  // The flags are checked like every other value.
-  NpzArchive arrays = cut.state();
-  setCounter(arrays, "trainer/step_observed", 2);
-  expectRefused(resumed, arrays, "array 'trainer/step_observed'");
-  arrays = cut.state();
-  arrays.erase("trainer/step_skipped");
-  expectRefused(resumed, arrays, "array 'trainer/step_skipped'");
+      for (Index t = 6; t < 9; ++t) {
+        observeEach(run.trainer, input(t), target(t));
+        run.trainer.endStep();
+      }
+    };
+    Trained<Engine> straight({.n = 2}, options), cut({.n = 2}, options);
+    observe(straight);
+    observe(cut);
+    const TemporaryPath file("between.npz");
+    saveCheckpoint(file.path, cut.trainer, &cut.task);
+    Trained<Engine> resumed({.n = 2}, options, 0);
+    loadCheckpoint(file.path, resumed.trainer, &resumed.task);
+    const long long updates = straight.trainer.updates();
+    finish(straight);
+    finish(resumed);
+    EXPECT_EQ(straight.trainer.updates(), updates + (skipped ? 3 : 4));
+    EXPECT_EQ(resumed.trainer.updates(), straight.trainer.updates());
+    EXPECT_EQ(resumed.trainer.skippedSteps(), straight.trainer.skippedSteps());
+    EXPECT_TRUE(sameArchive(resumed.state(), straight.state()));
+    // The flags are checked like every other value.
+    NpzArchive arrays = cut.state();
+    setCounter(arrays, "trainer/step_observed", 2);
+    expectRefused(resumed, arrays, "array 'trainer/step_observed'");
+    arrays = cut.state();
+    arrays.erase("trainer/step_skipped");
+    expectRefused(resumed, arrays, "array 'trainer/step_skipped'");
+  }
 }
 
 }  // namespace

@@ -6,8 +6,24 @@
 #include <snap/snap.hpp>
 
 #include <cstdint>
+#include <vector>
 
 namespace snap::test {
+
+/// One batch step of `trainer` from per-stream functions: input(b), a vector, and target(b).
+/// Returns the summed loss.
+template <class TrainerType, class Input, class Target>
+typename TrainerType::Scalar observeEach(TrainerType& trainer, Input&& input, Target&& target) {
+  using Scalar = typename TrainerType::Scalar;
+  const Index batch = trainer.batch();
+  Matrix<Scalar> inputs(trainer.engine().cell().inputSize(), batch);
+  std::vector<Index> targets(static_cast<std::size_t>(batch));
+  for (Index b = 0; b < batch; ++b) {
+    inputs.col(b) = input(b);
+    targets[static_cast<std::size_t>(b)] = target(b);
+  }
+  return trainer.observe(inputs, targets);
+}
 
 template <class Engine>
 struct Training {
@@ -35,10 +51,9 @@ struct Training {
   /// every stream's sequence ends every 10 steps.
   void run(Index from, Index to) {
     for (Index t = from; t < to; ++t) {
-      for (Index b = 0; b < trainer.batch(); ++b) {
-        trainer.observe(b, input(t, b), target(t, b));
+      observeEach(trainer, [&](Index b) { return input(t, b); }, [&](Index b) { return target(t, b); });
+      for (Index b = 0; b < trainer.batch(); ++b)
         if ((t + 1) % (7 + b) == 0) trainer.resetStream(b);
-      }
       trainer.endStep();
       if (trainer.options().schedule == UpdateSchedule::PerSequence && t % 10 == 9) trainer.endSequence();
     }

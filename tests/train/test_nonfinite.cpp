@@ -84,19 +84,25 @@ TEST(NonFinitePolicy, ThrowingOnAnInputChangesNothing) {
   EXPECT_EQ(setup.trainer.skipped(), 0);
 }
 
-TEST(NonFinitePolicy, OneSkippedStreamStillCountsTheBatchStep) {
-  // B = 2: the other stream's step counts, and the update averages over both streams (the
-  // skipped one contributes nothing).
+TEST(NonFinitePolicy, ANonFiniteInputOfOneStreamSkipsTheBatchStep) {
+  // B = 2: the streams advance together, so the batch step is skipped as a whole (counted
+  // once) and the batch step does not count: no update, no stream moved.
   Fixture<> setup(NonFinitePolicy::Skip, 2);
-  Vector<float> bad = Fixture<>::input(0);
-  bad[2] = kInfinity;
-  setup.trainer.observe(0, bad, 1);
-  setup.trainer.observe(1, Fixture<>::input(0), 1);
-  EXPECT_TRUE(setup.trainer.endStep());
+  Matrix<float> inputs(3, 2);
+  inputs << Fixture<>::input(0), Fixture<>::input(0);
+  inputs(2, 0) = kInfinity;
+  const NpzArchive before = setup.state();
+  EXPECT_EQ(setup.trainer.observe(inputs, std::vector<Index>{1, 1}), 0.0f);
+  EXPECT_FALSE(setup.trainer.endStep());
   EXPECT_EQ(setup.trainer.skippedSteps(), 1);
+  EXPECT_EQ(setup.trainer.updates(), 0);
+  EXPECT_EQ(setup.trainer.engine().steps(), 0);
+  EXPECT_TRUE(sameArchive(trainedState(setup.state()), trainedState(before)));
+  // The next finite batch step trains both streams.
+  inputs(2, 0) = 0.5f;
+  setup.trainer.observe(inputs, std::vector<Index>{1, 0});
+  EXPECT_TRUE(setup.trainer.endStep());
   EXPECT_EQ(setup.trainer.updates(), 1);
-  EXPECT_EQ(setup.trainer.engine(0).steps(), 0);
-  EXPECT_EQ(setup.trainer.engine(1).steps(), 1);
 }
 
 TEST(NonFinitePolicy, AGradientThatOverflowsSkipsTheUpdate) {
@@ -104,7 +110,7 @@ TEST(NonFinitePolicy, AGradientThatOverflowsSkipsTheUpdate) {
   for (int t = 1; t < 4; ++t) setup.trainer.step(Fixture<>::input(t), Fixture<>::target(t));
   setup.hugeReadout();
   const NpzArchive before = setup.state();
-  setup.trainer.observe(0, Fixture<>::input(5), 1);
+  setup.trainer.observe(Fixture<>::input(5), 1);
   EXPECT_FALSE(setup.trainer.endStep());
   EXPECT_EQ(setup.trainer.skippedUpdates(), 1);
   EXPECT_EQ(setup.trainer.skippedSteps(), 0);
@@ -115,7 +121,7 @@ TEST(NonFinitePolicy, AGradientThatOverflowsSkipsTheUpdate) {
                            "readout/bias", "optimizer/cell/first", "optimizer/cell/second", "optimizer/cell/steps",
                            "optimizer/readout/first", "optimizer/readout/second", "optimizer/readout/steps"})
     EXPECT_EQ(after.at(name).bytes, before.at(name).bytes) << name;
-  EXPECT_EQ(setup.trainer.engine(0).gradient(), Vector<float>::Zero(setup.cell.parameterCount()));
+  EXPECT_EQ(setup.trainer.engine().gradient(), Vector<float>::Zero(setup.cell.parameterCount()));
   EXPECT_EQ(setup.readout.gradient(), Vector<float>::Zero(setup.readout.parameters().size()));
   EXPECT_EQ(setup.trainer.pendingSteps(), 0);
 }
@@ -124,12 +130,12 @@ TEST(NonFinitePolicy, AGradientThatOverflowsThrowsAndKeepsEverything) {
   Fixture<> setup(NonFinitePolicy::Throw);
   setup.trainer.step(Fixture<>::input(1), Fixture<>::target(1));
   setup.hugeReadout();
-  setup.trainer.observe(0, Fixture<>::input(2), 1);
+  setup.trainer.observe(Fixture<>::input(2), 1);
   const NpzArchive before = setup.state();
   EXPECT_THROW(setup.trainer.endStep(), NonFiniteError);
   // The refused update leaves the step open: pending steps and the batch step's flags too.
   EXPECT_TRUE(sameArchive(setup.state(), before));
-  EXPECT_NE(setup.trainer.engine(0).gradient(), Vector<float>::Zero(setup.cell.parameterCount()));
+  EXPECT_NE(setup.trainer.engine().gradient(), Vector<float>::Zero(setup.cell.parameterCount()));
 }
 
 TEST(NonFinitePolicy, ANextStateThatOverflowsSkipsTheStep) {
@@ -139,11 +145,11 @@ TEST(NonFinitePolicy, ANextStateThatOverflowsSkipsTheStep) {
                   Vector<double>::Zero(1), Vector<double>::Constant(1, 1e308));
   Readout<double> readout(1, 2);
   Trainer<RTRL<RNN<double>>> trainer(cell, readout, SGD{}, {.nonFinite = NonFinitePolicy::Skip});
-  trainer.engine(0).resetState(Vector<double>::Ones(1));
-  const NpzArchive before = stateOf(trainer.engine(0));
-  EXPECT_EQ(trainer.observe(0, Vector<double>::Constant(1, 1e308), 1), 0.0);
+  trainer.engine().resetState(Vector<double>::Ones(1));
+  const NpzArchive before = stateOf(trainer.engine());
+  EXPECT_EQ(trainer.observe(Vector<double>::Constant(1, 1e308), 1), 0.0);
   EXPECT_EQ(trainer.skippedSteps(), 1);
-  EXPECT_TRUE(sameArchive(stateOf(trainer.engine(0)), before));
+  EXPECT_TRUE(sameArchive(stateOf(trainer.engine()), before));
   EXPECT_FALSE(trainer.endStep());  // nothing was observed: the batch step does not count
   EXPECT_EQ(trainer.pendingSteps(), 0);
 }
@@ -157,16 +163,16 @@ TEST(NonFinitePolicy, ALossThatOverflowsSkipsTheStepsContribution) {
   w.row(1).setConstant(-3e38f);
   setup.readout.setWeights(w, Vector<float>::Zero(2));
   const Vector<float> x = Vector<float>::Constant(3, 5.0f);  // drives h towards ±1
-  for (int t = 0; t < 3; ++t) setup.trainer.observe(0, x, -1);
-  setup.trainer.observe(0, x, 0);
+  for (int t = 0; t < 3; ++t) setup.trainer.observe(x, -1);
+  setup.trainer.observe(x, 0);
   EXPECT_EQ(setup.trainer.skippedSteps(), 1);
-  EXPECT_EQ(setup.trainer.engine(0).steps(), 4);
+  EXPECT_EQ(setup.trainer.engine().steps(), 4);
   EXPECT_EQ(setup.readout.gradient(), Vector<float>::Zero(setup.readout.parameters().size()));
-  EXPECT_EQ(setup.trainer.engine(0).gradient(), Vector<float>::Zero(setup.cell.parameterCount()));
+  EXPECT_EQ(setup.trainer.engine().gradient(), Vector<float>::Zero(setup.cell.parameterCount()));
   Fixture<RTRL<GRU<float>>> throwing(NonFinitePolicy::Throw);
   throwing.readout.setWeights(w, Vector<float>::Zero(2));
-  for (int t = 0; t < 3; ++t) throwing.trainer.observe(0, x, -1);
-  EXPECT_THROW(throwing.trainer.observe(0, x, 0), NonFiniteError);
+  for (int t = 0; t < 3; ++t) throwing.trainer.observe(x, -1);
+  EXPECT_THROW(throwing.trainer.observe(x, 0), NonFiniteError);
 }
 
 }  // namespace

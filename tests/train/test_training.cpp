@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "../support/reference.hpp"
 
 namespace snap::test {
@@ -200,8 +202,9 @@ TEST(Trainer, BatchUpdateUsesTheMeanGradientOverStreams) {
     const auto ta = static_cast<Index>(a.below(2));
     const Vector<double> xb = randomVector(b, 2);
     const auto tb = static_cast<Index>(b.below(2));
-    trainer.observe(0, xa, ta);
-    trainer.observe(1, xb, tb);
+    Matrix<double> inputs(2, 2);
+    inputs << xa, xb;
+    trainer.observe(inputs, std::vector<Index>{ta, tb});
     trainer.endStep();
   }
   ASSERT_EQ(trainer.updates(), 1);
@@ -216,6 +219,8 @@ TEST(Trainer, RefusesBadOptions) {
   Readout<double> readout(4, 2), wrong(5, 2);
   using T = Trainer<SnAp<GRU<double>>>;
   EXPECT_THROW(T(cell, readout, SGD{}, {.batch = 0}), ValueError);
+  EXPECT_THROW(T(cell, readout, SGD{}, {.threads = 0}), ValueError);
+  EXPECT_THROW(T(cell, readout, SGD{}, {.threads = 257}), ValueError);
   EXPECT_THROW(T(cell, readout, SGD{}, {.updateEvery = 0}), ValueError);
   EXPECT_THROW(T(cell, readout, SGD{.learningRate = -1}), ValueError);
   EXPECT_THROW(T(cell, wrong, SGD{}), ShapeError);

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include <deque>
 #include <limits>
 #include <string>
@@ -11,6 +13,7 @@
 #include "../support/archive.hpp"
 #include "../support/expect_error.hpp"
 #include "../support/reference.hpp"
+#include "../support/training.hpp"
 
 namespace snap::test {
 namespace {
@@ -111,20 +114,21 @@ TEST(TrainerErrors, CallsLeaveTheTrainerAsItWas) {
   Readout<double> readout(kHidden, 2, 4);
   Trainer<RTRL<GRU<double>>> trainer(cell, readout, Adam{.learningRate = 0.01}, {.batch = 2});
   const Vector<double> x = Vector<double>::Ones(kInputs);
-  trainer.observe(0, x, 1);
-  trainer.observe(1, x, -1);
+  const Matrix<double> inputs = Matrix<double>::Ones(kInputs, 2);
+  const std::vector<Index> scored{1, -1};
+  trainer.observe(inputs, scored);
   const NpzArchive before = stateOf(trainer);
-  for (Index stream : {Index{-1}, Index{2}}) {
-    expectError<ShapeError>([&] { trainer.observe(stream, x, 0); }, "stream");
-    expectError<ShapeError>([&] { trainer.resetStream(stream); }, "stream");
-    expectError<ShapeError>([&] { trainer.engine(stream); }, "stream");
-  }
-  expectError<ValueError>([&] { trainer.observe(0, x, 2); }, "target");
-  expectError<ValueError>([&] { trainer.observe(0, x, -2); }, "target");
-  expectError<ShapeError>([&] { trainer.observe(0, Vector<double>::Ones(kInputs + 1), 0); }, "input");
-  Vector<double> bad = x;
-  bad[1] = kInfinity;
-  expectError<NonFiniteError>([&] { trainer.observe(1, bad, 0); }, "input");
+  for (Index stream : {Index{-1}, Index{2}}) expectError<ShapeError>([&] { trainer.resetStream(stream); }, "stream");
+  expectError<ValueError>([&] { trainer.observe(inputs, std::vector<Index>{1, 2}); }, "targets[1]");
+  expectError<ValueError>([&] { trainer.observe(inputs, std::vector<Index>{-2, 0}); }, "targets[0]");
+  expectError<ShapeError>([&] { trainer.observe(inputs, std::vector<Index>{1}); }, "targets");
+  expectError<ShapeError>([&] { trainer.observe(Matrix<double>::Ones(kInputs + 1, 2), scored); }, "inputs");
+  expectError<ShapeError>([&] { trainer.observe(Matrix<double>::Ones(kInputs, 3), std::vector<Index>{0, 0, 0}); },
+                          "inputs");
+  expectError<ShapeError>([&] { trainer.observe(x, 0); }, "inputs");  // one stream's input for a batch of 2
+  Matrix<double> bad = inputs;
+  bad(1, 1) = kInfinity;
+  expectError<NonFiniteError>([&] { trainer.observe(bad, scored); }, "inputs");
   EXPECT_TRUE(sameArchive(stateOf(trainer), before));
   EXPECT_EQ(trainer.skipped(), 0);
   // A mask change after the trainer was built: its update refuses the new parameter count.

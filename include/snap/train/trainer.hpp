@@ -195,6 +195,9 @@ public:
     }
   }
 
+  /// B = 1 shorthand: one stream's input and target (−1: unscored).
+  Scalar observe(const VectorView<Scalar>& input, Index target) { return observe(MatrixView<Scalar>(input), {&target, 1}); }
+
   /// Ends a step of the batch (after observe()); on the online schedule, updates when K steps
   /// have passed. Returns true when it applied an update. A batch step that observe() skipped
   /// (NonFinitePolicy::Skip) does not count: it is as if it had not been taken.
