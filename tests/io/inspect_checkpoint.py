@@ -21,7 +21,7 @@ def checksum(archive):
 def main(path):
     archive = np.load(path)
     assert bytes(archive["format"]).decode() == "snap checkpoint", "format"
-    assert int(archive["version"]) == 2, "version"
+    assert int(archive["version"]) == 3, "version"
     assert int(archive["checksum"]) == checksum(archive), "checksum"
     cell = "trainer/cell/"
     hidden = archive[cell + "weight_hh"].shape[1]
