@@ -258,7 +258,7 @@ void onlineStep(benchmark::State& state, const Case& c, const Cost& cost, const 
   Engine& engine = *work.engine;
   constexpr bool windowed = std::is_same_v<Engine, snap::BPTT<Cell>>;
   for (auto _ : state) {
-    const Vector& next = engine.step(work.inputs.col(work.column));
+    const Matrix& next = engine.step(work.inputs.col(work.column));
     benchmark::DoNotOptimize(next.data());
     engine.accumulate(work.delta);
     if (++work.column == kInputColumns) work.column = 0;

@@ -1,13 +1,18 @@
 #!/usr/bin/python3
 """Time per step of a whole-sequence forward + backward: PyTorch's nn.RNN/GRU/LSTM vs snap's BPTT.
 
-PyTorch: one thread, float32, input 32, a 128-step sequence, loss = sum of all outputs h_t,
-forward + backward, median over repetitions, divided by the sequence length.
-snap: the bptt_sequence program (built with the benchmarks), which runs BATCH independent BPTT
-engines sharing one cell over the same number of steps with the same loss (there is no batched
-engine), and prints its median microseconds per step.
+PyTorch: T threads (torch.set_num_threads), float32, input 32, a 128-step sequence of B
+streams, loss = sum of all outputs h_t, forward + backward, median over repetitions, divided by
+the sequence length.
+snap: the bptt_sequence program (built with the benchmarks), which runs one BPTT engine of B
+streams on T threads over the same number of steps with the same loss, and prints its median
+microseconds per step.
 
     /usr/bin/python3 benchmarks/compare_pytorch.py [path/to/bptt_sequence] [--reps N] ...
+
+The output names the BLAS library PyTorch loaded (Debian's python3-torch uses the libblas.so.3
+that the alternatives system selects: the reference BLAS, or OpenBLAS once libopenblas0-pthread
+is installed).
 
 Exits 0 with a message when torch is not installed.
 """
@@ -28,7 +33,8 @@ def parse_arguments():
                         help="path of snap's bptt_sequence program (default: %(default)s)")
     parser.add_argument("--cells", nargs="+", default=["RNN", "GRU", "LSTM"], choices=["RNN", "GRU", "LSTM"])
     parser.add_argument("--hidden", nargs="+", type=int, default=[64, 128, 256, 512])
-    parser.add_argument("--batch", nargs="+", type=int, default=[1, 16])
+    parser.add_argument("--batch", nargs="+", type=int, default=[1, 16, 64])
+    parser.add_argument("--threads", nargs="+", type=int, default=[1], help="thread counts (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=128, help="sequence length (default: %(default)s)")
     parser.add_argument("--reps", type=int, default=11, help="timed repetitions per case (default: %(default)s)")
     return parser.parse_args()
@@ -74,8 +80,8 @@ def torch_gemm_report(torch):
     return text
 
 
-def snap_microseconds_per_step(binary, cell, hidden, batch, steps, reps):
-    result = subprocess.run([binary, cell, str(hidden), str(batch), str(steps), str(reps)],
+def snap_microseconds_per_step(binary, cell, hidden, batch, steps, reps, threads):
+    result = subprocess.run([binary, cell, str(hidden), str(batch), str(steps), str(reps), "1", str(threads)],
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{binary} failed: {result.stderr.strip()}")
@@ -90,7 +96,6 @@ def main():
         print("compare_pytorch.py: PyTorch (torch) is not installed for this Python "
               f"({sys.executable}); install python3-torch to run the comparison. Nothing to do.")
         return 0
-    torch.set_num_threads(1)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
@@ -103,23 +108,30 @@ def main():
               "and pass its path; the table shows PyTorch only.", file=sys.stderr)
         binary = None
 
-    print(f"Forward + backward over {arguments.steps} steps, input {INPUT_SIZE}, float32, one thread "
-          f"(torch {torch.__version__}); median of {arguments.reps} runs, microseconds per step.")
-    print("snap: BATCH independent BPTT engines sharing one cell (no batched engine yet).")
+    print(f"Forward + backward over {arguments.steps} steps, input {INPUT_SIZE}, float32 "
+          f"(torch {torch.__version__}); median of {arguments.reps} runs, microseconds per step of the batch.")
+    print("snap: one BPTT engine of B streams on T threads.")
+    torch.set_num_threads(1)
     print(torch_gemm_report(torch))
-    header = f"{'cell':<5} {'H':>4} {'batch':>5} {'PyTorch us/step':>16} {'snap us/step':>13} {'snap/PyTorch':>13}"
+    header = (f"{'cell':<5} {'H':>4} {'batch':>5} {'threads':>7} {'PyTorch us/step':>16} {'snap us/step':>13} "
+              f"{'PyTorch/snap':>13}")
     print(header)
     print("-" * len(header))
-    for cell in arguments.cells:
-        for hidden in arguments.hidden:
-            for batch in arguments.batch:
-                reference = torch_microseconds_per_step(torch, cell, hidden, batch, arguments.steps, arguments.reps)
-                if binary is None:
-                    ours, ratio = "n/a", "n/a"
-                else:
-                    value = snap_microseconds_per_step(binary, cell, hidden, batch, arguments.steps, arguments.reps)
-                    ours, ratio = f"{value:.1f}", f"{value / reference:.2f}"
-                print(f"{cell:<5} {hidden:>4} {batch:>5} {reference:>16.1f} {ours:>13} {ratio:>13}", flush=True)
+    for threads in arguments.threads:
+        torch.set_num_threads(threads)
+        for cell in arguments.cells:
+            for hidden in arguments.hidden:
+                for batch in arguments.batch:
+                    reference = torch_microseconds_per_step(torch, cell, hidden, batch, arguments.steps,
+                                                            arguments.reps)
+                    if binary is None:
+                        ours, ratio = "n/a", "n/a"
+                    else:
+                        value = snap_microseconds_per_step(binary, cell, hidden, batch, arguments.steps,
+                                                           arguments.reps, threads)
+                        ours, ratio = f"{value:.1f}", f"{reference / value:.2f}"
+                    print(f"{cell:<5} {hidden:>4} {batch:>5} {threads:>7} {reference:>16.1f} {ours:>13} {ratio:>13}",
+                          flush=True)
     return 0
 
 
