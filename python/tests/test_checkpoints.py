@@ -50,8 +50,10 @@ class Training:
 
     def run(self, start, stop):
         for t in range(start, stop):
-            for b in range(self.trainer.batch):
-                self.trainer.observe(b, self.input(t, b), self.target(t, b))
+            streams = range(self.trainer.batch)
+            self.trainer.observe(np.stack([self.input(t, b) for b in streams]),
+                                 np.array([self.target(t, b) for b in streams], dtype=np.int64))
+            for b in streams:
                 if (t + 1) % (7 + b) == 0:
                     self.trainer.reset_stream(b)
             self.trainer.end_step()
@@ -136,8 +138,7 @@ def test_sequence_call_equals_per_step_calls(work):
     cell, readout, stepped = build()
     losses = np.zeros((15, 2), dtype=np.float32)
     for t in range(15):
-        for b in range(2):
-            losses[t, b] = stepped.observe(b, inputs[t, b], targets[t, b])
+        losses[t] = stepped.observe(inputs[t], targets[t])
         stepped.end_step()
     stepped.save_checkpoint(str(work / "stepped.npz"))
     cell2, readout2, whole = build()

@@ -84,7 +84,7 @@ BAD_VECTORS = [
     (np.zeros(3, dtype=np.float32), TypeError, "got an array of float32"),
     (np.zeros(3, dtype=np.int64), TypeError, "got an array of int64"),
     (np.zeros(3, dtype=">f8"), TypeError, "float64"),
-    (np.zeros((1, 3)), snap.ShapeError, r"expected shape \(any,\), got \(1, 3\)"),
+    (np.zeros((2, 3)), snap.ShapeError, r"expected shape .*, got \(2, 3\)"),
     (np.zeros(()), snap.ShapeError, r"got \(\)"),
     (np.zeros(6)[::2], snap.ValueError, "C-contiguous"),
     ("abc", TypeError, "got an object of type str"),
