@@ -24,11 +24,12 @@ struct RTRLOptions {
   double denseDynamicsAbove = 0.25;
 };
 
-/// Exact RTRL: J_t = I_t + D_t J_{t−1}, g = Σ_t J_tᵀ δ_t (docs/math.md §3). Memory k·p, time
-/// nnz(D)·p per step and stream. Each stream b has its own influence J_b (rows [b·k, (b+1)·k)
-/// of one B·k × p matrix). The update and the gradient Σ_b J_bᵀ δ_b run in fixed tiles of
-/// parameters (columns of J), each tile for all streams in stream order and in place through
-/// a per-thread buffer of one tile, so the results are the same for every thread count.
+/// Exact RTRL: J_t = I_t + D_t J_{t−1}, g = Σ_t J_tᵀ δ_t (docs/math.md §3). Memory k·p per
+/// stream (twice that on the sparse path, which writes the update into a second matrix), time
+/// nnz(D)·p per step and stream. Stream b's influence J_b is rows [b·k, (b+1)·k) of one
+/// B·k × p matrix. The update and the gradient Σ_b J_bᵀ δ_b run in fixed tiles of parameters
+/// (columns of J), each tile for all streams in stream order, so the results are the same for
+/// every thread count.
 template <class CellType_>
 class RTRL {
   static_assert(detail::checkCell<CellType_>());
@@ -176,10 +177,11 @@ public:
   }
   /// Bytes of the influence matrices (k·p values per stream), the state carried from step to step.
   std::size_t bytes() const { return static_cast<std::size_t>(m_influence.size()) * sizeof(Scalar); }
-  /// Bytes of the per-step scratch: each thread's tile of the product and its packing, and each
-  /// stream's D_t.
+  /// Bytes of the per-step scratch: each stream's D_t, and on the dense path each thread's tile
+  /// of the product and its packing, on the sparse path the second B·k × p matrix.
   std::size_t workspaceBytes() const {
-    std::size_t bytes = static_cast<std::size_t>(m_tiles.size() + m_denseDynamics.size() + m_values.size()) * sizeof(Scalar) +
+    std::size_t bytes =
+        static_cast<std::size_t>(m_next.size() + m_tiles.size() + m_denseDynamics.size() + m_values.size()) * sizeof(Scalar) +
                         m_entryOrder.size() * sizeof(StorageIndex);
     for (const auto& gemm : m_gemms) bytes += gemm.bytes();
     return bytes;
@@ -205,18 +207,20 @@ private:
     const CellType& cell = m_core.cell();
     const Index k = cell.stateSize(), p = cell.parameterCount(), streams = m_core.streams();
     detail::requireArray<Scalar>("cell", k, p, "RTRL influence (k x p)");
-    detail::requireArray<Scalar>("Batch::streams", streams, k * p, "RTRL influences (B x k x p)");
-    m_core.resize();
-    m_influence = RowMatrix<Scalar>::Zero(streams * k, p);
     const SparsityPattern& graph = cell.dynamicsGraph();
     const Index nonZeros = graph.nonZeros();
     m_dense = static_cast<double>(nonZeros) >= m_options.denseDynamicsAbove * static_cast<double>(k * k);
+    detail::requireArray<Scalar>("Batch::streams", streams, (m_dense ? 1 : 2) * k * p,
+                                 m_dense ? "RTRL influences (B x k x p)" : "RTRL influences and their update (2 x B x k x p)");
+    m_core.resize();
+    m_influence = RowMatrix<Scalar>::Zero(streams * k, p);
+    m_next = RowMatrix<Scalar>::Zero(m_dense ? 0 : streams * k, m_dense ? 0 : p);
     m_values.assign(static_cast<std::size_t>(streams * nonZeros), Scalar(0));
     m_entryOrder.resize(static_cast<std::size_t>(nonZeros));
     for (std::size_t e = 0; e < m_entryOrder.size(); ++e) m_entryOrder[e] = static_cast<StorageIndex>(e);
     m_denseDynamics = RowMatrix<Scalar>::Zero(m_dense ? streams * k : 0, m_dense ? k : 0);
     const Index tile = std::min(columnTile, p), threads = m_core.threads();
-    m_tiles = Vector<Scalar>::Zero(threads * k * tile);
+    m_tiles = Vector<Scalar>::Zero(m_dense ? threads * k * tile : 0);
     m_gemms.clear();
     if (m_dense)
       for (Index t = 0; t < threads; ++t) m_gemms.emplace_back(tile, k, k);
@@ -254,53 +258,64 @@ private:
       }
     });
     runTiles(true, stateGradients);
+    if (!m_dense) std::swap(m_influence, m_next);
     m_pending = false;
   }
 
   /// Every tile of columns of J, spread over the threads: with `update`, J_b[:, tile] ←
-  /// D_t^b J_b[:, tile] + I_t^b[:, tile] through the thread's buffer; given state gradients,
-  /// g[tile] += J_b[:, tile]ᵀ δ_b; both for b = 0 … B − 1 in that order.
+  /// D_t^b J_b[:, tile] + I_t^b[:, tile]; given state gradients, g[tile] += J_b[:, tile]ᵀ δ_b
+  /// with the updated J_b; both for b = 0 … B − 1 in that order. The dense product runs into
+  /// the thread's buffer, which stays in cache, and is copied back into J; the sparse one, a
+  /// few multiply-adds per value read, writes into the second matrix (m_next, swapped in once
+  /// all tiles are done), where a copy would cost more than it saves.
   void runTiles(bool update, const MatrixView<Scalar>* stateGradients) {
     const Index k = m_core.m_stateSize, p = m_influence.cols(), streams = m_core.streams();
     const Index tiles = (p + columnTile - 1) / columnTile;
+    using Block = Eigen::Map<RowMatrix<Scalar>, 0, Eigen::OuterStride<>>;
     m_core.workers().run([&](int t) {
       const detail::Range part = detail::partOf(tiles, t, m_core.threads());
-      Scalar* buffer = m_tiles.data() + t * k * std::min(columnTile, p);
+      Scalar* buffer = m_dense ? m_tiles.data() + t * k * std::min(columnTile, p) : nullptr;
       for (Index tile = part.begin; tile < part.end; ++tile) {
         const Index j0 = tile * columnTile, width = std::min(columnTile, p - j0);
         for (Index b = 0; b < streams; ++b) {
           Scalar* influence = m_influence.data() + b * k * p + j0;  // J_b[:, tile], rows p apart
-          Eigen::Map<RowMatrix<Scalar>, 0, Eigen::OuterStride<>> block(influence, k, width, Eigen::OuterStride<>(p));
-          if (update) {
-            productTile(t, b, width, influence, buffer);
-            addImmediate(b, j0, width, buffer);
-            block = Eigen::Map<const RowMatrix<Scalar>>(buffer, k, width);
+          Scalar* updated = influence;                              // where J_b[:, tile] is after the update
+          if (update && m_dense) {
+            productTile(t, b, width, influence, buffer, width);
+            addImmediate(b, j0, width, buffer, width);
+            Block(influence, k, width, Eigen::OuterStride<>(p)) = Eigen::Map<const RowMatrix<Scalar>>(buffer, k, width);
+          } else if (update) {
+            updated = m_next.data() + b * k * p + j0;
+            productTile(t, b, width, influence, updated, p);
+            addImmediate(b, j0, width, updated, p);
           }
           if (stateGradients)
-            m_core.m_gradient.segment(j0, width).noalias() += block.transpose() * stateGradients->col(b);
+            m_core.m_gradient.segment(j0, width).noalias() +=
+                Block(updated, k, width, Eigen::OuterStride<>(p)).transpose() * stateGradients->col(b);
         }
       }
     });
   }
 
-  /// out (k × width, contiguous) = D_t^b · in, in = J_b[:, tile] (rows p apart), on thread t.
-  void productTile(int t, Index b, Index width, const Scalar* in, Scalar* out) {
+  /// out = D_t^b · in for in = J_b[:, tile] (k × width, rows p apart) and out k × width (rows
+  /// outStride apart), on thread t.
+  void productTile(int t, Index b, Index width, const Scalar* in, Scalar* out, Index outStride) {
     const Index k = m_core.m_stateSize, p = m_influence.cols();
     if (m_dense) {
-      std::fill(out, out + k * width, Scalar(0));
+      Eigen::Map<RowMatrix<Scalar>, 0, Eigen::OuterStride<>>(out, k, width, Eigen::OuterStride<>(outStride)).setZero();
       // outᵀ (width × k, col-major) = inᵀ (width × k, col-major, ld p) · D_bᵀ (k × k, col-major).
       m_gemms[static_cast<std::size_t>(t)].template accumulate<Eigen::ColMajor, Eigen::ColMajor>(
-          width, k, k, in, p, m_denseDynamics.data() + b * k * k, k, out, width);
+          width, k, k, in, p, m_denseDynamics.data() + b * k * k, k, out, outStride);
     } else {
       const SparsityPattern& graph = m_core.cell().dynamicsGraph();
-      detail::sparseRowProduct(k, width, p, width, graph.rowStarts().data(), graph.columns().data(), m_entryOrder.data(),
-                               m_values.data() + b * graph.nonZeros(), in, out);
+      detail::sparseRowProduct(k, width, p, outStride, graph.rowStarts().data(), graph.columns().data(),
+                               m_entryOrder.data(), m_values.data() + b * graph.nonZeros(), in, out);
     }
   }
 
-  /// out += I_t^b[:, j0 … j0 + width) (k × width, contiguous), column by column from stream
-  /// b's factored form (docs/math.md §2).
-  void addImmediate(Index b, Index j0, Index width, Scalar* out) const {
+  /// out += I_t^b[:, j0 … j0 + width) (k × width, rows outStride apart), column by column from
+  /// stream b's factored form (docs/math.md §2).
+  void addImmediate(Index b, Index j0, Index width, Scalar* out, Index outStride) const {
     const CellType& cell = m_core.cell();
     const ParameterLayout& layout = cell.layout();
     const CellStructure& structure = cell.structure();
@@ -311,15 +326,16 @@ private:
       const Index j = j0 + c, f = layout.factor(j), unit = layout.unit(j), gate = layout.gate(j);
       const Scalar source = z[layout.source(j)];
       for (Index q = 0; q < structure.unitStates; ++q)
-        if (structure.reaches(gate, q)) out[(q * hidden + unit) * width + c] += cache.factor(q, f) * source;
+        if (structure.reaches(gate, q)) out[(q * hidden + unit) * outStride + c] += cache.factor(q, f) * source;
     }
   }
 
   detail::EngineCore<CellType> m_core;
   Options m_options;
   RowMatrix<Scalar> m_influence;      ///< J_b of stream b in rows [b·k, (b+1)·k), B·k × p
+  RowMatrix<Scalar> m_next;           ///< the sparse path's updated J (B·k × p; empty when dense)
   RowMatrix<Scalar> m_denseDynamics;  ///< D_t^b in rows [b·k, (b+1)·k) on the dense path
-  Vector<Scalar> m_tiles;             ///< one k × tile buffer per thread
+  Vector<Scalar> m_tiles;             ///< one k × tile buffer per thread on the dense path
   std::vector<Scalar> m_values;       ///< D_t^b's values on the dynamics graph, nnz per stream
   std::vector<StorageIndex> m_entryOrder;  ///< 0, 1, …: the sparse kernel reads values in graph order
   std::vector<detail::GemmWorkspace<Scalar>> m_gemms;  ///< one per thread on the dense path
