@@ -14,6 +14,8 @@
 namespace snap::test {
 namespace {
 
+static_assert(Engine<RTRL<RNN<double>>> && Engine<RTRL<LSTM<float>>>);
+
 template <class C>
 class BatchedRTRL : public ::testing::Test {};
 using Cells = ::testing::Types<RNN<double>, GRU<double>, LSTM<double>>;
@@ -58,8 +60,9 @@ TYPED_TEST(BatchedRTRL, ManyTilesOfParametersOnTwoThreads) {
   // Enough parameters for several tiles of columns, the last one partial, so that both threads
   // update and sum their own tiles.
   using Engine = RTRL<TypeParam>;
-  const Index hidden = std::is_same_v<TypeParam, RNN<double>> ? 40 : 20;
-  TypeParam cell(7, hidden, {.recurrentDensity = 0.8, .seed = 14});
+  // Many inputs, few units: many parameters at a small cost per step.
+  const Index hidden = std::is_same_v<TypeParam, RNN<double>> ? 20 : 8;
+  TypeParam cell(56, hidden, {.recurrentDensity = 0.8, .seed = 14});
   ASSERT_GT(cell.parameterCount(), 3 * Engine::columnTile);
   ASSERT_NE(cell.parameterCount() % Engine::columnTile, 0);
   const batched::Schedule schedule{.steps = 12, .resetGradientAfter = 5};
@@ -89,7 +92,8 @@ void expectEqualsDenseReference(const C& cell, const RTRLOptions& options, Index
     for (Index b = 0; b < streams; ++b) {
       const auto i = static_cast<std::size_t>(b);
       LibraryStep<C> step(cell, x.col(b), states[i]);
-      influences[i] = (denseDynamics(cell, step.cache) * influences[i] + denseImmediate(cell, step.cache, step.z)).eval();
+      influences[i] =
+          (denseDynamics(cell, step.cache) * influences[i] + denseImmediate(cell, step.cache, step.z)).eval();
       gradient += influences[i].transpose() * delta.col(b);
       states[i] = step.next;
       ASSERT_LE(relativeError(next.col(b), states[i]), 1e-13) << "state of stream " << b << " after step " << t;
@@ -97,7 +101,8 @@ void expectEqualsDenseReference(const C& cell, const RTRLOptions& options, Index
     const RowMatrix<double>& influence = engine.influence();
     ASSERT_EQ(influence.rows(), streams * k);
     for (Index b = 0; b < streams; ++b)
-      ASSERT_LE(relativeError(Matrix<double>(influence.middleRows(b * k, k)), influences[static_cast<std::size_t>(b)]), 1e-12)
+      ASSERT_LE(relativeError(Matrix<double>(influence.middleRows(b * k, k)), influences[static_cast<std::size_t>(b)]),
+                1e-12)
           << "J of stream " << b << " after step " << t;
     for (Index b = 0; b < streams; ++b)
       if (schedule.resets(b, t)) {
@@ -130,7 +135,8 @@ TYPED_TEST(BatchedRTRL, ResettingAStreamKeepsThePendingUpdateOfTheOthers) {
     const RTRLOptions options{.denseDynamicsAbove = path};
     std::vector<RTRL<TypeParam>> singles(streams, RTRL<TypeParam>(cell, options));
     std::vector<RTRL<TypeParam>> batchedEngines;
-    for (int threads : {1, 2}) batchedEngines.emplace_back(cell, options, Batch{.streams = streams, .threads = threads});
+    for (int threads : {1, 2})
+      batchedEngines.emplace_back(cell, options, Batch{.streams = streams, .threads = threads});
     Matrix<double> x, delta;
     for (int t = 0; t < steps; ++t) {
       batched::drawStep(5, t, cell.inputSize(), cell.stateSize(), streams, x, delta);
@@ -159,8 +165,9 @@ TYPED_TEST(BatchedRTRL, ResettingAStreamKeepsThePendingUpdateOfTheOthers) {
     EXPECT_LE(batched::relativeDistance(batchedEngines[0].gradient(), sum), 1e-12);
     EXPECT_TRUE(batchedEngines[1].gradient() == batchedEngines[0].gradient());
     for (Index b = 0; b < streams; ++b)
-      EXPECT_LE(relativeError(Matrix<double>(batchedEngines[0].influence().middleRows(b * cell.stateSize(), cell.stateSize())),
-                              Matrix<double>(singles[static_cast<std::size_t>(b)].influence())),
+      EXPECT_LE(relativeError(
+                    Matrix<double>(batchedEngines[0].influence().middleRows(b * cell.stateSize(), cell.stateSize())),
+                    Matrix<double>(singles[static_cast<std::size_t>(b)].influence())),
                 1e-12)
           << "J of stream " << b;
     EXPECT_TRUE(batchedEngines[1].influence() == batchedEngines[0].influence());

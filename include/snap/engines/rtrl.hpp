@@ -136,7 +136,8 @@ public:
   void saveState(NpzArchive& archive, const std::string& prefix) const {
     if (m_core.cellChanged()) return rebuilt().saveState(archive, prefix);  // new masks: what step() resumes from
     m_core.save(archive, prefix, "RTRL");
-    archive[prefix + "influence"] = NpyArray::of(m_influence.data(), {m_core.streams(), m_core.m_stateSize, m_influence.cols()});
+    archive[prefix + "influence"] =
+        NpyArray::of(m_influence.data(), {m_core.streams(), m_core.m_stateSize, m_influence.cols()});
     putArray(archive, prefix + "gradient", m_core.m_gradient);
     putScalar<std::int64_t>(archive, prefix + "pending", m_pending ? 1 : 0);
     m_core.saveStep(archive, prefix + "step/", m_pending);
@@ -180,9 +181,8 @@ public:
   /// Bytes of the per-step scratch: each stream's D_t, and on the dense path each thread's tile
   /// of the product and its packing, on the sparse path the second B·k × p matrix.
   std::size_t workspaceBytes() const {
-    std::size_t bytes =
-        static_cast<std::size_t>(m_next.size() + m_tiles.size() + m_denseDynamics.size() + m_values.size()) * sizeof(Scalar) +
-                        m_entryOrder.size() * sizeof(StorageIndex);
+    const Index values = m_next.size() + m_tiles.size() + m_denseDynamics.size() + static_cast<Index>(m_values.size());
+    std::size_t bytes = static_cast<std::size_t>(values) * sizeof(Scalar) + m_entryOrder.size() * sizeof(StorageIndex);
     for (const auto& gemm : m_gemms) bytes += gemm.bytes();
     return bytes;
   }
@@ -193,7 +193,6 @@ public:
   static constexpr Index columnTile = 384;
 
 private:
-
   /// The engine as step() continues it after a mask change: built afresh for the cell's masks
   /// (zero influence and gradient, nothing pending) with the states and step counts kept. Built
   /// apart, so that a refusal (an influence over snap::maxArrayBytes) changes nothing.
@@ -211,7 +210,7 @@ private:
     const Index nonZeros = graph.nonZeros();
     m_dense = static_cast<double>(nonZeros) >= m_options.denseDynamicsAbove * static_cast<double>(k * k);
     detail::requireArray<Scalar>("Batch::streams", streams, (m_dense ? 1 : 2) * k * p,
-                                 m_dense ? "RTRL influences (B x k x p)" : "RTRL influences and their update (2 x B x k x p)");
+                                 m_dense ? "RTRL influences (B x k x p)" : "RTRL influences and update (2 x B x k x p)");
     m_core.resize();
     m_influence = RowMatrix<Scalar>::Zero(streams * k, p);
     m_next = RowMatrix<Scalar>::Zero(m_dense ? 0 : streams * k, m_dense ? 0 : p);
