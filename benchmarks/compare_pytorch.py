@@ -34,7 +34,8 @@ def parse_arguments():
     parser.add_argument("--cells", nargs="+", default=["RNN", "GRU", "LSTM"], choices=["RNN", "GRU", "LSTM"])
     parser.add_argument("--hidden", nargs="+", type=int, default=[64, 128, 256, 512])
     parser.add_argument("--batch", nargs="+", type=int, default=[1, 16, 64])
-    parser.add_argument("--threads", nargs="+", type=int, default=[1], help="thread counts (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of PyTorch (and of its BLAS) and of snap's engine (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=128, help="sequence length (default: %(default)s)")
     parser.add_argument("--reps", type=int, default=11, help="timed repetitions per case (default: %(default)s)")
     return parser.parse_args()
@@ -73,7 +74,8 @@ def torch_gemm_report(torch):
             libraries = sorted({line.split()[-1] for line in maps if "blas" in line.split()[-1]})
     except OSError:
         libraries = []
-    text = f"PyTorch float GEMM 512x512x512: {gflops:.1f} GFLOP/s; BLAS: {', '.join(libraries) or 'unknown'}"
+    text = (f"PyTorch float GEMM 512x512x512: {gflops:.1f} GFLOP/s; BLAS: {', '.join(libraries) or 'unknown'} "
+            f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')})")
     if any("/blas/libblas.so" in library for library in libraries):
         text += "\n  (the reference BLAS: PyTorch's matrix products are far from this machine's peak; an optimised" \
                 "\n   libblas.so.3 such as OpenBLAS would make the PyTorch column representative)"
@@ -90,6 +92,9 @@ def snap_microseconds_per_step(binary, cell, hidden, batch, steps, reps, threads
 
 def main():
     arguments = parse_arguments()
+    # The BLAS reads its thread count when it is loaded: set it before torch loads it.
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(arguments.threads)
     try:
         import torch
     except ImportError:
@@ -110,28 +115,27 @@ def main():
 
     print(f"Forward + backward over {arguments.steps} steps, input {INPUT_SIZE}, float32 "
           f"(torch {torch.__version__}); median of {arguments.reps} runs, microseconds per step of the batch.")
-    print("snap: one BPTT engine of B streams on T threads.")
-    torch.set_num_threads(1)
+    print(f"snap: one BPTT engine of B streams; {arguments.threads} thread(s) each "
+          f"(PyTorch: torch.set_num_threads and OPENBLAS_NUM_THREADS).")
+    torch.set_num_threads(arguments.threads)
     print(torch_gemm_report(torch))
     header = (f"{'cell':<5} {'H':>4} {'batch':>5} {'threads':>7} {'PyTorch us/step':>16} {'snap us/step':>13} "
               f"{'PyTorch/snap':>13}")
     print(header)
     print("-" * len(header))
-    for threads in arguments.threads:
-        torch.set_num_threads(threads)
-        for cell in arguments.cells:
-            for hidden in arguments.hidden:
-                for batch in arguments.batch:
-                    reference = torch_microseconds_per_step(torch, cell, hidden, batch, arguments.steps,
-                                                            arguments.reps)
-                    if binary is None:
-                        ours, ratio = "n/a", "n/a"
-                    else:
-                        value = snap_microseconds_per_step(binary, cell, hidden, batch, arguments.steps,
-                                                           arguments.reps, threads)
-                        ours, ratio = f"{value:.1f}", f"{reference / value:.2f}"
-                    print(f"{cell:<5} {hidden:>4} {batch:>5} {threads:>7} {reference:>16.1f} {ours:>13} {ratio:>13}",
-                          flush=True)
+    threads = arguments.threads
+    for cell in arguments.cells:
+        for hidden in arguments.hidden:
+            for batch in arguments.batch:
+                reference = torch_microseconds_per_step(torch, cell, hidden, batch, arguments.steps, arguments.reps)
+                if binary is None:
+                    ours, ratio = "n/a", "n/a"
+                else:
+                    value = snap_microseconds_per_step(binary, cell, hidden, batch, arguments.steps, arguments.reps,
+                                                       threads)
+                    ours, ratio = f"{value:.1f}", f"{reference / value:.2f}"
+                print(f"{cell:<5} {hidden:>4} {batch:>5} {threads:>7} {reference:>16.1f} {ours:>13} {ratio:>13}",
+                      flush=True)
     return 0
 
 
