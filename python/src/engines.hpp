@@ -97,7 +97,8 @@ void bindEngine(py::module_& m, const std::string& name) {
   if constexpr (requires(const E& e) { e.workspaceBytes(); })
     engine.def_property_readonly("workspace_bytes", &E::workspaceBytes);
   if constexpr (requires(E& e) { e.influence().rows(); })  // RTRL: J_t, k x p
-    engine.def("influence", [](E& e) { return copyMatrix(e.influence()); }, "J_t (k x p, a copy).");
+    engine.def("influence", [](E& e) { return copyMatrix(e.influence()); },
+               "J_t of every stream (B·k x p: stream b in rows b·k to (b+1)·k - 1; a copy).");
   if constexpr (requires(E& e) { e.influence(Index(0), Index(0)); e.pattern(); }) {  // SnAp
     engine.def(
         "influence",
