@@ -45,13 +45,20 @@ long countAllocations(Body&& body) {
 #endif
 }
 
+/// Steps (with gradient reads, resets of the gradient and, for B > 1, of one stream) after a
+/// warm-up allocate nothing, for the engine's B streams.
 template <class Engine>
 void expectAllocationFree(Engine& engine, Index inputs, Index steps = 40) {
   Random random(1);
-  std::vector<Vector<float>> xs, deltas;
+  const Index streams = engine.streams(), k = engine.cell().stateSize();
+  std::vector<Matrix<float>> xs, deltas;
   for (int i = 0; i < 8; ++i) {
-    xs.push_back(randomVector(random, inputs).template cast<float>());
-    deltas.push_back(randomVector(random, engine.cell().stateSize()).template cast<float>());
+    xs.emplace_back(inputs, streams);
+    deltas.emplace_back(k, streams);
+    for (Index b = 0; b < streams; ++b) {
+      xs.back().col(b) = randomVector(random, inputs).template cast<float>();
+      deltas.back().col(b) = randomVector(random, k).template cast<float>();
+    }
   }
   auto run = [&](Index count) {
     for (Index t = 0; t < count; ++t) {
@@ -61,6 +68,7 @@ void expectAllocationFree(Engine& engine, Index inputs, Index steps = 40) {
         engine.gradient();
         engine.resetGradient();
       }
+      if (streams > 1 && t % 7 == 6) engine.resetStream(t % streams);
     }
   };
   run(steps);  // warm-up: first-use sizing
@@ -100,6 +108,28 @@ TEST(Allocations, EnginesAllocateNothingPerStep) {
     expectAllocationFree(bptt, inputs);
     expectAllocationFree(bpttLstm, inputs);
   }
+}
+
+TEST(Allocations, BatchedEnginesOnTwoThreadsAllocateNothingPerStep) {
+  constexpr Index inputs = 8, hidden = 24;
+  const Batch batch{.streams = 3, .threads = 2};
+  GRU<float> gru(inputs, hidden, {.recurrentDensity = 0.3, .maskSharing = MaskSharing::Shared, .seed = 1});
+  LSTM<float> lstm(inputs, hidden, {.recurrentDensity = 0.3, .seed = 2});
+  RTRL<GRU<float>> rtrlDense(gru, {.denseDynamicsAbove = 0.0}, batch), rtrlSparse(gru, {.denseDynamicsAbove = 2.0}, batch);
+  expectAllocationFree(rtrlDense, inputs);
+  expectAllocationFree(rtrlSparse, inputs);
+  for (int n : {1, 2}) {
+    SnAp<GRU<float>> snapGru(gru, {.n = n}, batch);
+    SnAp<LSTM<float>> snapLstm(lstm, {.n = n}, batch);
+    expectAllocationFree(snapGru, inputs);
+    expectAllocationFree(snapLstm, inputs);
+  }
+  UORO<LSTM<float>> uoro(lstm, {.seed = 4}, batch);
+  expectAllocationFree(uoro, inputs);
+  BPTT<GRU<float>> bptt(gru, {.window = 7}, batch);
+  BPTT<LSTM<float>> bpttLstm(lstm, {.window = 16}, batch);
+  expectAllocationFree(bptt, inputs);
+  expectAllocationFree(bpttLstm, inputs);
 }
 
 TEST(Allocations, LargeDenseProductsUseTheirPreparedWorkspace) {

@@ -159,26 +159,28 @@ TEST(HostileFiles, ARegularFileStillLoadsThroughALink) {
 // --- 2. Sizes are checked against each other before anything grows ------------------------
 
 TEST(HostileFiles, AnOpenWindowLongerThanItsArraysIsRefusedBeforeTheHistoryGrows) {
-  // Untruncated BPTT (one update per sequence): its history grows to the stored window's length.
+  // Untruncated BPTT (one update per sequence): its history grows to the stored window's length
+  // (window_steps; the window arrays are B x window_steps x ...).
   Trained<BPTT<GRU<float>>> run({}, {.schedule = UpdateSchedule::PerSequence});
   const NpzArchive good = run.state();
   const Index k = run.cell.stateSize();
   const std::int64_t huge = std::numeric_limits<std::int32_t>::max();
   {
-    // The file: 2^31 − 1 steps, and a window of shape (2^31 − 1, 0), no data bytes.
+    // The file: 2^31 − 1 steps in the window, and a δ array of shape (1, 2^31 − 1, 0)
+    // with no data bytes: refused at the first window array that does not have that length.
     NpzArchive arrays = good;
     setCounter(arrays, "trainer/engine/steps", huge);
-    arrays.at("trainer/engine/window/deltas") = NpyArray{"<f4", {huge, 0}, {}};
-    expectFileRefused(run, arrays, "array 'trainer/engine/window/deltas'");
+    setCounter(arrays, "trainer/engine/window_steps", huge);
+    arrays.at("trainer/engine/window/deltas") = NpyArray{"<f4", {1, huge, 0}, {}};
+    expectFileRefused(run, arrays, "array 'trainer/engine/window/immediate_ih'");
   }
   {
-    // A window of the right shape but longer than the steps taken.
+    // A window longer than the steps taken.
     NpzArchive arrays = good;
-    const Index count = arrays.at("trainer/engine/window/deltas").shape[0];
-    arrays.at("trainer/engine/window/deltas") =
-        NpyArray::of(Matrix<float>(Matrix<float>::Zero(run.trainer.engine().steps() + 1, k)));
-    expectRefused(run, arrays, "array 'trainer/engine/window/deltas'");
-    EXPECT_GT(count, 0);
+    const std::int64_t steps = run.trainer.engine().steps();
+    EXPECT_GT(run.trainer.engine().windowSteps(), 0);
+    setCounter(arrays, "trainer/engine/window_steps", steps + 1);
+    expectRefused(run, arrays, "array 'trainer/engine/window_steps'");
   }
   {
     // 2^20 steps and a δ array of that length (4 MiB, present), but the other window arrays
@@ -186,17 +188,20 @@ TEST(HostileFiles, AnOpenWindowLongerThanItsArraysIsRefusedBeforeTheHistoryGrows
     NpzArchive arrays = good;
     const Index count = Index{1} << 20;
     setCounter(arrays, "trainer/engine/steps", count);
-    arrays.at("trainer/engine/window/deltas") = NpyArray::of(Matrix<float>(Matrix<float>::Zero(count, k)));
+    setCounter(arrays, "trainer/engine/window_steps", count);
+    arrays.at("trainer/engine/window/deltas") =
+        NpyArray::of(std::vector<float>(static_cast<std::size_t>(count * k), 0.0f).data(), {1, count, k});
     expectRefused(run, arrays, "array 'trainer/engine/window/immediate_ih'");
   }
   {
     // A δ flagged in an empty window.
     NpzArchive arrays = good;
-    for (const char* name : {"immediate_ih", "immediate_hh", "direct", "preactivations", "sources", "deltas"}) {
+    for (const char* name : {"immediate_ih", "immediate_hh", "direct", "preactivations", "sources", "deltas", "cuts"}) {
       NpyArray& array = arrays.at(std::string("trainer/engine/window/") + name);
-      array.shape[0] = 0;
+      array.shape[1] = 0;
       array.bytes.clear();
     }
+    setCounter(arrays, "trainer/engine/window_steps", 0);
     setCounter(arrays, "trainer/engine/window_has_deltas", 1);
     expectRefused(run, arrays, "array 'trainer/engine/window_has_deltas'");
     setCounter(arrays, "trainer/engine/window_has_deltas", 0);
