@@ -49,8 +49,11 @@ inline Range partOf(Index size, int part, int parts, Index grain = 1) {
 /// T − 1 worker threads that run a task together with the calling thread. run() hands every
 /// thread its index t ∈ [0, T) and returns once all have finished; nothing is allocated per run.
 /// Workers spin briefly for the next task (a step follows the last one within microseconds),
-/// then sleep on an atomic wait. One thread at a time may call run() (an engine is used from
-/// one thread at a time); the pool itself is never shared between engines.
+/// then sleep on an atomic wait; the caller, done with its share, spins briefly for the others
+/// and then sleeps too, so that a machine with more runnable threads than cores (tests run in
+/// parallel, say) is not slowed by threads spinning for workers that are not scheduled. One
+/// thread at a time may call run() (an engine is used from one thread at a time); the pool
+/// itself is never shared between engines.
 class ThreadPool {
 public:
   explicit ThreadPool(int threads) : m_threads(threads) {
@@ -82,10 +85,21 @@ public:
     m_generation.fetch_add(1, std::memory_order_release);
     m_generation.notify_all();
     task(0);
-    while (m_remaining.load(std::memory_order_acquire) != 0) pause();
+    int remaining = m_remaining.load(std::memory_order_acquire);
+    for (int spin = 0; remaining != 0 && spin < spinLimit; ++spin) {
+      pause();
+      remaining = m_remaining.load(std::memory_order_acquire);
+    }
+    while (remaining != 0) {
+      m_remaining.wait(remaining, std::memory_order_acquire);
+      remaining = m_remaining.load(std::memory_order_acquire);
+    }
   }
 
 private:
+  /// Pauses (about 40 cycles each) before a thread sleeps: some tens of microseconds.
+  static constexpr int spinLimit = 2000;
+
   static void pause() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -98,7 +112,7 @@ private:
     std::uint64_t seen = 0;
     for (;;) {
       std::uint64_t now = m_generation.load(std::memory_order_acquire);
-      for (int spin = 0; now == seen && spin < 20000; ++spin) {
+      for (int spin = 0; now == seen && spin < spinLimit; ++spin) {
         pause();
         now = m_generation.load(std::memory_order_acquire);
       }
@@ -109,7 +123,7 @@ private:
       seen = now;
       if (m_stop.load(std::memory_order_relaxed)) return;
       m_call(m_context, t);
-      m_remaining.fetch_sub(1, std::memory_order_acq_rel);
+      if (m_remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) m_remaining.notify_one();
     }
   }
 

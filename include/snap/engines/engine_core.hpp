@@ -333,15 +333,16 @@ public:
 
 private:
   /// m_preactivations = [W_ih X + b_ih; W_hh H + b_hh] for the B columns, in tiles of rowTile
-  /// rows spread over the threads (matrix–vector products for B = 1).
+  /// rows spread over the threads (matrix–vector products for B = 1). Units alternate W_ih and
+  /// W_hh tiles, so that each thread's share holds both kinds (W_hh's are the larger for m < H).
   void computePreactivations(const MatrixView<Scalar>& inputs) {
     const CellType& cell = *m_cell;
     const Index rows = cell.gateRows(), tiles = (rows + rowTile - 1) / rowTile;
     m_workers.run([&](int t) {
       const Range part = partOf(2 * tiles, t, threads());
-      for (Index tile = part.begin; tile < part.end; ++tile) {
-        const bool recurrent = tile >= tiles;
-        const Index r0 = (recurrent ? tile - tiles : tile) * rowTile, count = std::min(rowTile, rows - r0);
+      for (Index unit = part.begin; unit < part.end; ++unit) {
+        const bool recurrent = unit % 2 == 1;
+        const Index r0 = unit / 2 * rowTile, count = std::min(rowTile, rows - r0);
         const auto& weight = recurrent ? cell.weight_hh() : cell.weight_ih();
         const auto& bias = recurrent ? cell.bias_hh() : cell.bias_ih();
         const Index depth = weight.cols(), offset = recurrent ? rows + r0 : r0;
