@@ -80,6 +80,21 @@ inline void requireShape(std::string_view argument, std::int64_t rows, std::int6
     fail<ShapeError>(argument, "shape " + shapeOf(expectedRows, expectedCols), shapeOf(rows, cols));
 }
 
+/// The name of a batched argument: `singular` ("input") for one stream, its plural ("inputs")
+/// for B > 1.
+inline std::string batchName(std::string_view singular, std::int64_t streams) {
+  return std::string(singular) + (streams == 1 ? "" : "s");
+}
+
+/// Throws a ShapeError unless a batched argument holds B columns of `expectedRows` values:
+/// for one stream a vector of that length ("input: expected length 3, got 4"), for B > 1 a
+/// matrix ("inputs: expected shape 3 x 16, got 3 x 8").
+inline void requireColumns(std::string_view singular, std::int64_t rows, std::int64_t cols, std::int64_t expectedRows,
+                           std::int64_t streams) {
+  if (streams == 1 && cols == 1) return requireLength(singular, rows, expectedRows);
+  requireShape(batchName(singular, streams), rows, cols, expectedRows, streams);
+}
+
 /// True when every value of an Eigen expression is finite, in one vectorised pass: Σ x·0 is 0
 /// when every x is finite and NaN as soon as one is infinite or NaN (Eigen's allFinite() is a
 /// scalar loop, too slow for the checks made at every step).

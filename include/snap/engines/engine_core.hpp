@@ -113,16 +113,21 @@ public:
       fail<UsageError>(caller, "a step() since the cell's masks changed", "a mask change after the last step");
   }
 
-  /// Throws ShapeError unless `name` is rows × B (a vector for B = 1).
-  void requireColumns(std::string_view name, const MatrixView<Scalar>& values, Index rows) const {
-    requireShape(name, values.rows(), values.cols(), rows, m_streams);
+  /// Throws ShapeError unless the argument is rows × B (a vector for B = 1), named in the
+  /// singular for one stream and the plural for B (detail::requireColumns), and NonFiniteError
+  /// unless it is finite.
+  void requireColumns(std::string_view singular, const MatrixView<Scalar>& values, Index rows) const {
+    detail::requireColumns(singular, values.rows(), values.cols(), rows, m_streams);
+  }
+  void requireFiniteColumns(std::string_view singular, const MatrixView<Scalar>& values) const {
+    requireFinite(batchName(singular, m_streams), values);
   }
 
   /// Throws unless the inputs are m × B and finite, and the step count can advance; called
   /// before anything changes.
   void checkInput(const MatrixView<Scalar>& inputs) const {
-    requireColumns("inputs", inputs, m_inputSize);
-    requireFinite("inputs", inputs);
+    requireColumns("input", inputs, m_inputSize);
+    requireFiniteColumns("input", inputs);
     requireCounterRoom("steps since the last resetState()", m_steps);
   }
 
@@ -202,7 +207,7 @@ public:
   void checkStateGradient(const MatrixView<Scalar>& stateGradients) const {
     requireSameSizes();
     requireColumns("state gradient", stateGradients, m_stateSize);
-    requireFinite("state gradient", stateGradients);
+    requireFiniteColumns("state gradient", stateGradients);
     for (Index b = 0; b < m_streams; ++b)
       if (m_streamSteps[static_cast<std::size_t>(b)] == 0)
         fail<UsageError>("accumulate", "a step() since the last reset of every stream",
@@ -234,7 +239,7 @@ public:
   }
   void checkInitialState(const MatrixView<Scalar>& initial) const {
     requireColumns("initial state", initial, m_stateSize);
-    requireFinite("initial state", initial);
+    requireFiniteColumns("initial state", initial);
   }
   /// Sets stream b's state to zero and its step count to 0 (checked first); a prepared step
   /// is dropped.

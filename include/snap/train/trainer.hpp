@@ -151,7 +151,7 @@ public:
   /// the states and the losses are finite.
   Scalar observe(const MatrixView<Scalar>& inputs, std::span<const Index> targets) {
     if (m_options.nonFinite == NonFinitePolicy::Skip) detail::requireCounterRoom("skipped steps", m_skippedSteps);
-    detail::requireShape("inputs", inputs.rows(), inputs.cols(), m_cell->inputSize(), m_options.batch);
+    detail::requireColumns("input", inputs.rows(), inputs.cols(), m_cell->inputSize(), m_options.batch);
     detail::requireLength("targets", static_cast<Index>(targets.size()), m_options.batch);
     bool scored = false;
     for (std::size_t b = 0; b < targets.size(); ++b) {
@@ -163,7 +163,7 @@ public:
     }
     requireTrainedMasks();
     try {
-      detail::requireFinite("inputs", inputs);
+      detail::requireFinite(detail::batchName("input", m_options.batch), inputs);
       if (scored && m_options.nonFinite == NonFinitePolicy::Throw) return observeScored(inputs, targets);
       const Matrix<Scalar>& states = m_engine.step(inputs);
       m_stepObserved = true;
