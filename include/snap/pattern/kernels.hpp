@@ -16,46 +16,54 @@ namespace kernel {
 /// accumulated in registers (fixed-size Eigen arrays) and stored once.
 template <int Width, class Scalar>
 inline void rowChunk(StorageIndex first, StorageIndex last, const StorageIndex* column, const StorageIndex* entry,
-                     const Scalar* values, const Scalar* in, Index width, Index c0, Scalar* target) {
+                     const Scalar* values, const Scalar* in, Index inStride, Index c0, Scalar* target) {
   using Chunk = Eigen::Array<Scalar, Width, 1>;
   Chunk sum = Chunk::Zero();
   for (StorageIndex e = first; e < last; ++e)
-    sum += values[entry[e]] * Eigen::Map<const Chunk>(in + column[e] * width + c0);
+    sum += values[entry[e]] * Eigen::Map<const Chunk>(in + column[e] * inStride + c0);
   Eigen::Map<Chunk>(target + c0) = sum;
 }
 }  // namespace kernel
 
 /// out[b, :] = Σ_e values[entry[e]] · in[column[e], :] over the entries e of row b
-/// (rowStart[b] ≤ e < rowStart[b + 1]), for `rows` rows of `width` values (row-major blocks).
-/// Each output chunk accumulates over all its row's entries in registers before one store;
-/// chunks of 256, 128 and 64 bytes cover the row. `out` must not alias `in`.
+/// (rowStart[b] ≤ e < rowStart[b + 1]), for `rows` rows of `width` values: row r of `in`
+/// starts at in + r·inStride, row b of `out` at out + b·outStride (a column tile of wider
+/// row-major blocks). Each output chunk accumulates over all its row's entries in registers
+/// before one store; chunks of 256, 128 and 64 bytes cover the row. `out` must not alias `in`.
 template <class Scalar>
-void sparseRowProduct(Index rows, Index width, const StorageIndex* rowStart, const StorageIndex* column,
-                      const StorageIndex* entry, const Scalar* values, const Scalar* in, Scalar* out) {
+void sparseRowProduct(Index rows, Index width, Index inStride, Index outStride, const StorageIndex* rowStart,
+                      const StorageIndex* column, const StorageIndex* entry, const Scalar* values, const Scalar* in,
+                      Scalar* out) {
   constexpr int wide = 256 / static_cast<int>(sizeof(Scalar));
   for (Index b = 0; b < rows; ++b) {
     const StorageIndex first = rowStart[b], last = rowStart[b + 1];
-    Scalar* target = out + b * width;
+    Scalar* target = out + b * outStride;
     Index c0 = 0;
     for (; c0 + wide <= width; c0 += wide)
-      kernel::rowChunk<wide>(first, last, column, entry, values, in, width, c0, target);
+      kernel::rowChunk<wide>(first, last, column, entry, values, in, inStride, c0, target);
     if (c0 + wide / 2 <= width) {
-      kernel::rowChunk<wide / 2>(first, last, column, entry, values, in, width, c0, target);
+      kernel::rowChunk<wide / 2>(first, last, column, entry, values, in, inStride, c0, target);
       c0 += wide / 2;
     }
     constexpr int narrow = wide / 4;
     if (c0 + narrow <= width) {
-      kernel::rowChunk<narrow>(first, last, column, entry, values, in, width, c0, target);
+      kernel::rowChunk<narrow>(first, last, column, entry, values, in, inStride, c0, target);
       c0 += narrow;
     }
     if (c0 < width && width >= narrow) {
       // The last columns as one chunk ending at the row's end: it recomputes a few columns of
       // the previous chunk, writing the same values again (out never aliases in).
-      kernel::rowChunk<narrow>(first, last, column, entry, values, in, width, width - narrow, target);
+      kernel::rowChunk<narrow>(first, last, column, entry, values, in, inStride, width - narrow, target);
     } else {
-      for (; c0 < width; ++c0) kernel::rowChunk<1>(first, last, column, entry, values, in, width, c0, target);
+      for (; c0 < width; ++c0) kernel::rowChunk<1>(first, last, column, entry, values, in, inStride, c0, target);
     }
   }
+}
+/// The same for whole row-major blocks of `width` columns.
+template <class Scalar>
+void sparseRowProduct(Index rows, Index width, const StorageIndex* rowStart, const StorageIndex* column,
+                      const StorageIndex* entry, const Scalar* values, const Scalar* in, Scalar* out) {
+  sparseRowProduct(rows, width, width, width, rowStart, column, entry, values, in, out);
 }
 
 /// Dense C += α A·B for column-major problems up to the sizes given at construction, with
