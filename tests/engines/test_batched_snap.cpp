@@ -41,18 +41,18 @@ TYPED_TEST(BatchedSnAp, OneStreamIsTheSingleStreamEngine) {
 TYPED_TEST(BatchedSnAp, FullLanesOfStreamsAndSeveralUnits) {
   // 11 streams: a full chunk of the home kernel's stream loop (8 doubles) and a tail of 3; cells
   // large enough that the update has several units, so 2 threads do different work: SnAp-1 on
-  // about 6000 parameters, SnAp-2 on a dense cell (one group cut into column tiles).
+  // cells of a few thousand parameters, SnAp-2 on a dense cell (one group cut into column tiles).
   using Engine = SnAp<TypeParam>;
   const batched::Schedule schedule{.steps = 12, .resetGradientAfter = 6};
   for (MaskSharing sharing : {MaskSharing::PerGate, MaskSharing::Shared}) {
     SCOPED_TRACE(batched::describeCell(sharing, 0.3));
-    const Index hidden = std::is_same_v<TypeParam, RNN<double>> ? 96 : std::is_same_v<TypeParam, GRU<double>> ? 48 : 24;
-    TypeParam cell(hidden == 96 ? 32 : 8, hidden, {.recurrentDensity = 0.3, .maskSharing = sharing, .seed = 61});
+    const Index hidden = std::is_same_v<TypeParam, RNN<double>> ? 128 : std::is_same_v<TypeParam, GRU<double>> ? 48 : 24;
+    TypeParam cell(hidden == 128 ? 32 : 8, hidden, {.recurrentDensity = 0.3, .maskSharing = sharing, .seed = 61});
     const SnApOptions options{.n = 1};
     ASSERT_GT(Engine(cell, options).workUnits(), 1);
     batched::expectBatchedEqualsSingles<Engine>(cell, options, [&](Index) { return options; }, 11, 1e-12, schedule);
   }
-  TypeParam dense(4, 8, {.maskSharing = MaskSharing::PerGate, .seed = 62});
+  TypeParam dense(4, 12, {.maskSharing = MaskSharing::PerGate, .seed = 62});
   for (double denseBlockAbove : {0.0, 2.0}) {
     const SnApOptions options{.n = 2, .denseBlockAbove = denseBlockAbove};
     SCOPED_TRACE(::testing::Message() << "SnAp-2, denseBlockAbove " << denseBlockAbove);

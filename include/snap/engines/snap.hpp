@@ -334,7 +334,7 @@ private:
   /// Column tiles of large groups are multiples of this (full chunks of the sparse kernel).
   static constexpr Index columnGrain = 256 / static_cast<Index>(sizeof(Scalar));
   /// The work of one unit, in multiply-adds of one stream, is about max(total / this, minUnitCost).
-  static constexpr double maxUnits = 256;
+  static constexpr double maxUnits = 64;
   static constexpr double minUnitCost = 4096;
 
   static bool isHome(const GroupPlan& plan) { return plan.kernel == Kernel::HomeRow || plan.kernel == Kernel::HomePair; }
@@ -511,9 +511,9 @@ private:
   }
 
   /// Splits the groups, in order, into units of about equal cost (columnCost[g] per column):
-  /// small groups are packed whole, a group above one unit's cost is cut into column tiles of
-  /// whole grains. The split depends on the pattern alone. Returns the largest tile (rows ×
-  /// columns) of a Sparse or Dense group.
+  /// groups are packed whole, and a group above twice one unit's cost (and of at least four
+  /// grains) is cut into column tiles of equal width in whole grains, one unit each. The split depends on the pattern alone.
+  /// Returns the largest tile (rows × columns) of a Sparse or Dense group.
   Index buildUnits(const std::vector<double>& columnCost) {
     m_pieces.clear();
     m_unitStart.assign(1, 0);
@@ -525,35 +525,35 @@ private:
       if (static_cast<Index>(m_pieces.size()) > m_unitStart.back()) m_unitStart.push_back(static_cast<Index>(m_pieces.size()));
       cost = 0;
     };
+    auto addPiece = [&](Index g, Index begin, Index end) {
+      const GroupPlan& plan = m_plans[static_cast<std::size_t>(g)];
+      Piece piece{g, begin, end, plan.segmentOffset, plan.segmentOffset};
+      while (m_segments[static_cast<std::size_t>(piece.segmentBegin)].end <= begin) ++piece.segmentBegin;
+      piece.segmentEnd = piece.segmentBegin;
+      while (piece.segmentEnd < plan.segmentOffset + plan.segmentCount &&
+             m_segments[static_cast<std::size_t>(piece.segmentEnd)].begin < end)
+        ++piece.segmentEnd;
+      m_pieces.push_back(piece);
+      return isHome(plan) ? Index(0) : plan.rowCount * (end - begin);
+    };
     Index largestTile = 0;
     for (std::size_t g = 0; g < m_plans.size(); ++g) {
-      const GroupPlan& plan = m_plans[g];
-      const double perColumn = columnCost[g];
-      for (Index c = 0; c < plan.columnCount;) {
-        const Index rest = plan.columnCount - c;
-        Index take = rest;
-        if (static_cast<double>(rest) * perColumn > target - cost) {
-          const auto fits = static_cast<Index>((target - cost) / perColumn) / columnGrain * columnGrain;
-          if (fits == 0 && cost > 0) {
-            closeUnit();
-            continue;
-          }
-          take = std::min(rest, std::max(fits, columnGrain));
+      const Index columns = m_plans[g].columnCount;
+      const double groupCost = columnCost[g] * static_cast<double>(columns);
+      if (groupCost > 2 * target && columns >= 4 * columnGrain) {
+        closeUnit();
+        const auto tiles = static_cast<Index>(std::ceil(groupCost / target));
+        const Index width = ((columns + tiles - 1) / tiles + columnGrain - 1) / columnGrain * columnGrain;
+        for (Index c = 0; c < columns; c += width) {
+          largestTile = std::max(largestTile, addPiece(static_cast<Index>(g), c, std::min(columns, c + width)));
+          closeUnit();
         }
-        Piece piece{static_cast<Index>(g), c, c + take, plan.segmentOffset, plan.segmentOffset};
-        while (piece.segmentBegin < plan.segmentOffset + plan.segmentCount &&
-               m_segments[static_cast<std::size_t>(piece.segmentBegin)].end <= c)
-          ++piece.segmentBegin;
-        piece.segmentEnd = piece.segmentBegin;
-        while (piece.segmentEnd < plan.segmentOffset + plan.segmentCount &&
-               m_segments[static_cast<std::size_t>(piece.segmentEnd)].begin < c + take)
-          ++piece.segmentEnd;
-        m_pieces.push_back(piece);
-        if (!isHome(plan)) largestTile = std::max(largestTile, plan.rowCount * take);
-        cost += static_cast<double>(take) * perColumn;
-        c += take;
-        if (cost >= target) closeUnit();
+        continue;
       }
+      if (cost > 0 && cost + groupCost > target) closeUnit();
+      largestTile = std::max(largestTile, addPiece(static_cast<Index>(g), 0, columns));
+      cost += groupCost;
+      if (cost >= target) closeUnit();
     }
     closeUnit();
     return largestTile;
@@ -800,7 +800,10 @@ private:
                                                                              workspace.dense.data(), rows, next, width);
       }
       addImmediate(plan, piece, b, next);
-      for (Index r = 0; r < rows; ++r) std::copy(next + r * width, next + (r + 1) * width, block + r * columns + c0);
+      if (width == columns)
+        std::copy(next, next + rows * width, block);
+      else
+        for (Index r = 0; r < rows; ++r) std::copy(next + r * width, next + (r + 1) * width, block + r * columns + c0);
       if (delta == nullptr) continue;
       const Scalar* weights = delta->data + b * delta->stride;
       for (Index r = 0; r < rows; ++r) workspace.rowWeights[r] = weights[m_rows[static_cast<std::size_t>(plan.rowOffset + r)]];
