@@ -9,6 +9,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "snap/cells/cell_concept.hpp"
@@ -644,13 +645,14 @@ private:
     m_pending = false;
   }
 
-  /// What the home-block kernel needs per group (N rows) and per segment (the factors): each
-  /// a pointer to B values, one per stream.
-  template <int N>
+  /// What the home-block kernel needs per group (N rows) and per segment (the factors): for one
+  /// stream (Width 1) the values, for B streams a pointer to B values each.
+  template <int N, int Width>
   struct HomeCoefficients {
-    const Scalar* dynamics[N][N] = {};
-    const Scalar* weight[N] = {};
-    const Scalar* factor[N] = {};
+    using Coefficient = std::conditional_t<Width == 1, Scalar, const Scalar*>;
+    Coefficient dynamics[N][N] = {};
+    Coefficient weight[N] = {};
+    Coefficient factor[N] = {};
     Scalar* rows[N] = {};
   };
 
@@ -659,37 +661,61 @@ private:
   /// columns. Width is B when known at compile time (1), else Eigen::Dynamic.
   template <int N, int Width>
   void updateHomeBlock(const GroupPlan& plan, const Piece& piece, Workspace& workspace, const Gradients* delta) {
-    const Index streams = Width == Eigen::Dynamic ? m_core.streams() : Index(Width);
+    constexpr bool single = Width == 1;
+    const Index streams = single ? Index(1) : m_core.streams();
     const Index width = plan.columnCount * streams;
     Scalar* block = m_influence.data() + plan.valueOffset * streams;
+    HomeCoefficients<N, Width> k;
+    // B streams: D_t[R, R] gathered into the workspace, stream innermost, then B zeros.
     Scalar* coefficients = workspace.coefficients.data();
-    std::fill(coefficients, coefficients + (N * N + 1) * streams, Scalar(0));
     const Scalar* zeros = coefficients + N * N * streams;
-    HomeCoefficients<N> k;
+    if constexpr (!single) {
+      std::fill(coefficients, coefficients + (N * N + 1) * streams, Scalar(0));
+      for (int a = 0; a < N; ++a)
+        for (int c = 0; c < N; ++c) k.dynamics[a][c] = coefficients + (a * N + c) * streams;
+    }
     bool withGradient = false;
     for (int a = 0; a < N; ++a) {
       for (auto e = m_localStart[static_cast<std::size_t>(plan.localOffset + a)];
            e < m_localStart[static_cast<std::size_t>(plan.localOffset + a + 1)]; ++e) {
-        Scalar* target = coefficients + (a * N + m_localColumn[static_cast<std::size_t>(e)]) * streams;
+        const StorageIndex c = m_localColumn[static_cast<std::size_t>(e)];
         const Scalar* values = m_dynamicsValues.data() + m_localEntry[static_cast<std::size_t>(e)];
-        for (Index b = 0; b < streams; ++b) target[b] = values[b * m_dynamicsValues.rows()];
+        if constexpr (single) {
+          k.dynamics[a][c] = *values;
+        } else {
+          Scalar* target = coefficients + (a * N + c) * streams;
+          for (Index b = 0; b < streams; ++b) target[b] = values[b * m_dynamicsValues.rows()];
+        }
       }
-      for (int c = 0; c < N; ++c) k.dynamics[a][c] = coefficients + (a * N + c) * streams;
       k.rows[a] = block + a * width;
       if (delta != nullptr) {
-        k.weight[a] = delta->transposed + m_rows[static_cast<std::size_t>(plan.rowOffset + a)] * streams;
-        withGradient = withGradient || std::any_of(k.weight[a], k.weight[a] + streams, [](Scalar w) { return w != Scalar(0); });
+        const Scalar* weights = delta->transposed + m_rows[static_cast<std::size_t>(plan.rowOffset + a)] * streams;
+        if constexpr (single)
+          k.weight[a] = *weights;
+        else
+          k.weight[a] = weights;
+        withGradient = withGradient || std::any_of(weights, weights + streams, [](Scalar w) { return w != Scalar(0); });
       }
     }
-    const Scalar* z = streams == 1 ? m_core.m_sources.data() : m_sourcesT.data();
+    const Scalar* z = single ? m_core.m_sources.data() : m_sourcesT.data();
     const StorageIndex* source = m_columnSource.data() + plan.columnOffset;
     Scalar* gradient = groupGradient() + plan.columnOffset;
     for (Index s = piece.segmentBegin; s < piece.segmentEnd; ++s) {
       const Segment& segment = m_segments[static_cast<std::size_t>(s)];
-      for (int a = 0; a < N; ++a) k.factor[a] = zeros;
+      for (int a = 0; a < N; ++a) {
+        if constexpr (single)
+          k.factor[a] = Scalar(0);
+        else
+          k.factor[a] = zeros;
+      }
       for (Index q = 0; q < m_unitStates; ++q) {
         const StorageIndex home = m_segmentHome[static_cast<std::size_t>(s * m_unitStates + q)];
-        if (home >= 0) k.factor[home] = m_factors.data() + (segment.factor * m_unitStates + q) * streams;
+        if (home < 0) continue;
+        const Scalar* factors = m_factors.data() + (segment.factor * m_unitStates + q) * streams;
+        if constexpr (single)
+          k.factor[home] = *factors;
+        else
+          k.factor[home] = factors;
       }
       const Index first = std::max<Index>(segment.begin, piece.begin);
       const Index contiguousEnd = std::min<Index>(segment.contiguousEnd, piece.end);
@@ -714,7 +740,7 @@ private:
   /// consecutive from `sources` (B values per column) or (Gathered) at sources + gather[c]·B.
   /// The gradient of each column is summed over the streams in a fixed order.
   template <int N, int Width, bool WithGradient, bool Gathered>
-  static void homeColumns(const HomeCoefficients<N>& k, Index streams, Index first, Index count,
+  static void homeColumns(const HomeCoefficients<N, Width>& k, Index streams, Index first, Index count,
                           const Scalar* __restrict sources, const StorageIndex* __restrict gather,
                           Scalar* __restrict gradient) {
     Scalar* __restrict row0 = k.rows[0] + first * streams;
@@ -722,10 +748,10 @@ private:
     Scalar* __restrict g = gradient + first;
     if constexpr (Width == 1) {
       // One stream: the coefficients are scalars, the columns are vectorised.
-      const Scalar d00 = *k.dynamics[0][0], d01 = *k.dynamics[0][N - 1], d10 = *k.dynamics[N - 1][0],
-                   d11 = *k.dynamics[N - 1][N - 1];
-      const Scalar f0 = *k.factor[0], f1 = *k.factor[N - 1];
-      const Scalar w0 = WithGradient ? *k.weight[0] : Scalar(0), w1 = WithGradient ? *k.weight[N - 1] : Scalar(0);
+      const Scalar d00 = k.dynamics[0][0], d01 = k.dynamics[0][N - 1], d10 = k.dynamics[N - 1][0],
+                   d11 = k.dynamics[N - 1][N - 1];
+      const Scalar f0 = k.factor[0], f1 = k.factor[N - 1];
+      const Scalar w0 = k.weight[0], w1 = k.weight[N - 1];
       for (Index c = 0; c < count; ++c) {
         Scalar source;
         if constexpr (Gathered)
