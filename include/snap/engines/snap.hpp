@@ -9,6 +9,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "snap/cells/cell_concept.hpp"
@@ -25,14 +26,23 @@ struct SnApOptions {
   /// diameter of the dynamics graph, SnAp-n is RTRL.
   int n = 1;
   /// A group's block is updated with a dense matrix–matrix product when at least this
-  /// fraction of D_t[R, R] is structurally nonzero, with sparse rows below it (blocks of up
-  /// to 4 rows are always updated in place). Both are exact; this only picks the faster kernel.
+  /// fraction of D_t[R, R] is structurally nonzero, with sparse rows below it (blocks of one
+  /// or two rows are always updated in place). Both are exact; this only picks the faster kernel.
   double denseBlockAbove = 0.5;
 };
 
 /// SnAp-n: Ĵ_t = M_n ⊙ (I_t + D_t Ĵ_{t−1}), g = Σ_t Ĵ_tᵀ δ_t (docs/math.md §4), on the pattern M_n
 /// computed once from the masks. The influence is stored per group of parameters sharing a
 /// row set R, as a dense |R| × p_g block updated by J ← D_t[R, R] J + I_t[R, ·].
+///
+/// B streams share the pattern and the plan; each has its own influence values. The blocks of
+/// one or two rows (every block of SnAp-1) keep the stream innermost, so that their update
+/// reads each kept entry once for all B streams, their sources are contiguous loads across
+/// streams and g[c] += Σ_b δ_b[R]ᵀ J_b[R, c] is summed in registers; the larger blocks keep
+/// one row-major block per stream, multiplied by that stream's D_t^b[R, R]. The work is split
+/// into fixed units of columns (whole small groups, column tiles of large ones, about equal
+/// cost, chosen from the pattern alone): each unit updates all streams and owns the gradient
+/// of its columns, so the results are bit-identical for every thread count.
 template <class CellType_>
 class SnAp {
   static_assert(detail::checkCell<CellType_>());
@@ -43,29 +53,32 @@ public:
   using Options = SnApOptions;               ///< the engine's options
 
   /// Binds to `cell` (which must outlive the engine and stay at the same address) and builds
-  /// the pattern of `options.n` steps.
-  explicit SnAp(const CellType& cell, const Options& options = {}) : m_core(cell), m_options(options) {
+  /// the pattern of `options.n` steps. `batch` gives the streams B advanced together and the
+  /// threads that share the work.
+  explicit SnAp(const CellType& cell, const Options& options = {}, const Batch& batch = {})
+      : m_core(cell, batch), m_options(options) {
     if (options.n < 1) detail::fail<ValueError>("SnApOptions::n", "a number of steps n >= 1", options.n);
     if (std::isnan(options.denseBlockAbove))
       detail::fail<ValueError>("SnApOptions::denseBlockAbove", "a density threshold (a number)", options.denseBlockAbove);
     build();
   }
 
-  /// Advances the state with input x_t and returns s_t.
-  /// After a mask change of the cell, the engine first rebuilds its pattern for the new masks
-  /// (zero influence and gradient, state kept). Every argument is checked before anything changes.
-  const Vector<Scalar>& step(const VectorView<Scalar>& input) {
-    prepareStep(input);
+  /// Advances the states with the inputs x_t (m × B; a vector for one stream) and returns
+  /// s_t (k × B). After a mask change of the cell, the engine first rebuilds its pattern for
+  /// the new masks (zero influence and gradient, states kept). Every argument is checked
+  /// before anything changes.
+  const Matrix<Scalar>& step(const MatrixView<Scalar>& inputs) {
+    prepareStep(inputs);
     commitStep();
     return m_core.state();
   }
 
   /// The first half of step(): checks x_t (and that the cell keeps its sizes) and computes
-  /// s_t from the current state, which it returns without changing anything else; commitStep()
+  /// s_t from the current states, which it returns without changing anything else; commitStep()
   /// then takes the step. What a trainer calls to score s_t before the engine moves.
-  const Vector<Scalar>& prepareStep(const VectorView<Scalar>& input) {
+  const Matrix<Scalar>& prepareStep(const MatrixView<Scalar>& inputs) {
     m_core.requireSameSizes();
-    return m_core.stage(input);
+    return m_core.stage(inputs);
   }
 
   /// The second half of step(): rebuilds after a mask change, performs the pending influence
@@ -78,73 +91,106 @@ public:
       engine.m_core.takeStaged(m_core);
       *this = std::move(engine);
     }
-    if (m_pending) updateInfluence();
+    if (m_pending) updateInfluence(nullptr);
     m_core.commitStaged();
     m_pending = true;
   }
 
-  /// Adds Ĵ_tᵀ δ_t to the gradient, δ_t = ∂L_t/∂s_t for the last step (fused with the
-  /// step's influence update when that is still pending).
-  void accumulate(const VectorView<Scalar>& stateGradient) {
-    m_core.checkStateGradient(stateGradient);
+  /// Adds Σ_b Ĵ_{t,b}ᵀ δ_b to the gradient, for the state gradients δ (k × B) of the last step
+  /// (fused with the step's influence update when that is still pending).
+  void accumulate(const MatrixView<Scalar>& stateGradients) {
+    m_core.checkStateGradient(stateGradients);
+    const Index streams = m_core.streams();
+    // δ with the stream innermost for the home blocks (δ itself for one stream).
+    const Scalar* transposed = stateGradients.data();
+    if (streams > 1) {
+      m_deltaT = stateGradients.transpose();
+      transposed = m_deltaT.data();
+    }
+    const Gradients delta{stateGradients.data(), stateGradients.outerStride(), transposed};
     if (m_pending) {
-      updateInfluence(stateGradient.data());
+      updateInfluence(&delta);
     } else {
-      for (const GroupPlan& plan : m_plans)
-        addGradient(plan, m_influence.data() + plan.valueOffset, stateGradient.data());
+      m_core.workers().run([&](int t) {
+        forEachPiece(t, [&](const GroupPlan& plan, const Piece& piece, Workspace&) { addGradient(plan, piece, delta); });
+      });
     }
     m_gradientCurrent = false;
   }
 
-  /// The accumulated gradient, θ-ordered (cell().unflatten() gives the PyTorch tensors).
+  /// The accumulated gradient Σ_b Σ_t Ĵ_{t,b}ᵀ δ_{t,b}, θ-ordered (cell().unflatten() gives the
+  /// PyTorch tensors).
   const Vector<Scalar>& gradient() {
     if (!m_gradientCurrent) {
       Scalar* out = m_core.m_gradient.data();
-      for (std::size_t c = 0; c < m_columnParameter.size(); ++c) out[m_columnParameter[c]] = m_groupGradient[static_cast<Index>(c)];
+      for (std::size_t c = 0; c < m_columnParameter.size(); ++c) out[m_columnParameter[c]] = groupGradient()[c];
       m_gradientCurrent = true;
     }
     return m_core.m_gradient;
   }
-  /// Sets the accumulated gradient to zero; the state and the influence Ĵ carry on.
+  /// Sets the accumulated gradient to zero; the states and the influence Ĵ carry on.
   void resetGradient() {
     m_groupGradient.setZero();
     m_core.m_gradient.setZero();
     m_gradientCurrent = true;
   }
 
-  /// Zero state and zero influence (a new sequence). resetState(s0) starts from s0.
+  /// Zero states and zero influence (new sequences on every stream). resetState(S0) starts
+  /// from the columns of S0.
   void resetState() {
     m_core.resetState();
     clearInfluence();
   }
-  /// A new sequence from the state `initial`, with zero influence.
-  /// @throws ShapeError unless `initial` has the state's length k
+  /// New sequences from the states `initial` (k × B), with zero influence.
+  /// @throws ShapeError unless `initial` is k × B
   /// @throws NonFiniteError if `initial` holds a NaN or an infinity (nothing changes then)
-  void resetState(const VectorView<Scalar>& initial) {
+  void resetState(const MatrixView<Scalar>& initial) {
     m_core.resetState(initial);
     clearInfluence();
   }
+  /// A new sequence on stream b alone: zero state and zero influence; the other streams go on.
+  /// A pending influence update is performed first (for every stream), so the others keep it.
+  /// @throws ShapeError unless 0 ≤ stream < B
+  void resetStream(Index stream) {
+    m_core.checkedStream(stream);
+    if (m_pending && sameCell()) updateInfluence(nullptr);
+    m_core.resetStream(stream);
+    const Index streams = m_core.streams();
+    for (const GroupPlan& plan : m_plans) {
+      Scalar* block = m_influence.data() + plan.valueOffset * streams;
+      const Index size = plan.rowCount * plan.columnCount;
+      if (isHome(plan))
+        for (Index v = 0; v < size; ++v) block[v * streams + stream] = Scalar(0);
+      else
+        std::fill(block + stream * size, block + (stream + 1) * size, Scalar(0));
+    }
+  }
 
-  /// s_t, the current state (k values; [h; c] for an LSTM).
-  const Vector<Scalar>& state() const { return m_core.state(); }
+  /// s_t of every stream, k × B (k values per column; [h; c] for an LSTM).
+  const Matrix<Scalar>& state() const { return m_core.state(); }
   /// The cell the engine is bound to.
   const CellType& cell() const { return m_core.cell(); }
-  /// Steps since the last resetState().
+  /// Batch steps since construction or the last resetState().
   Index steps() const { return m_core.steps(); }
+  /// B, the streams advanced together.
+  Index streams() const { return m_core.streams(); }
+  /// The streams and threads the engine was built with.
+  Batch batch() const { return {m_core.streams(), m_core.threads()}; }
   /// The options the engine was built with.
   const Options& options() const { return m_options; }
   /// The pattern M_n the engine keeps.
   const SnApPattern& pattern() const { return m_pattern; }
 
-  /// Ĵ_t[row, j] for parameter j (θ index): 0 outside the pattern.
-  Scalar influence(Index row, Index j) {
+  /// Ĵ_t[row, j] of stream `stream` for parameter j (θ index): 0 outside the pattern.
+  Scalar influence(Index row, Index j, Index stream = 0) {
     if (row < 0 || row >= m_core.m_stateSize)
       detail::fail<ShapeError>("row", "an index in [0, " + detail::describe(m_core.m_stateSize) + ")", row);
     if (j < 0 || j >= m_pattern.parameterCount())
       detail::fail<ShapeError>("j", "an index in [0, " + detail::describe(m_pattern.parameterCount()) + ")", j);
+    m_core.checkedStream(stream);
     if (m_pending) {
       m_core.requireUnchangedCell("influence");
-      updateInfluence();
+      updateInfluence(nullptr);
     }
     const Index g = m_pattern.groupOf(j);
     const GroupPlan& plan = m_plans[static_cast<std::size_t>(g)];
@@ -153,7 +199,7 @@ public:
     if (it == rows.end() || *it != row) return Scalar(0);
     const auto* columns = m_columnParameter.data() + plan.columnOffset;
     const Index c = std::find(columns, columns + plan.columnCount, static_cast<StorageIndex>(j)) - columns;
-    return m_influence[plan.valueOffset + (it - rows.begin()) * plan.columnCount + c];
+    return m_influence[valueIndex(plan, it - rows.begin(), c, stream)];
   }
 
   /// Performs the lazy influence update of the last step now (it otherwise runs at the next
@@ -161,37 +207,45 @@ public:
   void flush() {
     if (!m_pending) return;
     m_core.requireUnchangedCell("flush");
-    updateInfluence();
+    updateInfluence(nullptr);
   }
 
-  /// Writes the engine's state under `prefix` (docs/reliability.md): the state, the kept
-  /// influence values (group blocks in pattern order, each row-major), the θ-ordered gradient,
-  /// and the last step's factors with the flag saying whether Ĵ still has to take that step
-  /// (saved as is rather than flushed: the update fused with accumulate() rounds differently
-  /// from a flush followed by accumulate(), and a resumed run must take the same path).
+  /// Writes the engine's state under `prefix` (docs/reliability.md): the states, the kept
+  /// influence values (B × keptEntries: one row per stream, group blocks in pattern order,
+  /// each row-major), the θ-ordered gradient, and the last step's factors with the flag
+  /// saying whether Ĵ still has to take that step (saved as is rather than flushed: the
+  /// update fused with accumulate() rounds differently from a flush followed by accumulate(),
+  /// and a resumed run must take the same path). The layout does not depend on the threads.
   void saveState(NpzArchive& archive, const std::string& prefix) const {
     if (m_core.cellChanged()) return rebuilt().saveState(archive, prefix);  // new masks: what step() resumes from
     m_core.save(archive, prefix, "SnAp");
     putScalar<std::int64_t>(archive, prefix + "n", m_options.n);
-    putArray(archive, prefix + "influence", m_influence);
+    const Index streams = m_core.streams(), kept = m_pattern.keptEntries();
+    Matrix<Scalar> influence(streams, kept);
+    for (Index b = 0; b < streams; ++b)
+      forEachValue(b, [&](Index flat, Index stored) { influence(b, flat) = m_influence[stored]; });
+    putArray(archive, prefix + "influence", influence);
     Vector<Scalar> gradient = Vector<Scalar>::Zero(m_core.m_gradient.size());
     for (std::size_t c = 0; c < m_columnParameter.size(); ++c)
-      gradient[m_columnParameter[c]] = m_groupGradient[static_cast<Index>(c)];
+      gradient[m_columnParameter[c]] = groupGradient()[c];
     putArray(archive, prefix + "gradient", gradient);
     putScalar<std::int64_t>(archive, prefix + "pending", m_pending ? 1 : 0);
     m_core.saveStep(archive, prefix + "step/", m_pending);
   }
-  /// Restores what saveState wrote, checked against the bound cell and n (FormatError naming
-  /// the array otherwise); on any error the engine is left as it was.
+  /// Restores what saveState wrote (with any thread count), checked against the bound cell,
+  /// B and n (FormatError naming the array otherwise); on any error the engine is left as it was.
   void loadState(const NpzArchive& archive, const std::string& prefix) {
-    SnAp loaded(cell(), m_options);
+    SnAp loaded(cell(), m_options, batch());
     loaded.m_core.load(archive, prefix, "SnAp");
     readScalar<std::int64_t>(archive, prefix + "n", m_options.n, m_options.n);
-    loaded.m_influence = readVector<Scalar>(archive, prefix + "influence", loaded.m_influence.size());
+    const Index streams = loaded.streams(), kept = loaded.m_pattern.keptEntries();
+    const Matrix<Scalar> influence = readMatrix<Matrix<Scalar>>(archive, prefix + "influence", streams, kept);
+    for (Index b = 0; b < streams; ++b)
+      loaded.forEachValue(b, [&](Index flat, Index stored) { loaded.m_influence[stored] = influence(b, flat); });
     const Vector<Scalar> gradient =
         readVector<Scalar>(archive, prefix + "gradient", loaded.m_core.m_gradient.size());
     for (std::size_t c = 0; c < loaded.m_columnParameter.size(); ++c)
-      loaded.m_groupGradient[static_cast<Index>(c)] = gradient[loaded.m_columnParameter[c]];
+      loaded.groupGradient()[c] = gradient[loaded.m_columnParameter[c]];
     loaded.m_gradientCurrent = false;
     // A step is pending only after one was taken.
     loaded.m_pending = readScalar<std::int64_t>(archive, prefix + "pending", 0, loaded.steps() > 0 ? 1 : 0) == 1;
@@ -199,22 +253,31 @@ public:
     *this = std::move(loaded);
   }
 
-  /// Influence values stored: keptEntries() of the pattern.
+  /// The fixed units of work of an influence update (whole groups or column tiles of about
+  /// equal cost, from the pattern alone); the threads take contiguous shares of them.
+  Index workUnits() const { return static_cast<Index>(m_unitStart.size()) - 1; }
+
+  /// Influence values stored: keptEntries() of the pattern for each of the B streams.
   Index valueCount() const { return m_influence.size(); }
-  /// Bytes of the index arrays that address the influence values.
+  /// Bytes of the index arrays that address the influence values (shared by the streams).
   std::size_t indexBytes() const {
     const std::size_t indices = m_rows.size() + m_localStart.size() + m_localColumn.size() + m_localEntry.size() +
                                 m_entries.size() + m_columnParameter.size() + m_columnSource.size() +
                                 m_segmentHome.size();
-    return indices * sizeof(StorageIndex) + m_plans.size() * sizeof(GroupPlan) + m_segments.size() * sizeof(Segment);
+    return indices * sizeof(StorageIndex) + m_plans.size() * sizeof(GroupPlan) + m_segments.size() * sizeof(Segment) +
+           m_pieces.size() * sizeof(Piece) + m_unitStart.size() * sizeof(Index);
   }
-  /// Bytes of the influence state: its values plus the index arrays that address them.
+  /// Bytes of the influence state of all B streams: its values plus the index arrays that address them.
   std::size_t bytes() const { return static_cast<std::size_t>(valueCount()) * sizeof(Scalar) + indexBytes(); }
-  /// Bytes of the per-step scratch (the largest group's block and D_t's needed entries).
+  /// Bytes of the per-step scratch: D_t's needed entries, the factors, sources and δ of the B
+  /// streams, and each thread's workspace (a column tile of the largest block, D_t[R, R]).
   std::size_t workspaceBytes() const {
-    return static_cast<std::size_t>(m_workspace.size() + m_denseDynamics.size() + m_factors.size() +
-                                    m_rowWeights.size()) * sizeof(Scalar) +
-           m_dynamicsValues.size() * sizeof(Scalar) + m_gemm.bytes();
+    std::size_t bytes = static_cast<std::size_t>(m_dynamicsValues.size() + m_factors.size() + m_sourcesT.size() +
+                                                  m_deltaT.size()) * sizeof(Scalar);
+    for (const Workspace& workspace : m_workspaces)
+      bytes += static_cast<std::size_t>(workspace.block.size() + workspace.dense.size() + workspace.rowWeights.size() +
+                                        workspace.coefficients.size()) * sizeof(Scalar) + workspace.gemm.bytes();
+    return bytes;
   }
 
 private:
@@ -230,7 +293,7 @@ private:
   struct GroupPlan {
     Kernel kernel;
     Index rowCount, columnCount;
-    Index valueOffset;    ///< first influence value (rowCount × columnCount, row-major)
+    Index valueOffset;    ///< first influence value of one stream; B times that in m_influence
     Index rowOffset;      ///< first of its rows in m_rows
     Index columnOffset;   ///< first of its columns in the group-ordered column arrays
     Index localOffset;    ///< first of its rowCount + 1 entries in m_localStart
@@ -246,21 +309,85 @@ private:
     StorageIndex factor;      ///< preactivation column of the layout
     StorageIndex contiguousEnd, firstSource;
   };
+  /// Columns [begin, end) of one group, with the segments that meet them: the piece of work
+  /// a unit does on that group.
+  struct Piece {
+    Index group;
+    Index begin, end;
+    Index segmentBegin, segmentEnd;
+  };
+  /// One thread's scratch, sized at build.
+  struct Workspace {
+    Vector<Scalar> block;         ///< a column tile of one stream's block (Sparse, Dense)
+    Vector<Scalar> dense;         ///< D_t^b[R, R], dense row-major
+    Vector<Scalar> rowWeights;    ///< δ_b[R] of one group
+    Vector<Scalar> coefficients;  ///< a home block's D_t[R, R] for the B streams, then B zeros
+    detail::GemmWorkspace<Scalar> gemm;
+  };
+  /// δ of accumulate(): k × B (column b at data + b·stride) and the same with the stream
+  /// innermost (row r at transposed + r·B).
+  struct Gradients {
+    const Scalar* data;
+    Index stride;
+    const Scalar* transposed;
+  };
+
+  /// Column tiles of large groups are multiples of this (full chunks of the sparse kernel).
+  static constexpr Index columnGrain = 256 / static_cast<Index>(sizeof(Scalar));
+  /// The work of one unit, in multiply-adds of one stream, is about max(total / this, minUnitCost).
+  static constexpr double maxUnits = 64;
+  static constexpr double minUnitCost = 4096;
+
+  /// Values of one 4 KiB page.
+  static constexpr Index pageValues = 4096 / static_cast<Index>(sizeof(Scalar));
+
+  /// The gradient in group column order.
+  Scalar* groupGradient() { return m_groupGradient.data() + m_gradientShift; }
+  const Scalar* groupGradient() const { return m_groupGradient.data() + m_gradientShift; }
+
+  static bool isHome(const GroupPlan& plan) { return plan.kernel == Kernel::HomeRow || plan.kernel == Kernel::HomePair; }
 
   /// The engine as step() continues it after a mask change: built afresh for the cell's masks
-  /// (new pattern, zero influence and gradient, nothing pending) with the state and step count
+  /// (new pattern, zero influence and gradient, nothing pending) with the states and step counts
   /// kept. Built apart, so that a refusal (an influence over snap::maxArrayBytes) changes nothing.
   SnAp rebuilt() const {
-    SnAp engine(cell(), m_options);
+    SnAp engine(cell(), m_options, batch());
     engine.m_core.keepFrom(m_core);
     return engine;
   }
 
-  /// Builds the pattern and the flat plan of the per-step update (docs/math.md §4 grouping).
+  /// True when the cell still has the sizes and masks the engine was built for.
+  bool sameCell() const {
+    const CellType& cell = m_core.cell();
+    return cell.stateSize() == m_core.m_stateSize && cell.inputSize() == m_core.m_inputSize &&
+           cell.hiddenSize() == m_core.m_hiddenSize && cell.maskVersion() == m_core.m_maskVersion;
+  }
+
+  /// Where Ĵ[R[r], column c] of stream b lives in m_influence.
+  Index valueIndex(const GroupPlan& plan, Index r, Index c, Index b) const {
+    const Index streams = m_core.streams(), v = r * plan.columnCount + c;
+    if (isHome(plan)) return (plan.valueOffset + v) * streams + b;
+    return plan.valueOffset * streams + b * plan.rowCount * plan.columnCount + v;
+  }
+  /// Calls visit(flat, stored) for each of stream b's values: its index in pattern order
+  /// (each block row-major, as saved) and in m_influence.
+  template <class Visit>
+  void forEachValue(Index b, Visit&& visit) const {
+    for (const GroupPlan& plan : m_plans)
+      for (Index r = 0; r < plan.rowCount; ++r)
+        for (Index c = 0; c < plan.columnCount; ++c)
+          visit(plan.valueOffset + r * plan.columnCount + c, valueIndex(plan, r, c, b));
+  }
+
+  /// Builds the pattern, the flat plan of the per-step update (docs/math.md §4 grouping), the
+  /// units of work and the workspaces.
   void build() {
     const CellType& cell = m_core.cell();
     m_pattern = SnApPattern::of(cell, m_options.n);
+    const Index streams = m_core.streams();
     detail::requireArray<Scalar>("cell", m_pattern.keptEntries(), "SnAp influence (the pattern's kept entries)");
+    detail::requireArray<Scalar>("Batch::streams", streams, m_pattern.keptEntries(),
+                                 "SnAp influence (the pattern's kept entries for each stream)");
     m_core.resize();
     const SparsityPattern& graph = cell.dynamicsGraph();
     const ParameterLayout& layout = cell.layout();
@@ -276,7 +403,8 @@ private:
       indices->clear();
     std::vector<StorageIndex> entrySlot(static_cast<std::size_t>(graph.nonZeros()), -1);
     std::vector<StorageIndex> localOf(static_cast<std::size_t>(cell.stateSize()), -1);
-    Index values = 0, largestBlock = 0, largestRows = 0, largestDense = 0, widestDense = 0, tallestDense = 0;
+    std::vector<double> columnCost;  // per group: one stream's multiply-adds per column
+    Index values = 0, largestRows = 0, largestDense = 0, tallestDense = 0;
     for (const SnApPattern::Group& group : m_pattern.groups()) {
       const auto rowCount = static_cast<Index>(group.rows.size());
       const auto columnCount = static_cast<Index>(group.columns.size());
@@ -303,6 +431,7 @@ private:
       }
       m_localStart.push_back(static_cast<StorageIndex>(m_localColumn.size()));
       const Index localEntries = m_localStart.back() - m_localStart[static_cast<std::size_t>(plan.localOffset)];
+      columnCost.push_back(static_cast<double>(rowCount + localEntries));
       // Columns (θ index and source) ordered by factor then source, so that a weight row's
       // entries and its bias form one segment (factor and home rows, docs/math.md §2).
       std::vector<StorageIndex> columns = group.columns;
@@ -340,13 +469,9 @@ private:
                  m_options.denseBlockAbove * static_cast<double>(rowCount * rowCount)) {
         plan.kernel = Kernel::Dense;
         largestDense = std::max(largestDense, rowCount * rowCount);
-        widestDense = std::max(widestDense, columnCount);
         tallestDense = std::max(tallestDense, rowCount);
       }
-      if (plan.kernel == Kernel::Sparse || plan.kernel == Kernel::Dense) {
-        largestBlock = std::max(largestBlock, rowCount * columnCount);
-        largestRows = std::max(largestRows, rowCount);
-      }
+      if (!isHome(plan)) largestRows = std::max(largestRows, rowCount);
       m_plans.push_back(plan);
       for (StorageIndex row : group.rows) localOf[static_cast<std::size_t>(row)] = -1;
     }
@@ -363,17 +488,90 @@ private:
     }
     m_entries = std::move(sortedEntries);
     for (StorageIndex& slot : m_localEntry) slot = slotOf[static_cast<std::size_t>(slot)];
-    m_influence = Vector<Scalar>::Zero(values);
-    m_workspace = Vector<Scalar>::Zero(largestBlock);
-    m_rowWeights = Vector<Scalar>::Zero(largestRows);
-    m_denseDynamics = Vector<Scalar>::Zero(largestDense);
-    m_gemm = largestDense > 0 ? detail::GemmWorkspace<Scalar>(widestDense, tallestDense, tallestDense)
-                              : detail::GemmWorkspace<Scalar>();
-    m_dynamicsValues.assign(m_entries.size(), Scalar(0));
-    m_factors = Vector<Scalar>::Zero(2 * cell.gateRows() * blocks);
-    m_groupGradient = Vector<Scalar>::Zero(layout.size());
+    const Index largestTile = buildUnits(columnCost);
+    Index widestDenseTile = 0;
+    for (const Piece& piece : m_pieces)
+      if (m_plans[static_cast<std::size_t>(piece.group)].kernel == Kernel::Dense)
+        widestDenseTile = std::max(widestDenseTile, piece.end - piece.begin);
+
+    const auto entries = static_cast<Index>(m_entries.size());
+    const Index factors = 2 * cell.gateRows() * blocks, sourceSize = layout.sourceSize();
+    detail::requireArray<Scalar>("Batch::streams", streams, detail::checkedSum("cell", entries, factors + sourceSize),
+                                 "SnAp per-step scratch (D_t's needed entries, factors and sources of each stream)");
+    m_influence = Vector<Scalar>::Zero(values * streams);
+    m_dynamicsValues = Matrix<Scalar>::Zero(entries, streams);
+    m_factors = Vector<Scalar>::Zero(factors * streams);
+    m_sourcesT = streams > 1 ? Matrix<Scalar>::Zero(streams, sourceSize) : Matrix<Scalar>();
+    m_deltaT = streams > 1 ? Matrix<Scalar>::Zero(streams, cell.stateSize()) : Matrix<Scalar>();
+    m_workspaces.clear();
+    for (int t = 0; t < m_core.threads(); ++t) {
+      Workspace workspace;
+      workspace.block = Vector<Scalar>::Zero(largestTile);
+      workspace.dense = Vector<Scalar>::Zero(largestDense);
+      workspace.rowWeights = Vector<Scalar>::Zero(largestRows);
+      workspace.coefficients = Vector<Scalar>::Zero(5 * streams);
+      if (largestDense > 0) workspace.gemm = detail::GemmWorkspace<Scalar>(widestDenseTile, tallestDense, tallestDense);
+      m_workspaces.push_back(std::move(workspace));
+    }
+    // The gradient is walked in step with the home blocks' values: placed half a page apart
+    // from them (mod 4 KiB), so that its loads never wait on a store to a value at the same
+    // page offset (4K aliasing). Only the speed depends on the shift.
+    m_groupGradient = Vector<Scalar>::Zero(layout.size() + pageValues);
+    const auto distance = reinterpret_cast<std::uintptr_t>(m_groupGradient.data()) -
+                          reinterpret_cast<std::uintptr_t>(m_influence.data());
+    const std::uintptr_t page = pageValues * sizeof(Scalar);
+    m_gradientShift = static_cast<Index>((page / 2 + page - distance % page) % page / sizeof(Scalar));
     m_gradientCurrent = false;
     m_pending = false;
+  }
+
+  /// Splits the groups, in order, into units of about equal cost (columnCost[g] per column):
+  /// groups are packed whole, and a group above twice one unit's cost (and of at least four
+  /// grains) is cut into column tiles of equal width in whole grains, one unit each. The split depends on the pattern alone.
+  /// Returns the largest tile (rows × columns) of a Sparse or Dense group.
+  Index buildUnits(const std::vector<double>& columnCost) {
+    m_pieces.clear();
+    m_unitStart.assign(1, 0);
+    double total = 0;
+    for (std::size_t g = 0; g < m_plans.size(); ++g) total += columnCost[g] * static_cast<double>(m_plans[g].columnCount);
+    const double target = std::max(minUnitCost, total / maxUnits);
+    double cost = 0;  // of the unit being filled
+    auto closeUnit = [&] {
+      if (static_cast<Index>(m_pieces.size()) > m_unitStart.back()) m_unitStart.push_back(static_cast<Index>(m_pieces.size()));
+      cost = 0;
+    };
+    auto addPiece = [&](Index g, Index begin, Index end) {
+      const GroupPlan& plan = m_plans[static_cast<std::size_t>(g)];
+      Piece piece{g, begin, end, plan.segmentOffset, plan.segmentOffset};
+      while (m_segments[static_cast<std::size_t>(piece.segmentBegin)].end <= begin) ++piece.segmentBegin;
+      piece.segmentEnd = piece.segmentBegin;
+      while (piece.segmentEnd < plan.segmentOffset + plan.segmentCount &&
+             m_segments[static_cast<std::size_t>(piece.segmentEnd)].begin < end)
+        ++piece.segmentEnd;
+      m_pieces.push_back(piece);
+      return isHome(plan) ? Index(0) : plan.rowCount * (end - begin);
+    };
+    Index largestTile = 0;
+    for (std::size_t g = 0; g < m_plans.size(); ++g) {
+      const Index columns = m_plans[g].columnCount;
+      const double groupCost = columnCost[g] * static_cast<double>(columns);
+      if (groupCost > 2 * target && columns >= 4 * columnGrain) {
+        closeUnit();
+        const auto tiles = static_cast<Index>(std::ceil(groupCost / target));
+        const Index width = ((columns + tiles - 1) / tiles + columnGrain - 1) / columnGrain * columnGrain;
+        for (Index c = 0; c < columns; c += width) {
+          largestTile = std::max(largestTile, addPiece(static_cast<Index>(g), c, std::min(columns, c + width)));
+          closeUnit();
+        }
+        continue;
+      }
+      if (cost > 0 && cost + groupCost > target) closeUnit();
+      largestTile = std::max(largestTile, addPiece(static_cast<Index>(g), 0, columns));
+      cost += groupCost;
+      if (cost >= target) closeUnit();
+    }
+    closeUnit();
+    return largestTile;
   }
 
   void clearInfluence() {
@@ -381,169 +579,343 @@ private:
     m_pending = false;
   }
 
-  /// Ĵ ← M_n ⊙ (I_t + D_t Ĵ), one group block at a time (docs/math.md §4), and, when δ_t is given,
-  /// g += Ĵ_tᵀ δ_t in the same pass. For n = 1 every block is a home block (one row; the
-  /// LSTM's h and c), so only D_t's diagonal or 2 × 2 home blocks are computed and the step
-  /// costs O(p).
-  void updateInfluence(const Scalar* delta = nullptr) {
-    const CellType& cell = m_core.cell();
-    const StepCache<Scalar>& cache = m_core.m_cache;
-    cell.dynamicsJacobian(cache, m_entries, m_dynamicsValues);
-    const Index rows = cell.gateRows(), blocks = m_unitStates;
-    Eigen::Map<Matrix<Scalar>>(m_factors.data(), blocks, rows) = cache.immediateIh;
-    Eigen::Map<Matrix<Scalar>>(m_factors.data() + blocks * rows, blocks, rows) = cache.immediateHh;
-    for (const GroupPlan& plan : m_plans) {
-      Scalar* block = m_influence.data() + plan.valueOffset;
-      switch (plan.kernel) {
-        case Kernel::HomeRow:
-          updateHomeBlock<1>(plan, block, delta);
-          continue;
-        case Kernel::HomePair:
-          updateHomeBlock<2>(plan, block, delta);
-          continue;
-        case Kernel::Sparse:
-          detail::sparseRowProduct(plan.rowCount, plan.columnCount, m_localStart.data() + plan.localOffset,
-                                   m_localColumn.data(), m_localEntry.data(), m_dynamicsValues.data(), block,
-                                   m_workspace.data());
-          finishFromWorkspace(plan, block, delta);
-          continue;
-        case Kernel::Dense:
-          gatherDense(plan);
-          m_gemm.rowMajorProduct(plan.rowCount, plan.rowCount, plan.columnCount, m_denseDynamics.data(), block,
-                                 m_workspace.data());
-          finishFromWorkspace(plan, block, delta);
-          continue;
-      }
-      if (delta != nullptr) addGradient(plan, block, delta);
+  /// Calls work(plan, piece, workspace) for every piece of thread t's share of the units.
+  template <class Work>
+  void forEachPiece(int t, Work&& work) {
+    const auto units = static_cast<Index>(m_unitStart.size()) - 1;
+    const detail::Range part = detail::partOf(units, t, m_core.threads());
+    Workspace& workspace = m_workspaces[static_cast<std::size_t>(t)];
+    for (Index p = m_unitStart[static_cast<std::size_t>(part.begin)]; p < m_unitStart[static_cast<std::size_t>(part.end)]; ++p) {
+      const Piece& piece = m_pieces[static_cast<std::size_t>(p)];
+      work(m_plans[static_cast<std::size_t>(piece.group)], piece, workspace);
     }
+  }
+
+  /// Ĵ ← M_n ⊙ (I_t + D_t Ĵ) for every stream, one group block at a time (docs/math.md §4), and,
+  /// when δ_t is given, g += Σ_b Ĵ_{t,b}ᵀ δ_b in the same pass. First each stream's D_t entries,
+  /// factors and sources (per stream, split over the threads), then the units. For n = 1 every
+  /// block is a home block (one row; the LSTM's h and c), so only D_t's diagonal or 2 × 2
+  /// home blocks are computed and the step costs O(p) per stream.
+  void updateInfluence(const Gradients* delta) {
+    const CellType& cell = m_core.cell();
+    const Index streams = m_core.streams(), rows = cell.gateRows(), blocks = m_unitStates;
+    const Index sourceSize = m_core.m_sources.rows();
+    m_core.workers().run([&](int t) {
+      const detail::Range part = detail::partOf(streams, t, m_core.threads());
+      for (Index b = part.begin; b < part.end; ++b) {
+        const StepCache<Scalar>& cache = m_core.m_caches[static_cast<std::size_t>(b)];
+        cell.dynamicsJacobian(cache, m_entries, std::span<Scalar>(m_dynamicsValues.col(b).data(), m_entries.size()));
+        if (streams == 1) {
+          Eigen::Map<Matrix<Scalar>>(m_factors.data(), blocks, rows) = cache.immediateIh;
+          Eigen::Map<Matrix<Scalar>>(m_factors.data() + blocks * rows, blocks, rows) = cache.immediateHh;
+          continue;
+        }
+        // The factors and the sources with the stream innermost.
+        const Scalar* ih = cache.immediateIh.data();
+        const Scalar* hh = cache.immediateHh.data();
+        for (Index i = 0; i < blocks * rows; ++i) {
+          m_factors[i * streams + b] = ih[i];
+          m_factors[(blocks * rows + i) * streams + b] = hh[i];
+        }
+        for (Index s = 0; s < sourceSize; ++s) m_sourcesT(b, s) = m_core.m_sources(s, b);
+      }
+    });
+    m_core.workers().run([&](int t) {
+      forEachPiece(t, [&](const GroupPlan& plan, const Piece& piece, Workspace& workspace) {
+        switch (plan.kernel) {
+          case Kernel::HomeRow:
+            if (streams == 1)
+              updateHomeBlock<1, 1>(plan, piece, workspace, delta);
+            else
+              updateHomeBlock<1, Eigen::Dynamic>(plan, piece, workspace, delta);
+            return;
+          case Kernel::HomePair:
+            if (streams == 1)
+              updateHomeBlock<2, 1>(plan, piece, workspace, delta);
+            else
+              updateHomeBlock<2, Eigen::Dynamic>(plan, piece, workspace, delta);
+            return;
+          case Kernel::Sparse:
+          case Kernel::Dense:
+            updateBlock(plan, piece, workspace, delta);
+            return;
+        }
+      });
+    });
     m_pending = false;
   }
 
-  /// A block of N = 1 or 2 rows (SnAp-1's home rows): J ← D_t[R, R] J + I_t and, when δ_t is
-  /// given, g += Jᵀ δ_t[R], in place and in one pass over the columns.
-  template <int N>
-  void updateHomeBlock(const GroupPlan& plan, Scalar* block, const Scalar* delta) {
-    HomeCoefficients<N> k;
-    for (int b = 0; b < N; ++b) {
-      for (auto e = m_localStart[static_cast<std::size_t>(plan.localOffset + b)];
-           e < m_localStart[static_cast<std::size_t>(plan.localOffset + b + 1)]; ++e)
-        k.dynamics[b][m_localColumn[static_cast<std::size_t>(e)]] =
-            m_dynamicsValues[static_cast<std::size_t>(m_localEntry[static_cast<std::size_t>(e)])];
-      k.weight[b] = delta != nullptr ? delta[m_rows[static_cast<std::size_t>(plan.rowOffset + b)]] : Scalar(0);
-      k.rows[b] = block + b * plan.columnCount;
-    }
-    const bool withGradient = std::any_of(k.weight, k.weight + N, [](Scalar w) { return w != Scalar(0); });
-    const Scalar* z = m_core.m_sources.data();
-    const StorageIndex* source = m_columnSource.data() + plan.columnOffset;
-    Scalar* gradient = m_groupGradient.data() + plan.columnOffset;
-    for (Index s = plan.segmentOffset; s < plan.segmentOffset + plan.segmentCount; ++s) {
-      const Segment& segment = m_segments[static_cast<std::size_t>(s)];
-      for (int b = 0; b < N; ++b) k.factor[b] = Scalar(0);
-      for (Index q = 0; q < m_unitStates; ++q) {
-        const StorageIndex home = m_segmentHome[static_cast<std::size_t>(s * m_unitStates + q)];
-        if (home >= 0) k.factor[home] = m_factors[segment.factor * m_unitStates + q];
-      }
-      const Index dense = segment.contiguousEnd - segment.begin, rest = segment.end - segment.contiguousEnd;
-      const Scalar* contiguous = z + segment.firstSource;
-      if (withGradient) {
-        homeColumns<N, true, false>(k, segment.begin, dense, contiguous, nullptr, gradient);
-        if (rest > 0) homeColumns<N, true, true>(k, segment.contiguousEnd, rest, z, source + segment.contiguousEnd, gradient);
-      } else {
-        homeColumns<N, false, false>(k, segment.begin, dense, contiguous, nullptr, gradient);
-        if (rest > 0) homeColumns<N, false, true>(k, segment.contiguousEnd, rest, z, source + segment.contiguousEnd, gradient);
-      }
-    }
-  }
-
-  /// What the home-block kernel needs per group (N rows) and per segment (the factors).
-  template <int N>
+  /// What the home-block kernel needs per group (N rows) and per segment (the factors): for one
+  /// stream (Width 1) the values, for B streams a pointer to B values each.
+  template <int N, int Width>
   struct HomeCoefficients {
-    Scalar dynamics[N][N] = {};
-    Scalar weight[N] = {};
-    Scalar factor[N] = {};
+    using Coefficient = std::conditional_t<Width == 1, Scalar, const Scalar*>;
+    Coefficient dynamics[N][N] = {};
+    Coefficient weight[N] = {};
+    Coefficient factor[N] = {};
     Scalar* rows[N] = {};
   };
 
-  /// Columns [first, first + count) of a home block, with sources consecutive from `sources`
-  /// or (Gathered) at sources[gather[c]].
-  template <int N, bool WithGradient, bool Gathered>
-  static void homeColumns(const HomeCoefficients<N>& k, Index first, Index count, const Scalar* __restrict sources,
-                          const StorageIndex* __restrict gather, Scalar* __restrict gradient) {
-    Scalar* __restrict row0 = k.rows[0] + first;
-    Scalar* __restrict row1 = k.rows[N - 1] + first;
-    Scalar* __restrict g = gradient + first;
-    for (Index c = 0; c < count; ++c) {
-      Scalar source;
-      if constexpr (Gathered)
-        source = sources[gather[c]];
-      else
-        source = sources[c];
-      if constexpr (N == 1) {
-        const Scalar value = k.dynamics[0][0] * row0[c] + k.factor[0] * source;
-        row0[c] = value;
-        if constexpr (WithGradient) g[c] += k.weight[0] * value;
-      } else {
-        const Scalar old0 = row0[c], old1 = row1[c];
-        const Scalar value0 = k.dynamics[0][0] * old0 + k.dynamics[0][1] * old1 + k.factor[0] * source;
-        const Scalar value1 = k.dynamics[1][0] * old0 + k.dynamics[1][1] * old1 + k.factor[1] * source;
-        row0[c] = value0;
-        row1[c] = value1;
-        if constexpr (WithGradient) g[c] += k.weight[0] * value0 + k.weight[1] * value1;
+  /// A piece of a block of N = 1 or 2 rows (SnAp-1's home rows), for all streams: J ← D_t[R, R] J
+  /// + I_t and, when δ_t is given, g += Σ_b J_bᵀ δ_b[R], in place and in one pass over the
+  /// columns. Width is B when known at compile time (1), else Eigen::Dynamic.
+  template <int N, int Width>
+  void updateHomeBlock(const GroupPlan& plan, const Piece& piece, Workspace& workspace, const Gradients* delta) {
+    constexpr bool single = Width == 1;
+    const Index streams = single ? Index(1) : m_core.streams();
+    const Index width = plan.columnCount * streams;
+    Scalar* block = m_influence.data() + plan.valueOffset * streams;
+    HomeCoefficients<N, Width> k;
+    // B streams: D_t[R, R] gathered into the workspace, stream innermost, then B zeros.
+    Scalar* coefficients = workspace.coefficients.data();
+    const Scalar* zeros = coefficients + N * N * streams;
+    if constexpr (!single) {
+      std::fill(coefficients, coefficients + (N * N + 1) * streams, Scalar(0));
+      for (int a = 0; a < N; ++a)
+        for (int c = 0; c < N; ++c) k.dynamics[a][c] = coefficients + (a * N + c) * streams;
+    }
+    bool withGradient = false;
+    for (int a = 0; a < N; ++a) {
+      for (auto e = m_localStart[static_cast<std::size_t>(plan.localOffset + a)];
+           e < m_localStart[static_cast<std::size_t>(plan.localOffset + a + 1)]; ++e) {
+        const StorageIndex c = m_localColumn[static_cast<std::size_t>(e)];
+        const Scalar* values = m_dynamicsValues.data() + m_localEntry[static_cast<std::size_t>(e)];
+        if constexpr (single) {
+          k.dynamics[a][c] = *values;
+        } else {
+          Scalar* target = coefficients + (a * N + c) * streams;
+          for (Index b = 0; b < streams; ++b) target[b] = values[b * m_dynamicsValues.rows()];
+        }
+      }
+      k.rows[a] = block + a * width;
+      if (delta != nullptr) {
+        const Scalar* weights = delta->transposed + m_rows[static_cast<std::size_t>(plan.rowOffset + a)] * streams;
+        if constexpr (single)
+          k.weight[a] = *weights;
+        else
+          k.weight[a] = weights;
+        withGradient = withGradient || std::any_of(weights, weights + streams, [](Scalar w) { return w != Scalar(0); });
       }
     }
-  }
-
-  /// D_t[R, R] as a dense row-major block in m_denseDynamics.
-  void gatherDense(const GroupPlan& plan) {
-    const Index n = plan.rowCount;
-    std::fill(m_denseDynamics.data(), m_denseDynamics.data() + n * n, Scalar(0));
-    for (Index b = 0; b < n; ++b)
-      for (auto e = m_localStart[static_cast<std::size_t>(plan.localOffset + b)];
-           e < m_localStart[static_cast<std::size_t>(plan.localOffset + b + 1)]; ++e)
-        m_denseDynamics[b * n + m_localColumn[static_cast<std::size_t>(e)]] =
-            m_dynamicsValues[static_cast<std::size_t>(m_localEntry[static_cast<std::size_t>(e)])];
-  }
-
-  /// Adds I_t to the product in the workspace, copies it back into the group's block and, when
-  /// δ_t is given, adds the block's gradient Ĵ[R, ·]ᵀ δ[R].
-  void finishFromWorkspace(const GroupPlan& plan, Scalar* block, const Scalar* delta) {
-    Scalar* next = m_workspace.data();
-    addImmediate(plan, next);
-    const Index rows = plan.rowCount, width = plan.columnCount;
-    std::copy(next, next + rows * width, block);
-    if (delta == nullptr) return;
-    for (Index b = 0; b < rows; ++b) m_rowWeights[b] = delta[m_rows[static_cast<std::size_t>(plan.rowOffset + b)]];
-    Eigen::Map<Vector<Scalar>>(m_groupGradient.data() + plan.columnOffset, width).noalias() +=
-        Eigen::Map<const RowMatrix<Scalar>>(next, rows, width).transpose() * m_rowWeights.head(rows);
-  }
-
-  /// block += I_t[R, columns]: each segment's factor times z[source] on its home rows.
-  void addImmediate(const GroupPlan& plan, Scalar* block) {
-    const Scalar* z = m_core.m_sources.data();
+    const Scalar* z = single ? m_core.m_sources.data() : m_sourcesT.data();
     const StorageIndex* source = m_columnSource.data() + plan.columnOffset;
-    const Index width = plan.columnCount;
-    for (Index s = plan.segmentOffset; s < plan.segmentOffset + plan.segmentCount; ++s) {
+    Scalar* gradient = groupGradient() + plan.columnOffset;
+    for (Index s = piece.segmentBegin; s < piece.segmentEnd; ++s) {
       const Segment& segment = m_segments[static_cast<std::size_t>(s)];
+      for (int a = 0; a < N; ++a) {
+        if constexpr (single)
+          k.factor[a] = Scalar(0);
+        else
+          k.factor[a] = zeros;
+      }
       for (Index q = 0; q < m_unitStates; ++q) {
         const StorageIndex home = m_segmentHome[static_cast<std::size_t>(s * m_unitStates + q)];
         if (home < 0) continue;
-        const Scalar factor = m_factors[segment.factor * m_unitStates + q];
-        Scalar* row = block + home * width;
-        const Scalar* contiguous = z + segment.firstSource - segment.begin;
-        for (StorageIndex c = segment.begin; c < segment.contiguousEnd; ++c) row[c] += factor * contiguous[c];
-        for (StorageIndex c = segment.contiguousEnd; c < segment.end; ++c) row[c] += factor * z[source[c]];
+        const Scalar* factors = m_factors.data() + (segment.factor * m_unitStates + q) * streams;
+        if constexpr (single)
+          k.factor[home] = *factors;
+        else
+          k.factor[home] = factors;
+      }
+      const Index first = std::max<Index>(segment.begin, piece.begin);
+      const Index contiguousEnd = std::min<Index>(segment.contiguousEnd, piece.end);
+      const Index last = std::min<Index>(segment.end, piece.end);
+      const Index dense = std::max<Index>(contiguousEnd - first, 0);
+      const Index gatheredFirst = std::max<Index>(segment.contiguousEnd, first), rest = last - gatheredFirst;
+      const Scalar* contiguous = z + (segment.firstSource + first - segment.begin) * streams;
+      if (withGradient) {
+        if (dense > 0) homeColumns<N, Width, true, false>(k, streams, first, dense, contiguous, nullptr, gradient);
+        if (rest > 0) homeColumns<N, Width, true, true>(k, streams, gatheredFirst, rest, z, source + gatheredFirst, gradient);
+      } else {
+        if (dense > 0) homeColumns<N, Width, false, false>(k, streams, first, dense, contiguous, nullptr, gradient);
+        if (rest > 0) homeColumns<N, Width, false, true>(k, streams, gatheredFirst, rest, z, source + gatheredFirst, gradient);
       }
     }
   }
 
-  /// g += Ĵ[R, columns]ᵀ δ[R] for one group.
-  void addGradient(const GroupPlan& plan, const Scalar* block, const Scalar* delta) {
-    Scalar* gradient = m_groupGradient.data() + plan.columnOffset;
-    for (Index b = 0; b < plan.rowCount; ++b) {
-      const Scalar weight = delta[m_rows[static_cast<std::size_t>(plan.rowOffset + b)]];
-      if (weight == Scalar(0)) continue;
-      const Scalar* row = block + b * plan.columnCount;
-      for (Index c = 0; c < plan.columnCount; ++c) gradient[c] += weight * row[c];
+  /// Lanes of the home kernel's stream loop: 64 bytes, accumulated in registers.
+  static constexpr int lanes = 64 / static_cast<int>(sizeof(Scalar));
+
+  /// Columns [first, first + count) of a home block for the B streams, with sources
+  /// consecutive from `sources` (B values per column) or (Gathered) at sources + gather[c]·B.
+  /// The gradient of each column is summed over the streams in a fixed order.
+  template <int N, int Width, bool WithGradient, bool Gathered>
+  static void homeColumns(const HomeCoefficients<N, Width>& k, Index streams, Index first, Index count,
+                          const Scalar* __restrict sources, const StorageIndex* __restrict gather,
+                          Scalar* __restrict gradient) {
+    Scalar* __restrict row0 = k.rows[0] + first * streams;
+    Scalar* __restrict row1 = k.rows[N - 1] + first * streams;
+    Scalar* __restrict g = gradient + first;
+    if constexpr (Width == 1) {
+      // One stream: the coefficients are scalars, the columns are vectorised.
+      const Scalar d00 = k.dynamics[0][0], d01 = k.dynamics[0][N - 1], d10 = k.dynamics[N - 1][0],
+                   d11 = k.dynamics[N - 1][N - 1];
+      const Scalar f0 = k.factor[0], f1 = k.factor[N - 1];
+      const Scalar w0 = k.weight[0], w1 = k.weight[N - 1];
+      for (Index c = 0; c < count; ++c) {
+        Scalar source;
+        if constexpr (Gathered)
+          source = sources[gather[c]];
+        else
+          source = sources[c];
+        if constexpr (N == 1) {
+          const Scalar value = d00 * row0[c] + f0 * source;
+          row0[c] = value;
+          if constexpr (WithGradient) g[c] += w0 * value;
+        } else {
+          const Scalar old0 = row0[c], old1 = row1[c];
+          const Scalar value0 = d00 * old0 + d01 * old1 + f0 * source;
+          const Scalar value1 = d10 * old0 + d11 * old1 + f1 * source;
+          row0[c] = value0;
+          row1[c] = value1;
+          if constexpr (WithGradient) g[c] += w0 * value0 + w1 * value1;
+        }
+      }
+    } else {
+      // B streams: each column's B values in chunks of `lanes`, the last ones one by one.
+      using Lane = Eigen::Array<Scalar, lanes, 1>;
+      using In = Eigen::Map<const Lane>;
+      using Out = Eigen::Map<Lane>;
+      const Scalar *d00 = k.dynamics[0][0], *d01 = k.dynamics[0][N - 1], *d10 = k.dynamics[N - 1][0],
+                   *d11 = k.dynamics[N - 1][N - 1], *f0 = k.factor[0], *f1 = k.factor[N - 1];
+      const Scalar *w0 = k.weight[0], *w1 = k.weight[N - 1];
+      const Index full = streams / lanes * lanes;
+      for (Index c = 0; c < count; ++c) {
+        const Scalar* __restrict z = Gathered ? sources + gather[c] * streams : sources + c * streams;
+        Scalar* __restrict j0 = row0 + c * streams;
+        Scalar* __restrict j1 = row1 + c * streams;
+        Lane sum = Lane::Zero();
+        Scalar tail = 0;
+        for (Index b = 0; b < full; b += lanes) {
+          if constexpr (N == 1) {
+            const Lane value = In(d00 + b) * Out(j0 + b) + In(f0 + b) * In(z + b);
+            Out(j0 + b) = value;
+            if constexpr (WithGradient) sum += In(w0 + b) * value;
+          } else {
+            const Lane old0 = Out(j0 + b), old1 = Out(j1 + b);
+            const Lane value0 = In(d00 + b) * old0 + In(d01 + b) * old1 + In(f0 + b) * In(z + b);
+            const Lane value1 = In(d10 + b) * old0 + In(d11 + b) * old1 + In(f1 + b) * In(z + b);
+            Out(j0 + b) = value0;
+            Out(j1 + b) = value1;
+            if constexpr (WithGradient) sum += In(w0 + b) * value0 + In(w1 + b) * value1;
+          }
+        }
+        for (Index b = full; b < streams; ++b) {
+          if constexpr (N == 1) {
+            const Scalar value = d00[b] * j0[b] + f0[b] * z[b];
+            j0[b] = value;
+            if constexpr (WithGradient) tail += w0[b] * value;
+          } else {
+            const Scalar old0 = j0[b], old1 = j1[b];
+            const Scalar value0 = d00[b] * old0 + d01[b] * old1 + f0[b] * z[b];
+            const Scalar value1 = d10[b] * old0 + d11[b] * old1 + f1[b] * z[b];
+            j0[b] = value0;
+            j1[b] = value1;
+            if constexpr (WithGradient) tail += w0[b] * value0 + w1[b] * value1;
+          }
+        }
+        if constexpr (WithGradient) g[c] += sum.sum() + tail;
+      }
+    }
+  }
+
+  /// A column tile of a Sparse or Dense block, stream by stream: next = D_t^b[R, R] J_b[:, tile]
+  /// + I_t^b[R, tile] in the workspace, copied back, and, when δ_t is given, its gradient
+  /// J_b[R, tile]ᵀ δ_b[R] added in stream order.
+  void updateBlock(const GroupPlan& plan, const Piece& piece, Workspace& workspace, const Gradients* delta) {
+    const Index streams = m_core.streams(), rows = plan.rowCount, columns = plan.columnCount;
+    const Index c0 = piece.begin, width = piece.end - piece.begin;
+    Scalar* next = workspace.block.data();
+    for (Index b = 0; b < streams; ++b) {
+      Scalar* block = m_influence.data() + plan.valueOffset * streams + b * rows * columns;
+      const Scalar* dynamics = m_dynamicsValues.col(b).data();
+      if (plan.kernel == Kernel::Sparse) {
+        detail::sparseRowProduct(rows, width, columns, width, m_localStart.data() + plan.localOffset,
+                                 m_localColumn.data(), m_localEntry.data(), dynamics, block + c0, next);
+      } else {
+        gatherDense(plan, dynamics, workspace.dense.data());
+        std::fill(next, next + rows * width, Scalar(0));
+        // nextᵀ (width × rows, col-major) = J_b[:, tile]ᵀ (width × rows) · D[R, R]ᵀ.
+        workspace.gemm.template accumulate<Eigen::ColMajor, Eigen::ColMajor>(width, rows, rows, block + c0, columns,
+                                                                             workspace.dense.data(), rows, next, width);
+      }
+      addImmediate(plan, piece, b, next);
+      if (width == columns)
+        std::copy(next, next + rows * width, block);
+      else
+        for (Index r = 0; r < rows; ++r) std::copy(next + r * width, next + (r + 1) * width, block + r * columns + c0);
+      if (delta == nullptr) continue;
+      const Scalar* weights = delta->data + b * delta->stride;
+      for (Index r = 0; r < rows; ++r) workspace.rowWeights[r] = weights[m_rows[static_cast<std::size_t>(plan.rowOffset + r)]];
+      Eigen::Map<Vector<Scalar>>(groupGradient() + plan.columnOffset + c0, width).noalias() +=
+          Eigen::Map<const RowMatrix<Scalar>>(next, rows, width).transpose() * workspace.rowWeights.head(rows);
+    }
+  }
+
+  /// D_t^b[R, R] from one stream's needed entries as a dense row-major block.
+  void gatherDense(const GroupPlan& plan, const Scalar* values, Scalar* dense) const {
+    const Index n = plan.rowCount;
+    std::fill(dense, dense + n * n, Scalar(0));
+    for (Index b = 0; b < n; ++b)
+      for (auto e = m_localStart[static_cast<std::size_t>(plan.localOffset + b)];
+           e < m_localStart[static_cast<std::size_t>(plan.localOffset + b + 1)]; ++e)
+        dense[b * n + m_localColumn[static_cast<std::size_t>(e)]] =
+            values[m_localEntry[static_cast<std::size_t>(e)]];
+  }
+
+  /// tile += I_t^b[R, tile] for stream b: each segment's factor times z_b[source] on its home
+  /// rows (`tile` holds the piece's columns, rows of their count).
+  void addImmediate(const GroupPlan& plan, const Piece& piece, Index b, Scalar* tile) const {
+    const Index streams = m_core.streams(), width = piece.end - piece.begin;
+    const Scalar* z = m_core.m_sources.col(b).data();
+    const StorageIndex* source = m_columnSource.data() + plan.columnOffset;
+    for (Index s = piece.segmentBegin; s < piece.segmentEnd; ++s) {
+      const Segment& segment = m_segments[static_cast<std::size_t>(s)];
+      const Index first = std::max<Index>(segment.begin, piece.begin);
+      const Index contiguousEnd = std::min<Index>(segment.contiguousEnd, piece.end);
+      const Index last = std::min<Index>(segment.end, piece.end);
+      const Index gatheredFirst = std::max<Index>(segment.contiguousEnd, first);
+      for (Index q = 0; q < m_unitStates; ++q) {
+        const StorageIndex home = m_segmentHome[static_cast<std::size_t>(s * m_unitStates + q)];
+        if (home < 0) continue;
+        const Scalar factor = m_factors[(segment.factor * m_unitStates + q) * streams + b];
+        Scalar* row = tile + home * width - piece.begin;
+        const Scalar* contiguous = z + segment.firstSource - segment.begin;
+        for (Index c = first; c < contiguousEnd; ++c) row[c] += factor * contiguous[c];
+        for (Index c = gatheredFirst; c < last; ++c) row[c] += factor * z[source[c]];
+      }
+    }
+  }
+
+  /// g += Σ_b Ĵ_b[R, piece]ᵀ δ_b[R] for one piece (an accumulate() after the update).
+  void addGradient(const GroupPlan& plan, const Piece& piece, const Gradients& delta) {
+    const Index streams = m_core.streams(), columns = plan.columnCount;
+    Scalar* gradient = groupGradient() + plan.columnOffset;
+    if (isHome(plan)) {
+      const Scalar* block = m_influence.data() + plan.valueOffset * streams;
+      for (Index r = 0; r < plan.rowCount; ++r) {
+        const Scalar* weights = delta.transposed + m_rows[static_cast<std::size_t>(plan.rowOffset + r)] * streams;
+        if (std::all_of(weights, weights + streams, [](Scalar w) { return w == Scalar(0); })) continue;
+        const Scalar* row = block + r * columns * streams;
+        if (streams == 1) {
+          const Scalar weight = weights[0];
+          for (Index c = piece.begin; c < piece.end; ++c) gradient[c] += weight * row[c];
+        } else {
+          for (Index c = piece.begin; c < piece.end; ++c)
+            gradient[c] += Eigen::Map<const Vector<Scalar>>(weights, streams).dot(
+                Eigen::Map<const Vector<Scalar>>(row + c * streams, streams));
+        }
+      }
+      return;
+    }
+    for (Index b = 0; b < streams; ++b) {
+      const Scalar* block = m_influence.data() + plan.valueOffset * streams + b * plan.rowCount * columns;
+      for (Index r = 0; r < plan.rowCount; ++r) {
+        const Scalar weight = delta.data[b * delta.stride + m_rows[static_cast<std::size_t>(plan.rowOffset + r)]];
+        if (weight == Scalar(0)) continue;
+        const Scalar* row = block + r * columns;
+        for (Index c = piece.begin; c < piece.end; ++c) gradient[c] += weight * row[c];
+      }
     }
   }
 
@@ -555,11 +927,17 @@ private:
   std::vector<StorageIndex> m_segmentHome;  ///< U local home rows (or −1) per segment
   std::vector<StorageIndex> m_rows, m_localStart, m_localColumn, m_localEntry, m_entries;
   std::vector<StorageIndex> m_columnParameter, m_columnSource;
+  std::vector<Piece> m_pieces;     ///< the units' pieces, unit by unit
+  std::vector<Index> m_unitStart;  ///< unit u is pieces [m_unitStart[u], m_unitStart[u + 1])
   Index m_unitStates = 1;
-  Vector<Scalar> m_influence, m_workspace, m_denseDynamics, m_factors, m_groupGradient;
-  Vector<Scalar> m_rowWeights;  ///< δ_t[R] of one group
-  detail::GemmWorkspace<Scalar> m_gemm;
-  std::vector<Scalar> m_dynamicsValues;
+  Vector<Scalar> m_influence;       ///< home blocks stream innermost, the others a block per stream
+  Vector<Scalar> m_factors;         ///< the preactivation factors, stream innermost
+  Vector<Scalar> m_groupGradient;   ///< the gradient in group column order, from m_gradientShift
+  Index m_gradientShift = 0;
+  Matrix<Scalar> m_dynamicsValues;  ///< D_t's needed entries, one column per stream
+  Matrix<Scalar> m_sourcesT;        ///< B × S: the sources z with the stream innermost (B > 1)
+  Matrix<Scalar> m_deltaT;          ///< B × k: δ with the stream innermost (B > 1)
+  std::vector<Workspace> m_workspaces;  ///< one per thread
   bool m_gradientCurrent = false;
   bool m_pending = false;
 };
