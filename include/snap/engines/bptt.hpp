@@ -276,9 +276,11 @@ public:
   }
 
 private:
-  /// Preactivation rows (of W_hhᵀ E, and of the parameter gradient's products) computed as one
-  /// unit of work: a fixed split, the same for every thread count.
+  /// Rows of W_hhᵀ E computed as one unit of work, and rows of the weight tensors whose
+  /// gradient Σ e zᵀ is one unit: fixed splits, the same for every thread count (a larger
+  /// parameter tile repacks the shared sources fewer times).
   static constexpr Index rowTile = detail::EngineCore<CellType>::rowTile;
+  static constexpr Index parameterTile = 128;
 
   /// Column of stream b at window step t in the S × (steps·B), k × (steps·B) and
   /// 2·G·H × (steps·B) histories: the B streams of a step, then the next step's.
@@ -374,7 +376,7 @@ private:
     const CellType& cell = m_core.cell();
     m_parameterGemms.clear();
     for (int t = 0; t < m_core.threads(); ++t)
-      m_parameterGemms.emplace_back(std::max(cell.inputSize(), cell.hiddenSize()), std::min(rowTile, cell.gateRows()),
+      m_parameterGemms.emplace_back(std::max(cell.inputSize(), cell.hiddenSize()), std::min(parameterTile, cell.gateRows()),
                                     steps * m_core.streams());
   }
 
@@ -423,17 +425,49 @@ private:
     m_totalValid = false;
   }
 
-  /// out += Eᵀ v for the unit-local direct couplings E of a step (the part of D_tᵀ v that does
-  /// not pass through W_hh, docs/math.md §2).
-  void addDirectTranspose(const StepCache<Scalar>& cache, const Eigen::Ref<const Vector<Scalar>>& v,
-                          Eigen::Ref<Vector<Scalar>> out) const {
+  /// Stream b's reverse step at window step t from its factors (docs/math.md §2): e = the
+  /// preactivation gradient of ε (what CellBase::preactivationGradient computes, here one gate
+  /// block of H rows at a time), and, if `direct`, `previous` = Eᵀ ε for the unit-local direct
+  /// couplings E, the part of D_tᵀ ε that does not pass through W_hh.
+  void reverseStep(const StepCache<Scalar>& cache, const Eigen::Ref<const Vector<Scalar>>& epsilon,
+                   Eigen::Ref<Vector<Scalar>> adjoint, Eigen::Ref<Vector<Scalar>> previous, bool direct) const {
+    if (m_core.cell().structure().unitStates == 1)
+      reverseStepOf<Eigen::InnerStride<1>>(cache, epsilon, adjoint, previous, direct);
+    else
+      reverseStepOf<Eigen::InnerStride<>>(cache, epsilon, adjoint, previous, direct);
+  }
+  /// reverseStep() with the factors' rows read at the stride U (one state block: contiguous, vectorised).
+  template <class Stride>
+  void reverseStepOf(const StepCache<Scalar>& cache, const Eigen::Ref<const Vector<Scalar>>& epsilon,
+                     Eigen::Ref<Vector<Scalar>> adjoint, Eigen::Ref<Vector<Scalar>> previous, bool direct) const {
+    using Row = Eigen::Map<const Vector<Scalar>, 0, Stride>;
     const CellStructure& structure = m_core.cell().structure();
-    const Index hidden = m_core.cell().hiddenSize(), blocks = structure.unitStates;
+    const Index hidden = m_core.cell().hiddenSize(), blocks = structure.unitStates, rows = m_core.cell().gateRows();
+    // H entries of row q of a U × n column-major factor matrix, from column `first`.
+    auto row = [&](const Matrix<Scalar>& factors, Index q, Index first) {
+      return Row(factors.data() + first * blocks + q, hidden, Stride(blocks));
+    };
+    for (Index g = 0; g < structure.gates; ++g) {
+      auto input = adjoint.segment(g * hidden, hidden), recurrent = adjoint.segment(rows + g * hidden, hidden);
+      for (Index q = 0; q < blocks; ++q) {
+        const auto v = epsilon.segment(q * hidden, hidden);
+        if (q == 0) {
+          input = row(cache.immediateIh, q, g * hidden).cwiseProduct(v);
+          recurrent = row(cache.immediateHh, q, g * hidden).cwiseProduct(v);
+        } else {
+          input += row(cache.immediateIh, q, g * hidden).cwiseProduct(v);
+          recurrent += row(cache.immediateHh, q, g * hidden).cwiseProduct(v);
+        }
+      }
+    }
+    if (!direct) return;
+    previous.setZero();
     for (Index q = 0; q < blocks; ++q)
       for (Index from = 0; from < blocks; ++from)
         if (structure.couples(q, from))
-          out.segment(from * hidden, hidden) +=
-              cache.direct.row(q * blocks + from).transpose().cwiseProduct(v.segment(q * hidden, hidden));
+          previous.segment(from * hidden, hidden) +=
+              Row(cache.direct.data() + q * blocks + from, hidden, Stride(blocks * blocks))
+                  .cwiseProduct(epsilon.segment(q * hidden, hidden));
   }
 
   /// target += Σ_t Σ_b I_{t,b}ᵀ ε_{t,b} over the open window, ε (k × B) backpropagated from its end
@@ -458,12 +492,7 @@ private:
             epsilon = m_deltas.col(c);
           else
             epsilon = m_previous.col(b) + m_deltas.col(c);
-          const StepCache<Scalar>& cache = cacheAt(t, b);
-          cell.preactivationGradient(cache, epsilon, m_adjoints.col(c));
-          if (t > 0) {
-            m_previous.col(b).setZero();
-            addDirectTranspose(cache, epsilon, m_previous.col(b));
-          }
+          reverseStep(cacheAt(t, b), epsilon, m_adjoints.col(c), m_previous.col(b), t > 0);
         }
       });
       if (t == 0) break;
@@ -486,13 +515,13 @@ private:
     // Σ e zᵀ over the window's steps and streams as two matrix products of depth count·B
     // (transposed: the targets are row-major), in tiles of target rows.
     const Index inputs = cell.inputSize(), depth = m_count * streams, sourceStride = m_sources.rows();
-    const Index tiles = (rows + rowTile - 1) / rowTile;
+    const Index tiles = (rows + parameterTile - 1) / parameterTile;
     m_core.workers().run([&](int thread) {
       const detail::Range part = detail::partOf(2 * tiles, thread, threads);
       detail::GemmWorkspace<Scalar>& gemm = m_parameterGemms[static_cast<std::size_t>(thread)];
       for (Index tile = part.begin; tile < part.end; ++tile) {
         const bool recurrent = tile >= tiles;
-        const Index r0 = (recurrent ? tile - tiles : tile) * rowTile, count = std::min(rowTile, rows - r0);
+        const Index r0 = (recurrent ? tile - tiles : tile) * parameterTile, count = std::min(parameterTile, rows - r0);
         const Index offset = recurrent ? rows + r0 : r0, width = recurrent ? hidden : inputs;
         const Scalar* sources = m_sources.data() + (recurrent ? inputs + 1 : 0);
         Scalar* weights = (recurrent ? target.weight_hh.data() : target.weight_ih.data()) + r0 * width;
