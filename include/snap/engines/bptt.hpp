@@ -528,8 +528,8 @@ private:
         gemm.template accumulate<Eigen::ColMajor, Eigen::RowMajor>(width, count, depth, sources, sourceStride,
                                                                    m_adjoints.data() + offset, adjointStride, weights,
                                                                    width);
-        auto& bias = recurrent ? target.bias_hh : target.bias_ih;
-        bias.segment(r0, count) += m_adjoints.block(offset, 0, count, depth).rowwise().sum();
+        auto bias = (recurrent ? target.bias_hh : target.bias_ih).segment(r0, count);
+        for (Index c = 0; c < depth; ++c) bias += m_adjoints.col(c).segment(offset, count);  // column by column: contiguous
       }
     });
   }
