@@ -18,6 +18,8 @@ class BatchedBPTT : public ::testing::Test {};
 using Cells = ::testing::Types<RNN<double>, GRU<double>, LSTM<double>>;
 TYPED_TEST_SUITE(BatchedBPTT, Cells);
 
+static_assert(Engine<BPTT<GRU<double>>> && Engine<BPTT<LSTM<float>>>);
+
 constexpr Index kWindow = 4;
 
 /// Stream b > 0 resets after the last step of window w when (w + b) % 3 == 0: on window
