@@ -36,7 +36,9 @@ struct BPTTOptions {
 /// the streams, is Σ e zᵀ as two matrix products of depth (window steps × B). The windows of
 /// truncated BPTT are the batch's: one closes every T batch steps. resetStream(b) cuts stream b's
 /// backpropagation at that point of the open window, without starting a new window; so a batch
-/// equals B single-stream engines when its streams reset on window boundaries.
+/// equals B single-stream engines when its streams reset on window boundaries. With T threads,
+/// the products are split into fixed tiles of rows and the per-stream work by streams: the
+/// results are bit-identical for every T.
 template <class CellType_>
 class BPTT {
   static_assert(detail::checkCell<CellType_>());
@@ -206,7 +208,8 @@ public:
     const Index streams = m_core.streams();
     std::vector<std::int64_t> cuts(static_cast<std::size_t>(streams * m_count));
     for (Index b = 0; b < streams; ++b)
-      for (Index t = 0; t < m_count; ++t) cuts[static_cast<std::size_t>(b * m_count + t)] = m_cuts[static_cast<std::size_t>(column(t, b))];
+      for (Index t = 0; t < m_count; ++t)
+        cuts[static_cast<std::size_t>(b * m_count + t)] = m_cuts[static_cast<std::size_t>(column(t, b))];
     archive[prefix + "window/cuts"] = NpyArray::of(cuts.data(), {streams, m_count});
     std::vector<std::int64_t> pending(m_pendingCuts.begin(), m_pendingCuts.end());
     archive[prefix + "pending_cuts"] = NpyArray::of(pending.data(), {streams});
@@ -262,7 +265,8 @@ public:
         for (Index t = 0; t < count; ++t)
           target(t, b) = Eigen::Map<const Vector<Scalar>>(values.data() + (b * count + t) * size, size);
     };
-    setColumns(preactivations, shape.preactivations.size(), [&](Index t, Index b) -> Vector<Scalar>& { return loaded.cacheAt(t, b).preactivations; });
+    setColumns(preactivations, shape.preactivations.size(),
+               [&](Index t, Index b) -> Vector<Scalar>& { return loaded.cacheAt(t, b).preactivations; });
     setColumns(sources, loaded.m_sources.rows(), [&](Index t, Index b) { return loaded.m_sources.col(loaded.column(t, b)); });
     setColumns(deltas, loaded.m_deltas.rows(), [&](Index t, Index b) { return loaded.m_deltas.col(loaded.column(t, b)); });
     for (Index b = 0; b < streams; ++b) {
