@@ -517,15 +517,16 @@ private:
       });
     }
     // Σ e zᵀ over the window's steps and streams as two matrix products of depth count·B
-    // (transposed: the targets are row-major), in tiles of target rows.
+    // (transposed: the targets are row-major), in tiles of target rows; unit 2i is tile i of
+    // weight_ih, unit 2i + 1 tile i of weight_hh, so that each thread's share holds both kinds.
     const Index inputs = cell.inputSize(), depth = m_count * streams, sourceStride = m_sources.rows();
     const Index tiles = (rows + parameterTile - 1) / parameterTile;
     m_core.workers().run([&](int thread) {
       const detail::Range part = detail::partOf(2 * tiles, thread, threads);
       detail::GemmWorkspace<Scalar>& gemm = m_parameterGemms[static_cast<std::size_t>(thread)];
-      for (Index tile = part.begin; tile < part.end; ++tile) {
-        const bool recurrent = tile >= tiles;
-        const Index r0 = (recurrent ? tile - tiles : tile) * parameterTile, count = std::min(parameterTile, rows - r0);
+      for (Index unit = part.begin; unit < part.end; ++unit) {
+        const bool recurrent = unit % 2 == 1;
+        const Index r0 = unit / 2 * parameterTile, count = std::min(parameterTile, rows - r0);
         const Index offset = recurrent ? rows + r0 : r0, width = recurrent ? hidden : inputs;
         const Scalar* sources = m_sources.data() + (recurrent ? inputs + 1 : 0);
         Scalar* weights = (recurrent ? target.weight_hh.data() : target.weight_ih.data()) + r0 * width;
