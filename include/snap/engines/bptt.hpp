@@ -282,9 +282,12 @@ public:
 private:
   /// Rows of W_hhᵀ E computed as one unit of work, and rows of the weight tensors whose
   /// gradient Σ e zᵀ is one unit: fixed splits, the same for every thread count (a larger
-  /// parameter tile repacks the shared sources fewer times).
-  static constexpr Index rowTile = detail::EngineCore<CellType>::rowTile;
-  static constexpr Index parameterTile = 128;
+  /// parameter tile repacks the shared sources fewer times). One stream takes each product
+  /// whole: its matrix–vector products are too small to share.
+  Index recurrentTile() const {
+    return m_core.streams() == 1 ? m_core.cell().hiddenSize() : detail::EngineCore<CellType>::rowTile;
+  }
+  Index parameterTile() const { return m_core.streams() == 1 ? m_core.cell().gateRows() : 128; }
 
   /// Column of stream b at window step t in the S × (steps·B), k × (steps·B) and
   /// 2·G·H × (steps·B) histories: the B streams of a step, then the next step's.
@@ -369,7 +372,7 @@ private:
     m_recurrentGemms.clear();
     if (streams > 1)
       for (int t = 0; t < m_core.threads(); ++t)
-        m_recurrentGemms.emplace_back(std::min(rowTile, cell.hiddenSize()), streams, cell.gateRows());
+        m_recurrentGemms.emplace_back(std::min(recurrentTile(), cell.hiddenSize()), streams, cell.gateRows());
     buildParameterGemms(initial);
     m_count = 0;
     m_windowHasDeltas = false;
@@ -380,7 +383,7 @@ private:
     const CellType& cell = m_core.cell();
     m_parameterGemms.clear();
     for (int t = 0; t < m_core.threads(); ++t)
-      m_parameterGemms.emplace_back(std::max(cell.inputSize(), cell.hiddenSize()), std::min(parameterTile, cell.gateRows()),
+      m_parameterGemms.emplace_back(std::max(cell.inputSize(), cell.hiddenSize()), std::min(parameterTile(), cell.gateRows()),
                                     steps * m_core.streams());
   }
 
@@ -482,7 +485,7 @@ private:
     const Index streams = m_core.streams(), rows = cell.gateRows(), hidden = cell.hiddenSize();
     const Index adjointStride = m_adjoints.rows(), stateStride = m_previous.rows();
     const int threads = m_core.threads();
-    const Index hiddenTiles = (hidden + rowTile - 1) / rowTile;
+    const Index rowTile = recurrentTile(), hiddenTiles = (hidden + rowTile - 1) / rowTile;
     const auto& weightHh = cell.weight_hh();
     for (Index t = m_count - 1; t >= 0; --t) {
       // Per stream: ε_t = δ_t (+ D_{t+1}ᵀ ε_{t+1} unless cut), e_t from the factors, and the
@@ -520,13 +523,13 @@ private:
     // (transposed: the targets are row-major), in tiles of target rows; unit 2i is tile i of
     // weight_ih, unit 2i + 1 tile i of weight_hh, so that each thread's share holds both kinds.
     const Index inputs = cell.inputSize(), depth = m_count * streams, sourceStride = m_sources.rows();
-    const Index tiles = (rows + parameterTile - 1) / parameterTile;
+    const Index parameterRows = parameterTile(), tiles = (rows + parameterRows - 1) / parameterRows;
     m_core.workers().run([&](int thread) {
       const detail::Range part = detail::partOf(2 * tiles, thread, threads);
       detail::GemmWorkspace<Scalar>& gemm = m_parameterGemms[static_cast<std::size_t>(thread)];
       for (Index unit = part.begin; unit < part.end; ++unit) {
         const bool recurrent = unit % 2 == 1;
-        const Index r0 = unit / 2 * parameterTile, count = std::min(parameterTile, rows - r0);
+        const Index r0 = unit / 2 * parameterRows, count = std::min(parameterRows, rows - r0);
         const Index offset = recurrent ? rows + r0 : r0, width = recurrent ? hidden : inputs;
         const Scalar* sources = m_sources.data() + (recurrent ? inputs + 1 : 0);
         Scalar* weights = (recurrent ? target.weight_hh.data() : target.weight_ih.data()) + r0 * width;
