@@ -171,22 +171,43 @@ TYPED_TEST(BatchedBPTT, CheckpointSavedOnTwoThreadsResumesOnOne) {
   }
 }
 
-TYPED_TEST(BatchedBPTT, RefusesAnotherBatchAndAStreamOutOfRange) {
+TYPED_TEST(BatchedBPTT, RefusesBadCheckpointsAndStreamsOutOfRange) {
   TypeParam cell(3, 5, {.seed = 2});
   BPTT<TypeParam> engine(cell, {.window = kWindow}, Batch{.streams = 3});
   Matrix<double> x, delta;
-  batched::drawStep(1, 0, cell.inputSize(), cell.stateSize(), 3, x, delta);
-  engine.step(x);
-  engine.accumulate(delta);
+  for (int t = 0; t < 2; ++t) {
+    batched::drawStep(1, t, cell.inputSize(), cell.stateSize(), 3, x, delta);
+    engine.step(x);
+    engine.accumulate(delta);
+  }
   expectError<ShapeError>([&] { engine.resetStream(3); }, "stream");
   expectError<ShapeError>([&] { engine.resetStream(-1); }, "stream");
+  engine.resetStream(1);
   NpzArchive archive;
   engine.saveState(archive, "bptt/");
-  BPTT<TypeParam> other(cell, {.window = kWindow}, Batch{.streams = 2});
-  const Matrix<double> before = other.state();
-  EXPECT_THROW(other.loadState(archive, "bptt/"), FormatError);
-  EXPECT_TRUE(other.state() == before);
-  EXPECT_EQ(other.streams(), 2);
+  // Each refused load leaves the loading engine as it was.
+  BPTT<TypeParam> other(cell, {.window = kWindow}, Batch{.streams = 3});
+  auto expectRefused = [&](const NpzArchive& file, const std::string& array) {
+    expectError<FormatError>([&] { other.loadState(file, "bptt/"); }, "array 'bptt/" + array + "'");
+    EXPECT_EQ(other.windowSteps(), 0);
+    EXPECT_TRUE(other.state().isZero());
+  };
+  BPTT<TypeParam> twoStreams(cell, {.window = kWindow}, Batch{.streams = 2});
+  expectError<FormatError>([&] { twoStreams.loadState(archive, "bptt/"); }, "array 'bptt/streams'");
+  EXPECT_EQ(twoStreams.streams(), 2);
+  NpzArchive longer = archive;  // a window longer than the steps taken
+  longer["bptt/window_steps"] = NpyArray::of(std::vector<std::int64_t>{3}.data(), {});
+  expectRefused(longer, "window_steps");
+  NpzArchive cut = archive;  // a cut that is neither 0 nor 1
+  std::vector<std::int64_t> cuts(6, 0);
+  cuts[3] = 2;
+  cut["bptt/window/cuts"] = NpyArray::of(cuts.data(), {3, 2});
+  expectRefused(cut, "window/cuts");
+  NpzArchive pending = archive;  // pending cuts of another batch
+  pending["bptt/pending_cuts"] = NpyArray::of(std::vector<std::int64_t>{0, 1}.data(), {2});
+  expectRefused(pending, "pending_cuts");
+  other.loadState(archive, "bptt/");
+  EXPECT_EQ(other.windowSteps(), 2);
 }
 
 }  // namespace
