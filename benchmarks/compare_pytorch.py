@@ -3,9 +3,9 @@
 
 PyTorch: one thread, float32, input 32, a 128-step sequence, loss = sum of all outputs h_t,
 forward + backward, median over repetitions, divided by the sequence length.
-snap: the bptt_sequence program (built with the benchmarks), which runs BATCH independent BPTT
-engines sharing one cell over the same number of steps with the same loss (there is no batched
-engine), and prints its median microseconds per step.
+snap: the bptt_sequence program (built with the benchmarks), which runs one BPTT engine over
+BATCH streams (one thread) for the same number of steps with the same loss, and prints its median
+microseconds per step.
 
     /usr/bin/python3 benchmarks/compare_pytorch.py [path/to/bptt_sequence] [--reps N] ...
 
@@ -105,7 +105,7 @@ def main():
 
     print(f"Forward + backward over {arguments.steps} steps, input {INPUT_SIZE}, float32, one thread "
           f"(torch {torch.__version__}); median of {arguments.reps} runs, microseconds per step.")
-    print("snap: BATCH independent BPTT engines sharing one cell (no batched engine yet).")
+    print("snap: one BPTT engine over BATCH streams, one thread.")
     print(torch_gemm_report(torch))
     header = f"{'cell':<5} {'H':>4} {'batch':>5} {'PyTorch us/step':>16} {'snap us/step':>13} {'snap/PyTorch':>13}"
     print(header)
