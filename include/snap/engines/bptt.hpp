@@ -20,14 +20,25 @@ namespace snap {
 
 /// Options of the BPTT engine.
 struct BPTTOptions {
-  /// T: the backward pass stops at the start of each window of T steps; the state carries
+  /// T: the backward pass stops at the start of each window of T batch steps; the states carry
   /// across windows. Empty means untruncated (the history grows with the sequence).
   std::optional<Index> window;
 };
 
-/// BPTT: stores each step's cache, then ε_t = δ_t + D_{t+1}ᵀ ε_{t+1}, g = Σ_t I_tᵀ ε_t over the
+/// BPTT: stores each step's caches, then ε_t = δ_t + D_{t+1}ᵀ ε_{t+1}, g = Σ_t I_tᵀ ε_t over the
 /// window (docs/math.md §3). The gradient is, at any time, that of the loss so far: a window still
 /// open is backpropagated when gradient() is read, and committed when it closes.
+///
+/// Over B streams the window holds, per step, the B streams' caches, sources (S × B) and δ
+/// (k × B). The backward pass runs for the whole batch: ε is k × B, the recurrent part of D_tᵀ ε
+/// is one matrix–matrix product W_hhᵀ E over the B columns of the recurrent preactivation
+/// gradients E, and each stream adds its direct terms from its cache; the gradient, summed over
+/// the streams, is Σ e zᵀ as two matrix products of depth (window steps × B). The windows of
+/// truncated BPTT are the batch's: one closes every T batch steps. resetStream(b) cuts stream b's
+/// backpropagation at that point of the open window, without starting a new window; so a batch
+/// equals B single-stream engines when its streams reset on window boundaries. With T threads,
+/// the products are split into fixed tiles of rows and the per-stream work by streams: the
+/// results are bit-identical for every T.
 template <class CellType_>
 class BPTT {
   static_assert(detail::checkCell<CellType_>());
@@ -38,31 +49,34 @@ public:
   using Options = BPTTOptions;               ///< the engine's options
 
   /// Binds to `cell`, which must outlive the engine and stay at the same address.
-  explicit BPTT(const CellType& cell, const Options& options = {}) : m_core(cell), m_options(options) {
+  /// `batch` gives the streams B advanced together and the threads that share the work.
+  explicit BPTT(const CellType& cell, const Options& options = {}, const Batch& batch = {})
+      : m_core(cell, batch), m_options(options) {
     if (options.window && *options.window < 1)
       detail::fail<ValueError>("BPTTOptions::window", "a window T of at least 1 step", *options.window);
     if (options.window) requireHistory("BPTTOptions::window", *options.window);
     build();
   }
 
-  /// Advances the state with input x_t and returns s_t. Closes the window first if it is full.
-  /// After a mask change of the cell, the engine first rebuilds for the new masks (empty
-  /// window, zero gradient, state kept). Every argument is checked before anything changes;
-  /// an untruncated history that would outgrow snap::maxArrayBytes is refused (ValueError).
-  const Vector<Scalar>& step(const VectorView<Scalar>& input) {
-    prepareStep(input);
+  /// Advances the states with the inputs x_t (m × B; a vector for one stream) and returns s_t
+  /// (k × B). Closes the window first if it is full. After a mask change of the cell, the
+  /// engine first rebuilds for the new masks (empty window, zero gradient, states kept). Every
+  /// argument is checked before anything changes; an untruncated history that would outgrow
+  /// snap::maxArrayBytes is refused (ValueError).
+  const Matrix<Scalar>& step(const MatrixView<Scalar>& inputs) {
+    prepareStep(inputs);
     commitStep();
     return m_core.state();
   }
 
   /// The first half of step(): checks x_t (that the cell keeps its sizes, and that an
-  /// untruncated history can grow) and computes s_t from the current state, which it returns
+  /// untruncated history can grow) and computes s_t from the current states, which it returns
   /// without changing anything else; commitStep() then takes the step. What a trainer calls to
   /// score s_t before the engine moves.
-  const Vector<Scalar>& prepareStep(const VectorView<Scalar>& input) {
+  const Matrix<Scalar>& prepareStep(const MatrixView<Scalar>& inputs) {
     m_core.requireSameSizes();
     if (!m_options.window && m_count == capacity()) requireHistory("steps", 2 * capacity());
-    return m_core.stage(input);
+    return m_core.stage(inputs);
   }
 
   /// The second half of step(): rebuilds after a mask change, closes a full window and stores
@@ -77,24 +91,29 @@ public:
     }
     if (m_options.window && m_count == *m_options.window) commitWindow();
     if (m_count == capacity()) grow();
-    const auto t = static_cast<std::size_t>(m_count);
-    m_core.commitStaged(m_caches[t], m_sources.col(m_count));
-    m_deltas.col(m_count).setZero();
+    const Index streams = m_core.streams(), first = m_count * streams;
+    m_core.commitStaged(m_caches[static_cast<std::size_t>(m_count)], m_sources.middleCols(first, streams));
+    m_deltas.middleCols(first, streams).setZero();
+    for (Index b = 0; b < streams; ++b) {
+      m_cuts[static_cast<std::size_t>(first + b)] = m_count > 0 && m_pendingCuts[static_cast<std::size_t>(b)];
+      m_pendingCuts[static_cast<std::size_t>(b)] = false;
+    }
     ++m_count;
     m_totalValid = false;
   }
 
-  /// Records δ_t = ∂L_t/∂s_t for the last step.
-  void accumulate(const VectorView<Scalar>& stateGradient) {
-    m_core.checkStateGradient(stateGradient);
+  /// Records δ_t = ∂L_t/∂s_t (k × B) for the last step.
+  void accumulate(const MatrixView<Scalar>& stateGradients) {
+    m_core.checkStateGradient(stateGradients);
     if (m_count == 0)  // a mask change emptied the window after the last step
       detail::fail<UsageError>("accumulate", "a step() since the cell's masks changed", "no step");
-    m_deltas.col(m_count - 1) += stateGradient;
+    m_deltas.middleCols((m_count - 1) * m_core.streams(), m_core.streams()) += stateGradients;
     m_windowHasDeltas = true;
     m_totalValid = false;
   }
 
-  /// The gradient of the loss so far, θ-ordered: closed windows plus the open one.
+  /// The gradient of the loss so far, θ-ordered and summed over the streams: closed windows
+  /// plus the open one.
   const Vector<Scalar>& gradient() {
     m_core.requireSameSizes();
     if (m_count == 0 || !m_windowHasDeltas) {
@@ -114,93 +133,122 @@ public:
   /// open window; later δ still backpropagate through the whole window.
   void resetGradient() {
     setZero(m_committed);
-    m_deltas.leftCols(m_count).setZero();
+    m_deltas.leftCols(m_count * m_core.streams()).setZero();
     m_core.m_gradient.setZero();
     m_windowHasDeltas = false;
     m_totalValid = false;
   }
 
-  /// Closes the open window (its gradient is kept) and starts a new sequence from zero or s0.
+  /// Closes the open window (its gradient is kept) and starts new sequences on every stream
+  /// from zero states.
   void resetState() {
     commitWindow();
     m_core.resetState();
   }
-  /// Closes the open window, as resetState() does, and starts from the state `initial`.
-  /// @throws ShapeError unless `initial` has the state's length k
+  /// Closes the open window, as resetState() does, and starts from the states `initial` (k × B).
+  /// @throws ShapeError unless `initial` is k × B
   /// @throws NonFiniteError if `initial` holds a NaN or an infinity (checked before the window
   ///         is closed: nothing changes then)
-  void resetState(const VectorView<Scalar>& initial) {
+  void resetState(const MatrixView<Scalar>& initial) {
     m_core.checkInitialState(initial);  // before the window is closed
     commitWindow();
     m_core.resetState(initial);
   }
+  /// A new sequence on stream b alone, from a zero state: inside the open window, stream b's
+  /// backpropagation stops at this point (the window itself goes on; the other streams go on).
+  /// @throws ShapeError unless 0 ≤ stream < B
+  void resetStream(Index stream) {
+    m_core.resetStream(stream);
+    if (m_count > 0) m_pendingCuts[static_cast<std::size_t>(stream)] = true;
+  }
 
-  /// s_t, the current state (k values; [h; c] for an LSTM).
-  const Vector<Scalar>& state() const { return m_core.state(); }
+  /// s_t of every stream, k × B (k values per column; [h; c] for an LSTM).
+  const Matrix<Scalar>& state() const { return m_core.state(); }
   /// The cell the engine is bound to.
   const CellType& cell() const { return m_core.cell(); }
-  /// Steps since the last resetState() (closing a window does not reset it).
+  /// Batch steps since the last resetState() (closing a window does not reset it).
   Index steps() const { return m_core.steps(); }
-  /// Steps stored in the open window.
+  /// Batch steps stored in the open window.
   Index windowSteps() const { return m_count; }
-  /// Bytes of the stored history (caches, sources, state gradients and adjoints).
+  /// B, the streams advanced together.
+  Index streams() const { return m_core.streams(); }
+  /// The streams and threads the engine was built with.
+  Batch batch() const { return {m_core.streams(), m_core.threads()}; }
+  /// Bytes of the stored history of all B streams (caches, sources, state gradients and adjoints).
   std::size_t bytes() const {
-    const auto& cache = m_core.m_cache;
-    const Index perStep = cache.immediateIh.size() + cache.immediateHh.size() + cache.direct.size() +
-                          cache.preactivations.size() + m_sources.rows() + m_deltas.rows() + m_adjoints.rows();
-    return static_cast<std::size_t>(perStep * capacity()) * sizeof(Scalar);
+    return static_cast<std::size_t>(valuesPerStep() * capacity() * m_core.streams()) * sizeof(Scalar);
   }
   /// The options the engine was built with.
   const Options& options() const { return m_options; }
 
-  /// Writes the engine's state under `prefix` (docs/reliability.md): the state, the open
-  /// window (its steps' factors, sources and δ, as arrays over the window's steps) and the
-  /// committed gradient (the four tensors of the closed windows).
+  /// Writes the engine's state under `prefix` (docs/reliability.md): the states, the open
+  /// window (`window_steps` n, and its steps' factors, sources and δ as arrays B × n × …, and
+  /// `window/cuts` B × n: 1 where the stream was reset before that step), `pending_cuts` (B:
+  /// streams reset since the last step) and the committed gradient (the four tensors of the
+  /// closed windows).
   void saveState(NpzArchive& archive, const std::string& prefix) const {
     if (m_core.cellChanged()) return rebuilt().saveState(archive, prefix);  // new masks: what step() resumes from
     m_core.save(archive, prefix, "BPTT");
     putScalar<std::int64_t>(archive, prefix + "window", m_options.window.value_or(0));
     putScalar<std::int64_t>(archive, prefix + "window_has_deltas", m_windowHasDeltas ? 1 : 0);
-    const StepCache<Scalar>& shape = m_core.m_cache;
-    putSteps(archive, prefix + "window/immediate_ih", shape.immediateIh,
-             [&](Index t) -> const Matrix<Scalar>& { return cacheAt(t).immediateIh; });
-    putSteps(archive, prefix + "window/immediate_hh", shape.immediateHh,
-             [&](Index t) -> const Matrix<Scalar>& { return cacheAt(t).immediateHh; });
-    putSteps(archive, prefix + "window/direct", shape.direct,
-             [&](Index t) -> const Matrix<Scalar>& { return cacheAt(t).direct; });
-    const Index count = m_count;
-    putArray(archive, prefix + "window/preactivations", preactivationsOfWindow());
-    putArray(archive, prefix + "window/sources", Matrix<Scalar>(m_sources.leftCols(count).transpose()));
-    putArray(archive, prefix + "window/deltas", Matrix<Scalar>(m_deltas.leftCols(count).transpose()));
+    putScalar<std::int64_t>(archive, prefix + "window_steps", m_count);
+    const StepCache<Scalar>& shape = m_core.m_caches.front();
+    putSteps(archive, prefix + "window/immediate_ih", shape.immediateIh.rows(), shape.immediateIh.cols(),
+             [&](Index t, Index b) -> const Matrix<Scalar>& { return cacheAt(t, b).immediateIh; });
+    putSteps(archive, prefix + "window/immediate_hh", shape.immediateHh.rows(), shape.immediateHh.cols(),
+             [&](Index t, Index b) -> const Matrix<Scalar>& { return cacheAt(t, b).immediateHh; });
+    putSteps(archive, prefix + "window/direct", shape.direct.rows(), shape.direct.cols(),
+             [&](Index t, Index b) -> const Matrix<Scalar>& { return cacheAt(t, b).direct; });
+    putSteps(archive, prefix + "window/preactivations", 0, shape.preactivations.size(),
+             [&](Index t, Index b) { return cacheAt(t, b).preactivations.transpose(); });
+    putSteps(archive, prefix + "window/sources", 0, m_sources.rows(),
+             [&](Index t, Index b) { return m_sources.col(column(t, b)).transpose(); });
+    putSteps(archive, prefix + "window/deltas", 0, m_deltas.rows(),
+             [&](Index t, Index b) { return m_deltas.col(column(t, b)).transpose(); });
+    const Index streams = m_core.streams();
+    std::vector<std::int64_t> cuts(static_cast<std::size_t>(streams * m_count));
+    for (Index b = 0; b < streams; ++b)
+      for (Index t = 0; t < m_count; ++t)
+        cuts[static_cast<std::size_t>(b * m_count + t)] = m_cuts[static_cast<std::size_t>(column(t, b))];
+    archive[prefix + "window/cuts"] = NpyArray::of(cuts.data(), {streams, m_count});
+    std::vector<std::int64_t> pending(m_pendingCuts.begin(), m_pendingCuts.end());
+    archive[prefix + "pending_cuts"] = NpyArray::of(pending.data(), {streams});
     putArray(archive, prefix + "committed/weight_ih", m_committed.weight_ih);
     putArray(archive, prefix + "committed/weight_hh", m_committed.weight_hh);
     putArray(archive, prefix + "committed/bias_ih", m_committed.bias_ih);
     putArray(archive, prefix + "committed/bias_hh", m_committed.bias_hh);
   }
-  /// Restores what saveState wrote, checked against the bound cell and the window T
+  /// Restores what saveState wrote, checked against the bound cell, B and the window T
   /// (FormatError naming the array otherwise); on any error the engine is left as it was. The
-  /// open window's length is checked against T, the steps taken and every window array's
-  /// shape, and every value read, before the history grows to hold it.
+  /// open window's length is checked against T and the steps taken, and every window array's
+  /// shape and every value read, before the history grows to hold it. A checkpoint saved with
+  /// any thread count loads with any other.
   void loadState(const NpzArchive& archive, const std::string& prefix) {
-    BPTT loaded(cell(), m_options);
+    BPTT loaded(cell(), m_options, batch());
     loaded.m_core.load(archive, prefix, "BPTT");
     const std::int64_t window = m_options.window.value_or(0);
     readScalar<std::int64_t>(archive, prefix + "window", window, window);
     const std::int64_t longest = m_options.window ? *m_options.window : std::numeric_limits<std::int32_t>::max();
-    const std::int64_t count = readLength(archive, prefix + "window/deltas", {loaded.m_deltas.rows()},
-                                          std::min<std::int64_t>(longest, loaded.m_core.steps()));
+    const std::int64_t count =
+        readScalar<std::int64_t>(archive, prefix + "window_steps", 0, std::min<std::int64_t>(longest, loaded.m_core.steps()));
     loaded.m_windowHasDeltas = readScalar<std::int64_t>(archive, prefix + "window_has_deltas", 0, count > 0 ? 1 : 0) == 1;
-    const StepCache<Scalar>& shape = loaded.m_core.m_cache;
-    const auto immediateIh = readValues<Scalar>(archive, prefix + "window/immediate_ih",
-                                                {count, shape.immediateIh.rows(), shape.immediateIh.cols()});
-    const auto immediateHh = readValues<Scalar>(archive, prefix + "window/immediate_hh",
-                                                {count, shape.immediateHh.rows(), shape.immediateHh.cols()});
-    const auto direct =
-        readValues<Scalar>(archive, prefix + "window/direct", {count, shape.direct.rows(), shape.direct.cols()});
-    const auto preactivations =
-        readMatrix<Matrix<Scalar>>(archive, prefix + "window/preactivations", count, shape.preactivations.size());
-    const auto sources = readMatrix<Matrix<Scalar>>(archive, prefix + "window/sources", count, loaded.m_sources.rows());
-    const auto deltas = readMatrix<Matrix<Scalar>>(archive, prefix + "window/deltas", count, loaded.m_deltas.rows());
+    const std::int64_t streams = loaded.m_core.streams();
+    const StepCache<Scalar>& shape = loaded.m_core.m_caches.front();
+    auto read = [&](const char* name, Index rows, Index cols) {
+      return readValues<Scalar>(archive, prefix + "window/" + name, {streams, count, rows, cols});
+    };
+    const auto immediateIh = read("immediate_ih", shape.immediateIh.rows(), shape.immediateIh.cols());
+    const auto immediateHh = read("immediate_hh", shape.immediateHh.rows(), shape.immediateHh.cols());
+    const auto direct = read("direct", shape.direct.rows(), shape.direct.cols());
+    auto readRows = [&](const char* name, Index size) {
+      return readValues<Scalar>(archive, prefix + "window/" + name, {streams, count, size});
+    };
+    const auto preactivations = readRows("preactivations", shape.preactivations.size());
+    const auto sources = readRows("sources", loaded.m_sources.rows());
+    const auto deltas = readRows("deltas", loaded.m_deltas.rows());
+    const Domain<std::int64_t> flag{0, 1};
+    const auto cuts = readValues<std::int64_t>(archive, prefix + "window/cuts", {streams, count}, flag);
+    const auto pending = readValues<std::int64_t>(archive, prefix + "pending_cuts", {streams}, flag);
     const CellType& bound = cell();
     const Index rows = bound.gateRows();
     loaded.m_committed.weight_ih = readMatrix<RowMatrix<Scalar>>(archive, prefix + "committed/weight_ih", rows, bound.inputSize());
@@ -209,95 +257,147 @@ public:
     loaded.m_committed.bias_hh = readVector<Scalar>(archive, prefix + "committed/bias_hh", rows);
     // Everything is read and checked: the history grows to the window's length.
     while (loaded.capacity() < count) loaded.grow();
-    setSteps(immediateIh, count, [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).immediateIh; });
-    setSteps(immediateHh, count, [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).immediateHh; });
-    setSteps(direct, count, [&](Index t) -> Matrix<Scalar>& { return loaded.cacheAt(t).direct; });
-    for (Index t = 0; t < count; ++t) loaded.cacheAt(t).preactivations = preactivations.row(t).transpose();
-    loaded.m_sources.leftCols(count) = sources.transpose();
-    loaded.m_deltas.leftCols(count) = deltas.transpose();
+    loaded.setSteps(immediateIh, count, [&](Index t, Index b) -> Matrix<Scalar>& { return loaded.cacheAt(t, b).immediateIh; });
+    loaded.setSteps(immediateHh, count, [&](Index t, Index b) -> Matrix<Scalar>& { return loaded.cacheAt(t, b).immediateHh; });
+    loaded.setSteps(direct, count, [&](Index t, Index b) -> Matrix<Scalar>& { return loaded.cacheAt(t, b).direct; });
+    auto setColumns = [&](const std::vector<Scalar>& values, Index size, auto&& target) {
+      for (Index b = 0; b < streams; ++b)
+        for (Index t = 0; t < count; ++t)
+          target(t, b) = Eigen::Map<const Vector<Scalar>>(values.data() + (b * count + t) * size, size);
+    };
+    setColumns(preactivations, shape.preactivations.size(),
+               [&](Index t, Index b) -> Vector<Scalar>& { return loaded.cacheAt(t, b).preactivations; });
+    setColumns(sources, loaded.m_sources.rows(), [&](Index t, Index b) { return loaded.m_sources.col(loaded.column(t, b)); });
+    setColumns(deltas, loaded.m_deltas.rows(), [&](Index t, Index b) { return loaded.m_deltas.col(loaded.column(t, b)); });
+    for (Index b = 0; b < streams; ++b) {
+      for (Index t = 0; t < count; ++t)
+        loaded.m_cuts[static_cast<std::size_t>(loaded.column(t, b))] = cuts[static_cast<std::size_t>(b * count + t)] == 1;
+      loaded.m_pendingCuts[static_cast<std::size_t>(b)] = pending[static_cast<std::size_t>(b)] == 1;
+    }
     loaded.m_count = static_cast<Index>(count);
     loaded.m_totalValid = false;
     *this = std::move(loaded);
   }
 
 private:
-  const StepCache<Scalar>& cacheAt(Index t) const { return m_caches[static_cast<std::size_t>(t)]; }
-  StepCache<Scalar>& cacheAt(Index t) { return m_caches[static_cast<std::size_t>(t)]; }
+  /// Rows of W_hhᵀ E computed as one unit of work, and rows of the weight tensors whose
+  /// gradient Σ e zᵀ is one unit: fixed splits, the same for every thread count (a larger
+  /// parameter tile repacks the shared sources fewer times). One stream takes each product
+  /// whole: its matrix–vector products are too small to share.
+  Index recurrentTile() const {
+    return m_core.streams() == 1 ? m_core.cell().hiddenSize() : detail::EngineCore<CellType>::rowTile;
+  }
+  Index parameterTile() const { return m_core.streams() == 1 ? m_core.cell().gateRows() : 128; }
 
-  /// One matrix of each step of the open window (shaped as `shape`), as a count × rows × cols array.
-  template <class Get>
-  void putSteps(NpzArchive& archive, const std::string& name, const Matrix<Scalar>& shape, Get&& get) const {
-    const Index count = m_count, rows = shape.rows(), cols = shape.cols();
-    std::vector<Scalar> values(static_cast<std::size_t>(count * rows * cols));
-    for (Index t = 0; t < count; ++t)
-      Eigen::Map<RowMatrix<Scalar>>(values.data() + t * rows * cols, rows, cols) = get(t);
-    archive[name] = NpyArray::of(values.data(), {count, rows, cols});
+  /// Column of stream b at window step t in the S × (steps·B), k × (steps·B) and
+  /// 2·G·H × (steps·B) histories: the B streams of a step, then the next step's.
+  Index column(Index t, Index b) const { return t * m_core.streams() + b; }
+  const StepCache<Scalar>& cacheAt(Index t, Index b) const {
+    return m_caches[static_cast<std::size_t>(t)][static_cast<std::size_t>(b)];
   }
-  /// Sets one matrix of each of the first `count` steps (shaped as `get(t)`) from the
-  /// count × rows × cols values readValues() returned.
+  StepCache<Scalar>& cacheAt(Index t, Index b) { return m_caches[static_cast<std::size_t>(t)][static_cast<std::size_t>(b)]; }
+
+  /// One rows × cols matrix of each stream and step of the open window, as a B × count × rows × cols
+  /// array (B × count × cols for a row, `rows` = 0).
   template <class Get>
-  static void setSteps(const std::vector<Scalar>& values, Index count, Get&& get) {
-    for (Index t = 0; t < count; ++t) {
-      Matrix<Scalar>& target = get(t);
-      const Index size = target.rows() * target.cols();
-      target = Eigen::Map<const RowMatrix<Scalar>>(values.data() + t * size, target.rows(), target.cols());
-    }
+  void putSteps(NpzArchive& archive, const std::string& name, Index rows, Index cols, Get&& get) const {
+    const Index count = m_count, streams = m_core.streams(), height = std::max<Index>(rows, 1), size = height * cols;
+    std::vector<Scalar> values(static_cast<std::size_t>(streams * count * size));
+    for (Index b = 0; b < streams; ++b)
+      for (Index t = 0; t < count; ++t)
+        Eigen::Map<RowMatrix<Scalar>>(values.data() + (b * count + t) * size, height, cols) = get(t, b);
+    if (rows == 0)
+      archive[name] = NpyArray::of(values.data(), {streams, count, cols});
+    else
+      archive[name] = NpyArray::of(values.data(), {streams, count, rows, cols});
   }
-  Matrix<Scalar> preactivationsOfWindow() const {
-    Matrix<Scalar> values(m_count, m_core.m_cache.preactivations.size());
-    for (Index t = 0; t < m_count; ++t) values.row(t) = cacheAt(t).preactivations.transpose();
-    return values;
+  /// Sets one matrix of each stream and of the first `count` steps (shaped as `get(t, b)`) from
+  /// the B × count × rows × cols values readValues() returned.
+  template <class Get>
+  void setSteps(const std::vector<Scalar>& values, Index count, Get&& get) {
+    for (Index b = 0; b < m_core.streams(); ++b)
+      for (Index t = 0; t < count; ++t) {
+        Matrix<Scalar>& target = get(t, b);
+        const Index size = target.size();
+        target = Eigen::Map<const RowMatrix<Scalar>>(values.data() + (b * count + t) * size, target.rows(), target.cols());
+      }
   }
 
   Index capacity() const { return static_cast<Index>(m_caches.size()); }
 
   /// The engine as step() continues it after a mask change: built afresh for the cell's masks
-  /// (empty window, zero gradient) with the state and step count kept.
+  /// (empty window, zero gradient) with the states and step counts kept.
   BPTT rebuilt() const {
-    BPTT engine(cell(), m_options);
+    BPTT engine(cell(), m_options, batch());
     engine.m_core.keepFrom(m_core);
     return engine;
   }
 
-  /// Refuses a history of `steps` steps whose arrays would exceed snap::maxArrayBytes.
+  /// Values stored per step and stream: the factors, z, δ and the adjoint e.
+  Index valuesPerStep() const {
+    const StepCache<Scalar>& cache = m_core.m_caches.front();
+    return cache.immediateIh.size() + cache.immediateHh.size() + cache.direct.size() + cache.preactivations.size() +
+           m_core.cell().layout().sourceSize() + m_core.cell().stateSize() + 2 * m_core.cell().gateRows();
+  }
+
+  /// Refuses a history of `steps` steps of B streams whose arrays would exceed snap::maxArrayBytes.
   void requireHistory(std::string_view argument, Index steps) const {
     const CellType& cell = m_core.cell();
-    const StepCache<Scalar>& cache = m_core.m_cache;
+    const StepCache<Scalar>& cache = m_core.m_caches.front();
     const Index perStep = cache.immediateIh.size() + cache.immediateHh.size() + cache.direct.size() +
                           cache.preactivations.size();
-    detail::requireArray<StepCache<Scalar>>(argument, steps, "history of step caches");
-    detail::requireArray<Scalar>(argument, steps, perStep, "history of step factors");
-    detail::requireArray<Scalar>(argument, steps, cell.layout().sourceSize(), "history of sources");
-    detail::requireArray<Scalar>(argument, steps, cell.stateSize(), "history of state gradients");
-    detail::requireArray<Scalar>(argument, steps, 2 * cell.gateRows(), "history of adjoints");
+    const Index columns = detail::checkedProduct(argument, steps, m_core.streams());
+    detail::requireArray<StepCache<Scalar>>(argument, columns, "history of step caches");
+    detail::requireArray<Scalar>(argument, columns, perStep, "history of step factors");
+    detail::requireArray<Scalar>(argument, columns, cell.layout().sourceSize(), "history of sources");
+    detail::requireArray<Scalar>(argument, columns, cell.stateSize(), "history of state gradients");
+    detail::requireArray<Scalar>(argument, columns, 2 * cell.gateRows(), "history of adjoints");
   }
 
   void build() {
     m_core.resize();
     const CellType& cell = m_core.cell();
-    const Index initial = m_options.window ? *m_options.window : 16;
-    m_caches.assign(static_cast<std::size_t>(initial), cell.makeCache());
-    m_sources = Matrix<Scalar>::Zero(cell.layout().sourceSize(), initial);
-    m_deltas = Matrix<Scalar>::Zero(cell.stateSize(), initial);
-    m_adjoints = Matrix<Scalar>::Zero(2 * cell.gateRows(), initial);
-    m_epsilon = Vector<Scalar>::Zero(cell.stateSize());
-    m_previous = Vector<Scalar>::Zero(cell.stateSize());
+    const Index initial = m_options.window ? *m_options.window : 16, streams = m_core.streams();
+    m_caches.assign(static_cast<std::size_t>(initial),
+                    std::vector<StepCache<Scalar>>(static_cast<std::size_t>(streams), cell.makeCache()));
+    m_sources = Matrix<Scalar>::Zero(cell.layout().sourceSize(), initial * streams);
+    m_deltas = Matrix<Scalar>::Zero(cell.stateSize(), initial * streams);
+    m_adjoints = Matrix<Scalar>::Zero(2 * cell.gateRows(), initial * streams);
+    m_cuts.assign(static_cast<std::size_t>(initial * streams), false);
+    m_pendingCuts.assign(static_cast<std::size_t>(streams), false);
+    m_epsilon = Matrix<Scalar>::Zero(cell.stateSize(), streams);
+    m_previous = Matrix<Scalar>::Zero(cell.stateSize(), streams);
     m_committed = zeroTensors(cell);
     m_total = zeroTensors(cell);
-    m_gemm = detail::GemmWorkspace<Scalar>(std::max(cell.inputSize(), cell.hiddenSize()), cell.gateRows(), initial);
+    m_recurrentGemms.clear();
+    if (streams > 1)
+      for (int t = 0; t < m_core.threads(); ++t)
+        m_recurrentGemms.emplace_back(std::min(recurrentTile(), cell.hiddenSize()), streams, cell.gateRows());
+    buildParameterGemms(initial);
     m_count = 0;
     m_windowHasDeltas = false;
     m_totalValid = false;
   }
+  /// One workspace per thread for the parameter gradient's products over `steps` steps of B streams.
+  void buildParameterGemms(Index steps) {
+    const CellType& cell = m_core.cell();
+    m_parameterGemms.clear();
+    for (int t = 0; t < m_core.threads(); ++t)
+      m_parameterGemms.emplace_back(std::max(cell.inputSize(), cell.hiddenSize()), std::min(parameterTile(), cell.gateRows()),
+                                    steps * m_core.streams());
+  }
 
   /// Doubles the history of an untruncated BPTT (the only allocation after construction).
   void grow() {
-    const Index size = 2 * capacity();
+    const Index size = 2 * capacity(), streams = m_core.streams();
     requireHistory("steps", size);
-    m_caches.resize(static_cast<std::size_t>(size), m_core.cell().makeCache());
-    m_sources.conservativeResize(Eigen::NoChange, size);
-    m_deltas.conservativeResize(Eigen::NoChange, size);
-    m_adjoints.conservativeResize(Eigen::NoChange, size);
+    m_caches.resize(static_cast<std::size_t>(size),
+                    std::vector<StepCache<Scalar>>(static_cast<std::size_t>(streams), m_core.cell().makeCache()));
+    m_sources.conservativeResize(Eigen::NoChange, size * streams);
+    m_deltas.conservativeResize(Eigen::NoChange, size * streams);
+    m_adjoints.conservativeResize(Eigen::NoChange, size * streams);
+    m_cuts.resize(static_cast<std::size_t>(size * streams), false);
+    buildParameterGemms(size);
   }
 
   static CellTensors<Scalar> zeroTensors(const CellType& cell) {
@@ -327,45 +427,131 @@ private:
         backward(m_committed);
     }
     m_count = 0;
+    std::fill(m_pendingCuts.begin(), m_pendingCuts.end(), false);
     m_windowHasDeltas = false;
     m_totalValid = false;
   }
 
-  /// target += Σ_t I_tᵀ ε_t over the open window, ε backpropagated from its end to its start.
+  /// Stream b's reverse step at window step t from its factors (docs/math.md §2): e = the
+  /// preactivation gradient of ε (what CellBase::preactivationGradient computes, here one gate
+  /// block of H rows at a time), and, if `direct`, `previous` = Eᵀ ε for the unit-local direct
+  /// couplings E, the part of D_tᵀ ε that does not pass through W_hh.
+  void reverseStep(const StepCache<Scalar>& cache, const Eigen::Ref<const Vector<Scalar>>& epsilon,
+                   Eigen::Ref<Vector<Scalar>> adjoint, Eigen::Ref<Vector<Scalar>> previous, bool direct) const {
+    if (m_core.cell().structure().unitStates == 1)
+      reverseStepOf<Eigen::InnerStride<1>>(cache, epsilon, adjoint, previous, direct);
+    else
+      reverseStepOf<Eigen::InnerStride<>>(cache, epsilon, adjoint, previous, direct);
+  }
+  /// reverseStep() with the factors' rows read at the stride U (one state block: contiguous, vectorised).
+  template <class Stride>
+  void reverseStepOf(const StepCache<Scalar>& cache, const Eigen::Ref<const Vector<Scalar>>& epsilon,
+                     Eigen::Ref<Vector<Scalar>> adjoint, Eigen::Ref<Vector<Scalar>> previous, bool direct) const {
+    using Row = Eigen::Map<const Vector<Scalar>, 0, Stride>;
+    const CellStructure& structure = m_core.cell().structure();
+    const Index hidden = m_core.cell().hiddenSize(), blocks = structure.unitStates, rows = m_core.cell().gateRows();
+    // H entries of row q of a U × n column-major factor matrix, from column `first`.
+    auto row = [&](const Matrix<Scalar>& factors, Index q, Index first) {
+      return Row(factors.data() + first * blocks + q, hidden, Stride(blocks));
+    };
+    for (Index g = 0; g < structure.gates; ++g) {
+      auto input = adjoint.segment(g * hidden, hidden), recurrent = adjoint.segment(rows + g * hidden, hidden);
+      for (Index q = 0; q < blocks; ++q) {
+        const auto v = epsilon.segment(q * hidden, hidden);
+        if (q == 0) {
+          input = row(cache.immediateIh, q, g * hidden).cwiseProduct(v);
+          recurrent = row(cache.immediateHh, q, g * hidden).cwiseProduct(v);
+        } else {
+          input += row(cache.immediateIh, q, g * hidden).cwiseProduct(v);
+          recurrent += row(cache.immediateHh, q, g * hidden).cwiseProduct(v);
+        }
+      }
+    }
+    if (!direct) return;
+    previous.setZero();
+    for (Index q = 0; q < blocks; ++q)
+      for (Index from = 0; from < blocks; ++from)
+        if (structure.couples(q, from))
+          previous.segment(from * hidden, hidden) +=
+              Row(cache.direct.data() + q * blocks + from, hidden, Stride(blocks * blocks))
+                  .cwiseProduct(epsilon.segment(q * hidden, hidden));
+  }
+
+  /// target += Σ_t Σ_b I_{t,b}ᵀ ε_{t,b} over the open window, ε (k × B) backpropagated from its end
+  /// to its start; a stream reset before step t takes no ε from step t into step t − 1.
   void backward(CellTensors<Scalar>& target) {
     m_core.requireSameSizes();  // the stored caches have the sizes of the cell the engine was built for
     const CellType& cell = m_core.cell();
-    m_epsilon.setZero();
+    const Index streams = m_core.streams(), rows = cell.gateRows(), hidden = cell.hiddenSize();
+    const Index adjointStride = m_adjoints.rows(), stateStride = m_previous.rows();
+    const int threads = m_core.threads();
+    const Index rowTile = recurrentTile(), hiddenTiles = (hidden + rowTile - 1) / rowTile;
+    const auto& weightHh = cell.weight_hh();
     for (Index t = m_count - 1; t >= 0; --t) {
-      m_epsilon += m_deltas.col(t);
-      const auto& cache = m_caches[static_cast<std::size_t>(t)];
-      if (t > 0) {
-        cell.vectorJacobianProduct(cache, m_epsilon, m_previous, m_adjoints.col(t));
-        std::swap(m_epsilon, m_previous);
-      } else {
-        cell.preactivationGradient(cache, m_epsilon, m_adjoints.col(t));
-      }
+      // Per stream: ε_t = δ_t (+ D_{t+1}ᵀ ε_{t+1} unless cut), e_t from the factors, and the
+      // direct terms of D_tᵀ ε_t.
+      m_core.workers().run([&](int thread) {
+        const detail::Range part = detail::partOf(streams, thread, threads);
+        for (Index b = part.begin; b < part.end; ++b) {
+          const Index c = column(t, b);
+          auto epsilon = m_epsilon.col(b);
+          if (t == m_count - 1 || m_cuts[static_cast<std::size_t>(column(t + 1, b))])
+            epsilon = m_deltas.col(c);
+          else
+            epsilon = m_previous.col(b) + m_deltas.col(c);
+          reverseStep(cacheAt(t, b), epsilon, m_adjoints.col(c), m_previous.col(b), t > 0);
+        }
+      });
+      if (t == 0) break;
+      // The recurrent part for the whole batch: previous_h += W_hhᵀ E_t, in tiles of rows.
+      const Scalar* recurrentAdjoints = m_adjoints.data() + column(t, 0) * adjointStride + rows;
+      m_core.workers().run([&](int thread) {
+        const detail::Range part = detail::partOf(hiddenTiles, thread, threads);
+        for (Index tile = part.begin; tile < part.end; ++tile) {
+          const Index r0 = tile * rowTile, count = std::min(rowTile, hidden - r0);
+          if (streams == 1)
+            m_previous.col(0).segment(r0, count).noalias() +=
+                weightHh.middleCols(r0, count).transpose() * m_adjoints.col(column(t, 0)).tail(rows);
+          else  // W_hhᵀ is H × G·H column-major with leading dimension H
+            m_recurrentGemms[static_cast<std::size_t>(thread)].template accumulate<Eigen::ColMajor, Eigen::ColMajor>(
+                count, streams, rows, weightHh.data() + r0, hidden, recurrentAdjoints, adjointStride,
+                m_previous.data() + r0, stateStride);
+        }
+      });
     }
-    // Σ_t e_t z_tᵀ over the window as two matrix products (transposed: the targets are row-major).
-    const Index rows = cell.gateRows(), inputs = cell.inputSize(), hidden = cell.hiddenSize();
-    const Index sourceStride = m_sources.rows(), adjointStride = m_adjoints.rows();
-    m_gemm.template accumulate<Eigen::ColMajor, Eigen::RowMajor>(inputs, rows, m_count, m_sources.data(), sourceStride,
-                                                                 m_adjoints.data(), adjointStride,
-                                                                 target.weight_ih.data(), inputs);
-    m_gemm.template accumulate<Eigen::ColMajor, Eigen::RowMajor>(hidden, rows, m_count, m_sources.data() + inputs + 1,
-                                                                 sourceStride, m_adjoints.data() + rows, adjointStride,
-                                                                 target.weight_hh.data(), hidden);
-    target.bias_ih += m_adjoints.topRows(rows).leftCols(m_count).rowwise().sum();
-    target.bias_hh += m_adjoints.bottomRows(rows).leftCols(m_count).rowwise().sum();
+    // Σ e zᵀ over the window's steps and streams as two matrix products of depth count·B
+    // (transposed: the targets are row-major), in tiles of target rows; unit 2i is tile i of
+    // weight_ih, unit 2i + 1 tile i of weight_hh, so that each thread's share holds both kinds.
+    const Index inputs = cell.inputSize(), depth = m_count * streams, sourceStride = m_sources.rows();
+    const Index parameterRows = parameterTile(), tiles = (rows + parameterRows - 1) / parameterRows;
+    m_core.workers().run([&](int thread) {
+      const detail::Range part = detail::partOf(2 * tiles, thread, threads);
+      detail::GemmWorkspace<Scalar>& gemm = m_parameterGemms[static_cast<std::size_t>(thread)];
+      for (Index unit = part.begin; unit < part.end; ++unit) {
+        const bool recurrent = unit % 2 == 1;
+        const Index r0 = unit / 2 * parameterRows, count = std::min(parameterRows, rows - r0);
+        const Index offset = recurrent ? rows + r0 : r0, width = recurrent ? hidden : inputs;
+        const Scalar* sources = m_sources.data() + (recurrent ? inputs + 1 : 0);
+        Scalar* weights = (recurrent ? target.weight_hh.data() : target.weight_ih.data()) + r0 * width;
+        gemm.template accumulate<Eigen::ColMajor, Eigen::RowMajor>(width, count, depth, sources, sourceStride,
+                                                                   m_adjoints.data() + offset, adjointStride, weights,
+                                                                   width);
+        auto bias = (recurrent ? target.bias_hh : target.bias_ih).segment(r0, count);
+        for (Index c = 0; c < depth; ++c) bias += m_adjoints.col(c).segment(offset, count);  // column by column: contiguous
+      }
+    });
   }
 
   detail::EngineCore<CellType> m_core;
   Options m_options;
-  std::vector<StepCache<Scalar>> m_caches;
-  Matrix<Scalar> m_sources, m_deltas, m_adjoints;
-  Vector<Scalar> m_epsilon, m_previous;
+  std::vector<std::vector<StepCache<Scalar>>> m_caches;  ///< per window step, the B streams' caches
+  Matrix<Scalar> m_sources, m_deltas, m_adjoints;         ///< S, k and 2·G·H rows; column(t, b)
+  std::vector<bool> m_cuts;         ///< at column(t, b): stream b was reset between steps t − 1 and t
+  std::vector<bool> m_pendingCuts;  ///< streams reset since the last step (cut at the next one)
+  Matrix<Scalar> m_epsilon, m_previous;  ///< ε_t and D_tᵀ ε_t, k × B
   CellTensors<Scalar> m_committed, m_total;
-  detail::GemmWorkspace<Scalar> m_gemm;
+  std::vector<detail::GemmWorkspace<Scalar>> m_recurrentGemms;  ///< one per thread, for W_hhᵀ E (B > 1)
+  std::vector<detail::GemmWorkspace<Scalar>> m_parameterGemms;  ///< one per thread, for Σ e zᵀ
   Index m_count = 0;
   bool m_windowHasDeltas = false;  ///< a δ of the open window is not yet in the committed gradient
   bool m_totalValid = false;       ///< m_total holds committed + the open window
