@@ -556,7 +556,7 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
   std::printf("non-finite values: %lld steps and %lld updates skipped (--on-nonfinite %s)\n", trainer.skippedSteps(),
               trainer.skippedUpdates(), config.nonFinite == snap::NonFinitePolicy::Skip ? "skip" : "throw");
   std::printf("%s per stream: %.1f KiB\n", config.engine.name == "bptt" ? "stored history (BPTT)" : "engine memory",
-              static_cast<double>(trainer.engine().bytes()) / 1024.0);
+              static_cast<double>(trainer.engine().bytes()) / static_cast<double>(config.batch) / 1024.0);
   if (checkpointing) std::printf("checkpoint: %s\n", config.checkpoint.c_str());
   if (!config.save.empty())
     std::printf("model: %s (score it with: copy_task --evaluate %s)\n", config.save.c_str(), config.save.c_str());
