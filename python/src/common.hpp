@@ -82,15 +82,16 @@ Eigen::Map<const RowMatrix<Scalar>> matrixArgument(py::handle object, const char
 }
 
 /// The columns of B streams (rows values each, stream b in column b) from a NumPy argument:
-/// a (B, rows) array, or a vector (rows,) when B = 1; its C order is the column-major rows × B
-/// matrix the engines take (no copy). The type and the contiguity are checked first, then the
-/// shape.
+/// a (B, rows) array, or a vector when B = 1 (whose length the engine checks, with the C++
+/// message); its C order is the column-major rows × B matrix the engines take (no copy). The
+/// type and the contiguity are checked first, then the shape.
 template <class Scalar>
 Eigen::Map<const Matrix<Scalar>> batchArgument(py::handle object, const char* argument, Index rows, Index streams) {
   const bool vector = py::isinstance<py::array>(object) && py::reinterpret_borrow<py::array>(object).ndim() == 1;
   const py::array_t<Scalar> array =
       vector ? arrayArgument<Scalar>(object, argument, {-1}) : arrayArgument<Scalar>(object, argument, {-1, -1});
-  const bool fits = vector ? streams == 1 && array.shape(0) == rows : array.shape(0) == streams && array.shape(1) == rows;
+  if (vector && streams == 1) return {array.data(), static_cast<Index>(array.shape(0)), 1};
+  const bool fits = !vector && array.shape(0) == streams && array.shape(1) == rows;
   if (!fits)
     detail::fail<ShapeError>(argument,
                              streams == 1 ? "shape " + describeShape({rows}) + " or " + describeShape({1, rows})

@@ -128,6 +128,14 @@ TEST(AbsurdSizes, EnginesAndTrainers) {
                           "TrainerOptions::batch");
   expectError<ValueError>([&] { Trainer<RTRL<GRU<double>>>(trained, readout, SGD{}, {.batch = Index(1) << 40}); },
                           "TrainerOptions::batch");
+  // An engine's own batch: B streams whose states alone exceed the bound, and thread counts.
+  expectError<ValueError>([&] { UORO<GRU<double>>(cell, {}, {.streams = tera}); }, "Batch::streams");
+  expectError<ValueError>([&] { RTRL<GRU<double>>(cell, {}, {.streams = Index(1) << 40}); }, "Batch::streams");
+  expectError<ValueError>([&] { SnAp<GRU<double>>(cell, {}, {.streams = 0}); }, "Batch::streams");
+  expectError<ValueError>([&] { BPTT<GRU<double>>(cell, {.window = 4}, {.threads = 0}); }, "Batch::threads");
+  expectError<ValueError>([&] { BPTT<GRU<double>>(cell, {.window = 4}, {.threads = 257}); }, "Batch::threads");
+  expectError<ValueError>([&] { Trainer<SnAp<GRU<double>>>(trained, readout, SGD{}, {.threads = 0}); },
+                          "TrainerOptions::threads");
   // k·p = 1000 × 1 003 000 influence values: over 4 GiB of doubles, for RTRL and for SnAp-2
   // (which keeps all of it on a dense cell).
   const RNN<double> dense(1, 1000);

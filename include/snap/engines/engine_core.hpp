@@ -73,7 +73,7 @@ public:
     m_maskVersion = cell.maskVersion();
     const Index sources = cell.layout().sourceSize(), preactivations = 2 * cell.gateRows();
     requireArray<Scalar>("Batch::streams", m_streams, checkedSum("Batch::streams", sources, preactivations + 2 * m_stateSize),
-                         "the streams' states, sources and preactivations");
+                         "states, sources and preactivations (B streams)");
     if (m_state.rows() != m_stateSize || m_state.cols() != m_streams) m_state = Matrix<Scalar>::Zero(m_stateSize, m_streams);
     m_next = Matrix<Scalar>::Zero(m_stateSize, m_streams);
     m_sources = Matrix<Scalar>::Zero(sources, m_streams);
@@ -210,7 +210,8 @@ public:
     requireFiniteColumns("state gradient", stateGradients);
     for (Index b = 0; b < m_streams; ++b)
       if (m_streamSteps[static_cast<std::size_t>(b)] == 0)
-        fail<UsageError>("accumulate", "a step() since the last reset of every stream",
+        fail<UsageError>("accumulate",
+                         m_streams == 1 ? "a step() since the last resetState()" : "a step() since the last reset of every stream",
                          m_streams == 1 ? std::string("no step") : "no step of stream " + describe(b));
     requireUnchangedCell("accumulate");
   }

@@ -390,12 +390,19 @@ private:
   using OptimizerState = std::variant<SGD::State<Scalar>, Adam::State<Scalar>>;
 
   static Batch batchOf(const TrainerOptions& options) { return {options.batch, options.threads}; }
-  /// The engine of B streams and T threads, after the checks that name TrainerOptions.
+  /// The engine of B streams and T threads, after the checks that name TrainerOptions (a batch
+  /// whose engine state would exceed snap::maxArrayBytes is refused from one stream's bytes,
+  /// before anything of its size is allocated).
   static EngineType checkedEngine(const CellType& cell, const TrainerOptions& options,
                                   const typename EngineType::Options& engineOptions) {
     if (options.batch < 1) detail::fail<ValueError>("TrainerOptions::batch", "at least 1 stream", options.batch);
     if (options.threads < 1 || options.threads > 256)
       detail::fail<ValueError>("TrainerOptions::threads", "a thread count in [1, 256]", options.threads);
+    if (options.batch > 1) {
+      const EngineType one(cell, engineOptions);
+      detail::requireArray<std::uint8_t>("TrainerOptions::batch", options.batch, static_cast<Index>(one.bytes()) + 1,
+                                         "engine state (B x one stream's bytes)");
+    }
     return EngineType(cell, engineOptions, batchOf(options));
   }
   OptimizerState makeState(Index size) const {
