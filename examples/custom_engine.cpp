@@ -34,23 +34,25 @@ public:
     resize();
   }
 
-  /// S_t = f(X_t, S_{t−1}) column by column; keeps each stream's factors and sources z = [x; 1; h; 1].
+  /// S_t = f(X_t, S_{t−1}) column by column; keeps each stream's cache and sources z (for a
+  /// gated cell, z = [x; 1; h; 1]).
   const snap::Matrix<Scalar>& step(const snap::MatrixView<Scalar>& inputs) {
     if (m_cell->maskVersion() != m_maskVersion) resize();  // new masks: new layout and p
     for (snap::Index b = 0; b < m_streams; ++b) {
-      m_cell->sources(inputs.col(b), m_state.col(b), m_sources.col(b));
-      m_cell->forward(inputs.col(b), m_state.col(b), m_next.col(b), m_caches[static_cast<std::size_t>(b)]);
+      auto& cache = m_caches[static_cast<std::size_t>(b)];
+      m_cell->forward(inputs.col(b), m_state.col(b), m_next.col(b), cache);
+      m_cell->sources(cache, inputs.col(b), m_state.col(b), m_sources.col(b));
     }
     std::swap(m_state, m_next);
     ++m_steps;
     return m_state;
   }
 
-  /// g += Σ_b I_tᵀ δ_b, in factored form: each stream's preactivation gradient expanded over θ.
+  /// g += Σ_b I_tᵀ δ_b, in factored form: each stream's factor gradient F_tᵀ δ_b expanded over θ.
   void accumulate(const snap::MatrixView<Scalar>& stateGradients) {
     for (snap::Index b = 0; b < m_streams; ++b) {
-      m_cell->preactivationGradient(m_caches[static_cast<std::size_t>(b)], stateGradients.col(b), m_preactivationGradient);
-      m_cell->layout().template addParameterGradient<Scalar>(m_preactivationGradient, m_sources.col(b), m_gradient);
+      m_cell->factorGradient(m_caches[static_cast<std::size_t>(b)], stateGradients.col(b), m_factorGradient);
+      m_cell->layout().template addParameterGradient<Scalar>(m_factorGradient, m_sources.col(b), m_gradient);
     }
   }
 
@@ -74,7 +76,7 @@ private:
     m_state = snap::Matrix<Scalar>::Zero(m_cell->stateSize(), m_streams);
     m_next = m_state;
     m_sources = snap::Matrix<Scalar>::Zero(m_cell->layout().sourceSize(), m_streams);
-    m_preactivationGradient = snap::Vector<Scalar>::Zero(2 * m_cell->gateRows());
+    m_factorGradient = snap::Vector<Scalar>::Zero(m_cell->layout().factorCount());
     m_gradient = snap::Vector<Scalar>::Zero(m_cell->parameterCount());
   }
 
@@ -83,7 +85,7 @@ private:
   std::uint64_t m_maskVersion = 0;
   std::vector<snap::StepCache<Scalar>> m_caches;
   snap::Matrix<Scalar> m_state, m_next, m_sources;
-  snap::Vector<Scalar> m_preactivationGradient, m_gradient;
+  snap::Vector<Scalar> m_factorGradient, m_gradient;
   snap::Index m_steps = 0;
 };
 

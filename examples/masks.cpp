@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
       const auto k = static_cast<double>(cell.stateSize());
       std::printf("%-9s %ld of %ld recurrent weights, dynamics graph density %.3f, SnAp-2 keeps %ld entries\n",
                   sharing == snap::MaskSharing::Shared ? "shared:" : "per-gate:",
-                  static_cast<long>(cell.layout().weightHhCount()), static_cast<long>(cell.weight_hh().size()),
+                  static_cast<long>(cell.layout().tensorSize(cell.layout().findTensor("weight_hh"))), static_cast<long>(cell.weight_hh().size()),
                   static_cast<double>(cell.dynamicsGraph().nonZeros()) / (k * k),
                   static_cast<long>(snap::SnApPattern::of(cell, 2).keptEntries()));
     }
@@ -48,16 +48,17 @@ int main(int argc, char** argv) {
     const snap::ParameterLayout& layout = ring.layout();
     const snap::Vector<float> theta = ring.parameters();
     const snap::Index row = hidden + 2;                       // gate block z, unit 2
-    const auto column = layout.columnsHh(row)[0];             // its first active recurrent weight
-    const float weight = theta[layout.offsetHh(row)];         // = weight_hh(row, column)
-    const float bias = theta[layout.offsetBiasHh() + row];    // = bias_hh[row]
+    const snap::Index hh = layout.findTensor("weight_hh"), biasHh = layout.findTensor("bias_hh");
+    const auto column = layout.columns(hh, row)[0];           // its first active recurrent weight
+    const float weight = theta[layout.offset(hh, row)];       // = weight_hh(row, column)
+    const float bias = theta[layout.offset(biasHh, row)];     // = bias_hh[row]
     const snap::CellTensors<float> tensors = ring.unflatten(theta);  // θ-ordered → the four tensors
     // snippet-end: theta
     const bool ok = weight == ring.weight_hh()(row, column) && bias == ring.bias_hh()[row] &&
                     tensors.weight_hh == ring.weight_hh() && column == 1;
     std::printf("theta:    weight_hh(%ld, %ld) is θ[%ld], bias_hh[%ld] is θ[%ld]: %s\n", static_cast<long>(row),
-                static_cast<long>(column), static_cast<long>(layout.offsetHh(row)), static_cast<long>(row),
-                static_cast<long>(layout.offsetBiasHh() + row), ok ? "ok" : "WRONG");
+                static_cast<long>(column), static_cast<long>(layout.offset(hh, row)), static_cast<long>(row),
+                static_cast<long>(layout.offset(biasHh, row)), ok ? "ok" : "WRONG");
     return ok ? 0 : 1;
   } catch (const snap::examples::CommandLineError& error) {
     std::fprintf(stderr, "masks: %s\n", error.message.c_str());

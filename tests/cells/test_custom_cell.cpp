@@ -120,7 +120,7 @@ TEST(CustomCell, ImmediateJacobianMatchesFiniteDifferences) {
     Random random(seed);
     const Vector<double> v = randomVector(random, kHidden);
     Vector<double> adjoint(2 * cell.gateRows()), reverse = Vector<double>::Zero(cell.parameterCount());
-    cell.preactivationGradient(step.cache, v, adjoint);
+    cell.factorGradient(step.cache, v, adjoint);
     cell.layout().addParameterGradient<double>(adjoint, step.z, reverse);
     EXPECT_LE(relativeError(reverse, numeric.transpose() * v), 1e-7);
   });
@@ -129,7 +129,7 @@ TEST(CustomCell, ImmediateJacobianMatchesFiniteDifferences) {
 /// ∂L/∂θ for L(θ) = Σ_t δ_tᵀ s_t(θ), by central finite differences of the reference equations.
 Vector<double> finiteDifferenceGradient(const Cell& cell, const Stream& stream) {
   const auto loss = [&](const Vector<double>& theta) {
-    const CellTensors<double> w = cell.layout().unflatten(theta);
+    const CellTensors<double> w = cell.unflatten(theta);
     Vector<double> s = stream.initial;
     double total = 0;
     for (std::size_t t = 0; t < stream.inputs.size(); ++t) {

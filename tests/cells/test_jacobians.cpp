@@ -106,7 +106,7 @@ TYPED_TEST(CellJacobians, ImmediateJacobianMatchesFiniteDifferences) {
     Random random(seed);
     const Vector<double> v = randomVector(random, cell.stateSize());
     Vector<double> adjoint(2 * cell.gateRows()), reverse = Vector<double>::Zero(cell.parameterCount());
-    cell.preactivationGradient(step.cache, v, adjoint);
+    cell.factorGradient(step.cache, v, adjoint);
     cell.layout().template addParameterGradient<double>(adjoint, step.z, reverse);
     EXPECT_LE(relativeError(reverse, numeric.transpose() * v), 1e-7);
     // Its squared norm from the factors alone, and the scaled accumulation out = keep·out + Iᵀv.
@@ -130,7 +130,7 @@ TYPED_TEST(CellJacobians, ImmediateColumnsLiveOnTheHomeRows) {
   for (Index j = 0; j < cell.parameterCount(); ++j)
     for (Index row = 0; row < cell.stateSize(); ++row) {
       const Index block = row / kHidden, unit = row % kHidden;
-      const bool home = unit == cell.layout().unit(j) && structure.reaches(cell.layout().gate(j), block);
+      const bool home = unit == cell.unitOf(j) && structure.reaches(cell.gateOf(j), block);
       if (!home) {
         EXPECT_EQ(numeric(row, j), 0.0) << "parameter " << j << " moved row " << row;
         EXPECT_EQ(analytic(row, j), 0.0) << "the factored I_t puts parameter " << j << " on row " << row;

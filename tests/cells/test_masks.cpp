@@ -218,8 +218,8 @@ TYPED_TEST(Masks, BiasesAreNeverMasked) {
   ASSERT_EQ(cell.parameterCount(), 2 * cell.gateRows());
   EXPECT_TRUE((cell.bias_ih().array() != 0.0).all());
   EXPECT_TRUE((cell.bias_hh().array() != 0.0).all());
-  EXPECT_EQ(cell.layout().offsetBiasIh(), 0);
-  EXPECT_EQ(cell.layout().offsetBiasHh(), cell.gateRows());
+  EXPECT_EQ(cell.layout().tensorOffset(2), 0);
+  EXPECT_EQ(cell.layout().tensorOffset(3), cell.gateRows());
 
   // Every bias of a sparse cell is in θ, and setting θ moves all of them.
   TypeParam sparse(kInputs, kHidden, {.inputDensity = 0.3, .recurrentDensity = 0.1, .seed = 9});

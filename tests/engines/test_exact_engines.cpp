@@ -32,7 +32,7 @@ double referenceLoss(const C& cell, const CellTensors<double>& w, const Stream& 
 template <class C>
 Vector<double> finiteDifferenceGradient(const C& cell, const Stream& stream) {
   const auto loss = [&](const Vector<double>& theta) {
-    return Vector<double>::Constant(1, referenceLoss(cell, cell.layout().unflatten(theta), stream));
+    return Vector<double>::Constant(1, referenceLoss(cell, cell.unflatten(theta), stream));
   };
   return finiteDifferences(loss, cell.parameters()).row(0).transpose();
 }

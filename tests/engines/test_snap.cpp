@@ -61,7 +61,7 @@ Matrix<double> referenceMask(const C& cell, int n) {
   const Index k = cell.stateSize(), p = cell.parameterCount(), H = cell.hiddenSize();
   Matrix<double> mask = Matrix<double>::Zero(k, p);
   for (Index j = 0; j < p; ++j)
-    for (Index row : structure.home(cell.layout().gate(j), cell.layout().unit(j), H)) mask(row, j) = 1;
+    for (Index row : structure.home(cell.gateOf(j), cell.unitOf(j), H)) mask(row, j) = 1;
   for (int level = 1; level < n; ++level) {
     Matrix<double> grown = mask;
     for (Index j = 0; j < p; ++j)
@@ -180,7 +180,7 @@ TYPED_TEST(SnApEngine, StorageIsThePatternPlusItsIndices) {
   SnAp<TypeParam> snap1(cell, {.n = 1});
   Index expected = 0;
   for (Index j = 0; j < cell.parameterCount(); ++j)
-    expected += std::is_same_v<TypeParam, LSTM<double>> && cell.layout().gate(j) != 3 ? 2 : 1;
+    expected += std::is_same_v<TypeParam, LSTM<double>> && cell.gateOf(j) != 3 ? 2 : 1;
   EXPECT_EQ(snap1.valueCount(), expected);
   if (!std::is_same_v<TypeParam, LSTM<double>>) {
     EXPECT_EQ(snap1.valueCount(), cell.parameterCount());
@@ -239,10 +239,10 @@ TYPED_TEST(SnApEngine, PatternOnHandBuiltMasks) {
       for (Index j = 0; j < cell.parameterCount(); ++j) {
         const auto rows = pattern.rowsOf(j);
         const std::set<Index> kept(rows.begin(), rows.end());
-        const bool outputGate = lstm && cell.layout().gate(j) == 3;
-        ASSERT_EQ(kept, expectedRows(topology, lstm, outputGate, cell.layout().unit(j), n))
+        const bool outputGate = lstm && cell.gateOf(j) == 3;
+        ASSERT_EQ(kept, expectedRows(topology, lstm, outputGate, cell.unitOf(j), n))
             << "topology " << static_cast<int>(topology) << ", n " << n << ", parameter " << j << " (unit "
-            << cell.layout().unit(j) << ", gate " << cell.layout().gate(j) << ")";
+            << cell.unitOf(j) << ", gate " << cell.gateOf(j) << ")";
       }
     }
   }

@@ -100,7 +100,7 @@ Matrix<double> finiteDifferenceDynamics(const C& cell, const Vector<double>& x, 
 template <class C>
 Matrix<double> finiteDifferenceImmediate(const C& cell, const Vector<double>& x, const Vector<double>& s) {
   return finiteDifferences(
-      [&](const Vector<double>& theta) { return referenceStep(cell, cell.layout().unflatten(theta), x, s); },
+      [&](const Vector<double>& theta) { return referenceStep(cell, cell.unflatten(theta), x, s); },
       cell.parameters());
 }
 

@@ -1,9 +1,11 @@
 #pragma once
 /// @file
 /// The part every PyTorch-style gated cell shares: sizes, masks, the four tensors, the
-/// parameter layout, the dynamics graph, and the Jacobian products of docs/math.md §2 computed from
-/// the per-step factors. A concrete cell adds only its forward step.
+/// parameter layout, the structural patterns (dynamics graph, factor rows, input and output
+/// graphs), and every product of the cell contract (docs/design.md) computed from the per-step
+/// factors of docs/math.md §2. A concrete cell adds only its forward step.
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -55,6 +57,8 @@ public:
   Index hiddenSize() const { return m_hiddenSize; }
   /// k = U·H, the length of the state s.
   Index stateSize() const { return m_structure.unitStates * m_hiddenSize; }
+  /// o = H, the length of the output y = h, what a readout or the next layer of a stack reads.
+  Index outputSize() const { return m_hiddenSize; }
   /// G·H, the rows of the weight tensors.
   Index gateRows() const { return m_structure.gates * m_hiddenSize; }
   /// p, the number of active parameters (unmasked weights and all biases).
@@ -118,32 +122,119 @@ public:
   }
 
   /// θ, the active parameters in the order of layout().
-  Vector<Scalar> parameters() const { return m_layout.flatten(m_tensors); }
+  Vector<Scalar> parameters() const {
+    Vector<Scalar> theta(parameterCount());
+    parametersInto(theta);
+    return theta;
+  }
+  /// Writes θ into `theta` (of length p), without allocating.
+  void parametersInto(VectorSpan<Scalar> theta) const {
+    detail::requireLength("parameter vector", theta.size(), parameterCount());
+    Index j = 0;
+    for (const auto* tensor : {&m_tensors.weight_ih, &m_tensors.weight_hh}) {
+      const Index t = tensor == &m_tensors.weight_ih ? 0 : 1;
+      for (Index r = 0; r < gateRows(); ++r)
+        for (StorageIndex c : m_layout.columns(t, r)) theta[j++] = (*tensor)(r, c);
+    }
+    theta.segment(j, gateRows()) = m_tensors.bias_ih;
+    theta.segment(j + gateRows(), gateRows()) = m_tensors.bias_hh;
+  }
   /// Sets θ; masked weights stay exactly 0. Throws if θ has the wrong length or is not finite.
   void setParameters(const VectorView<Scalar>& theta) {
     detail::requireLength("parameters", theta.size(), parameterCount());
     if (!theta.allFinite()) detail::fail<ValueError>("parameters", "finite values", "a NaN or infinity");
-    m_layout.unflattenInto(theta, m_tensors);
+    Index j = 0;
+    for (auto* tensor : {&m_tensors.weight_ih, &m_tensors.weight_hh}) {
+      const Index t = tensor == &m_tensors.weight_ih ? 0 : 1;
+      for (Index r = 0; r < gateRows(); ++r)
+        for (StorageIndex c : m_layout.columns(t, r)) (*tensor)(r, c) = theta[j++];
+    }
+    m_tensors.bias_ih = theta.segment(j, gateRows());
+    m_tensors.bias_hh = theta.segment(j + gateRows(), gateRows());
   }
   /// A θ-ordered vector (a gradient, say) as the four tensors, with zeros at masked positions.
-  CellTensors<Scalar> unflatten(const VectorView<Scalar>& theta) const { return m_layout.unflatten(theta); }
+  CellTensors<Scalar> unflatten(const VectorView<Scalar>& theta) const {
+    return toCellTensors(m_layout.unflatten(theta));
+  }
 
-  /// The order and meaning of θ's entries (docs/math.md §1–§2).
+  /// @name The parameter tensors in layout order (weights files, checkpoints, any cell alike)
+  /// @{
+  /// [weight_ih, weight_hh, bias_ih, bias_hh], the biases as G·H × 1.
+  ParameterTensors<Scalar> parameterTensors() const {
+    return {m_tensors.weight_ih, m_tensors.weight_hh, m_tensors.bias_ih, m_tensors.bias_hh};
+  }
+  /// Sets the tensors of layout order, as setTensors() does.
+  void setParameterTensors(const ParameterTensors<Scalar>& tensors) {
+    detail::requireLength("parameter tensors", static_cast<Index>(tensors.size()), 4);
+    detail::requireShape("bias_ih", tensors[2].rows(), tensors[2].cols(), gateRows(), 1);
+    detail::requireShape("bias_hh", tensors[3].rows(), tensors[3].cols(), gateRows(), 1);
+    setTensors(toCellTensors(tensors));
+  }
+  /// Sets the masks of the maskable tensors of layout order (weight_ih, weight_hh; the biases'
+  /// entries are ignored), as setMasks() does.
+  void setParameterMasks(const std::vector<RowMatrix<Scalar>>& masks) {
+    detail::requireLength("parameter masks", static_cast<Index>(masks.size()), 4);
+    setMasks(masks[0], masks[1]);
+  }
+  /// @}
+
+  /// The order and meaning of θ's entries (docs/math.md §1–§2): the tensors weight_ih,
+  /// weight_hh, bias_ih, bias_hh; the factors are the 2·G·H preactivations [a; c] and the
+  /// sources z = [x; 1; h_{t−1}; 1].
   const ParameterLayout& layout() const { return m_layout; }
   /// The structural nonzeros of D_t = ∂s_t/∂s_{t−1} (docs/math.md §2), fixed by the masks.
   const SparsityPattern& dynamicsGraph() const { return m_dynamicsGraph; }
+  /// The state rows each factor moves in one step (F × k): preactivation r of gate g and unit u
+  /// moves the blocks q of unit u that gate g reaches (its home rows, docs/math.md §2).
+  const SparsityPattern& factorPattern() const { return m_factorPattern; }
+  /// The couplings of D_t inside a unit that do not pass through W_hh (GRU: z ⊙ h; LSTM: f ⊙ c;
+  /// a leaky RNN: (1 − α) h), k × k: what e-prop and RFLO keep (docs/math.md §8).
+  const SparsityPattern& internalGraph() const { return m_internalGraph; }
+  /// The structural nonzeros of ∂s_t/∂x_t (k × m), from mask_ih (what a stack composes).
+  const SparsityPattern& inputGraph() const { return m_inputGraph; }
+  /// The output reads the state only, y = h: ∂y/∂s_t is the identity on the h rows (o × k),
+  /// ∂y/∂x_t is empty (o × m), and no factor moves y directly (F × o).
+  const SparsityPattern& outputStateGraph() const { return m_outputStateGraph; }
+  const SparsityPattern& outputInputGraph() const { return m_outputInputGraph; }
+  const SparsityPattern& outputFactorPattern() const { return m_outputFactorPattern; }
+  /// y_t is the first o rows of s_t, with no parameter of its own: a state gradient (k rows)
+  /// may stand for an output gradient.
+  static constexpr bool outputIsStateHead() { return true; }
   /// Changes whenever the masks change (unique across cells in the process).
   std::uint64_t maskVersion() const { return m_maskVersion; }
 
   /// A cache sized for this cell's steps.
   StepCache<Scalar> makeCache() const { return StepCache<Scalar>(m_structure, m_hiddenSize); }
 
-  /// z = [x; 1; h; 1], the sources of the immediate Jacobian's columns (ParameterLayout).
+  /// z = [x; 1; h; 1] for the input x and the previous state s, the sources of the immediate
+  /// Jacobian's columns (ParameterLayout).
   void sources(const VectorView<Scalar>& input, const VectorView<Scalar>& state, VectorSpan<Scalar> z) const {
     z.head(m_inputSize) = input;
     z[m_inputSize] = Scalar(1);
     z.segment(m_inputSize + 1, m_hiddenSize) = state.head(m_hiddenSize);
     z[m_inputSize + m_hiddenSize + 1] = Scalar(1);
+  }
+  /// The same, in the contract's form (a gated cell's sources do not need its step's cache).
+  void sources(const StepCache<Scalar>& /*cache*/, const VectorView<Scalar>& input, const VectorView<Scalar>& state,
+               VectorSpan<Scalar> z) const {
+    sources(input, state, z);
+  }
+  /// y_t = h_t, the first H entries of the state the step computed.
+  void output(const StepCache<Scalar>& /*cache*/, const VectorView<Scalar>& next, VectorSpan<Scalar> y) const {
+    y = next.head(m_hiddenSize);
+  }
+  /// For an output gradient δ_y (o values): the state gradient δ_s = (∂y/∂s_t)ᵀ δ_y = [δ_y; 0]
+  /// and the factor gradient of the output's own parameters, e = 0 (there are none).
+  void outputBackward(const StepCache<Scalar>& /*cache*/, const VectorView<Scalar>& outputGradient,
+                      VectorSpan<Scalar> stateGradient, VectorSpan<Scalar> factorGradient) const {
+    stateGradient.setZero();
+    stateGradient.head(m_hiddenSize) = outputGradient;
+    factorGradient.setZero();
+  }
+  /// The values of ∂y/∂s_t, ∂y/∂x_t and of the factors on y, on the output graphs (all ones, none, none).
+  void outputJacobian(const StepCache<Scalar>& /*cache*/, std::span<Scalar> stateValues, std::span<Scalar> /*inputValues*/,
+                      std::span<Scalar> /*factorValues*/) const {
+    std::fill(stateValues.begin(), stateValues.end(), Scalar(1));
   }
 
   /// @name Jacobian products on a step's factors (docs/math.md §2)
@@ -162,6 +253,51 @@ public:
         values[static_cast<std::size_t>(e)] = dynamicsEntry(cache, row, m_dynamicsGraph.column(e));
   }
 
+  /// values[e] = F_t at every entry e of factorPattern(): ∂s'/∂(preactivation) on its home rows.
+  void immediateFactors(const StepCache<Scalar>& cache, std::span<Scalar> values) const {
+    const Index hidden = m_hiddenSize, rows = gateRows();
+    std::size_t e = 0;
+    for (Index f = 0; f < 2 * rows; ++f) {
+      const Index gate = (f % rows) / hidden;
+      for (Index q = 0; q < m_structure.unitStates; ++q)
+        if (m_structure.reaches(gate, q)) values[e++] = cache.factor(q, f);
+    }
+  }
+  /// values[e] = the internal coupling at every entry e of internalGraph().
+  void internalJacobian(const StepCache<Scalar>& cache, std::span<Scalar> values) const {
+    for (Index row = 0; row < m_internalGraph.rows(); ++row) {
+      const Index block = row / m_hiddenSize, unit = row % m_hiddenSize;
+      for (Index e = m_internalGraph.rowStart(row); e < m_internalGraph.rowStart(row + 1); ++e)
+        values[static_cast<std::size_t>(e)] =
+            cache.direct(block * m_structure.unitStates + m_internalGraph.column(e) / m_hiddenSize, unit);
+    }
+  }
+  /// values[e] = ∂s'/∂x at every entry e of inputGraph(): Σ_g φ_q(g·H + u) W_ih[g·H + u, c].
+  void inputJacobian(const StepCache<Scalar>& cache, std::span<Scalar> values) const {
+    for (Index row = 0; row < m_inputGraph.rows(); ++row) {
+      const Index block = row / m_hiddenSize, unit = row % m_hiddenSize;
+      for (Index e = m_inputGraph.rowStart(row); e < m_inputGraph.rowStart(row + 1); ++e) {
+        Scalar value = 0;
+        for (Index g = 0; g < m_structure.gates; ++g) {
+          const Index r = g * m_hiddenSize + unit;
+          value += cache.immediateIh(block, r) * m_tensors.weight_ih(r, m_inputGraph.column(e));
+        }
+        values[static_cast<std::size_t>(e)] = value;
+      }
+    }
+  }
+  /// inputGradient = (∂s'/∂x)ᵀ v = W_ihᵀ eˣ, with eˣ the input half of the factor gradient of v.
+  void inputBackward(const StepCache<Scalar>& cache, const VectorView<Scalar>& v, VectorSpan<Scalar> inputGradient) const {
+    const Index hidden = m_hiddenSize, rows = gateRows(), blocks = m_structure.unitStates;
+    inputGradient.setZero();
+    for (Index r = 0; r < rows; ++r) {
+      const Index unit = r % hidden;
+      Scalar e = 0;
+      for (Index q = 0; q < blocks; ++q) e += cache.immediateIh(q, r) * v[q * hidden + unit];
+      if (e != Scalar(0)) inputGradient += e * m_tensors.weight_ih.row(r).transpose();
+    }
+  }
+
   /// out = D_t v (forward mode). `out` must not alias `v`.
   void dynamicsProduct(const StepCache<Scalar>& cache, const VectorView<Scalar>& v, VectorSpan<Scalar> out) const {
     const Index hidden = m_hiddenSize, blocks = m_structure.unitStates;
@@ -175,9 +311,9 @@ public:
     addDirect(cache, v, out, false);
   }
 
-  /// e = the preactivation gradient of v: e_f = Σ_q factor(q, f) · v[q·H + unit(f)] for the
+  /// e = F_tᵀ v, the factor gradient of v: e_f = Σ_q factor(q, f) · v[q·H + unit(f)] for the
   /// 2·G·H preactivation columns. With the parameter layout, e gives I_tᵀ v (docs/math.md §2).
-  void preactivationGradient(const StepCache<Scalar>& cache, const VectorView<Scalar>& v,
+  void factorGradient(const StepCache<Scalar>& cache, const VectorView<Scalar>& v,
                              VectorSpan<Scalar> e) const {
     const Index hidden = m_hiddenSize, rows = gateRows(), blocks = m_structure.unitStates;
     for (Index r = 0; r < rows; ++r) {
@@ -192,11 +328,11 @@ public:
     }
   }
 
-  /// One step of reverse mode (BPTT, docs/math.md §3): previous = D_tᵀ v, and e = the preactivation
-  /// gradient of v (so that I_tᵀ v = layout().addParameterGradient(e, z, ·)).
+  /// One step of reverse mode (BPTT, docs/math.md §3): previous = D_tᵀ v, and e = F_tᵀ v, the
+  /// factor gradient of v (so that I_tᵀ v = layout().addParameterGradient(e, z, ·)).
   void vectorJacobianProduct(const StepCache<Scalar>& cache, const VectorView<Scalar>& v,
                              VectorSpan<Scalar> previous, VectorSpan<Scalar> e) const {
-    preactivationGradient(cache, v, e);
+    factorGradient(cache, v, e);
     previous.setZero();
     previous.head(m_hiddenSize).noalias() = m_tensors.weight_hh.transpose() * e.tail(gateRows());
     addDirect(cache, v, previous, true);
@@ -210,9 +346,17 @@ public:
     for (Index j = 0; j < parameterCount(); ++j) {
       const Index f = m_layout.factor(j);
       const Scalar value = z[m_layout.source(j)] * u[j];
-      for (Index q = 0; q < m_structure.unitStates; ++q) out[q * hidden + m_layout.unit(j)] += cache.factor(q, f) * value;
+      for (Index q = 0; q < m_structure.unitStates; ++q) out[q * hidden + unitOf(j)] += cache.factor(q, f) * value;
     }
   }
+  /// @}
+
+  /// @name Gated cells' parameters by gate and unit
+  /// @{
+  /// The gate block of parameter j.
+  Index gateOf(Index j) const { return (m_layout.factor(j) % gateRows()) / m_hiddenSize; }
+  /// The home unit of parameter j (docs/math.md §2).
+  Index unitOf(Index j) const { return m_layout.factor(j) % m_hiddenSize; }
   /// @}
 
 protected:
@@ -241,6 +385,7 @@ protected:
     m_tensors.weight_hh = draw(gateRows(), hiddenSize).cwiseProduct(m_maskHh);
     m_tensors.bias_ih = draw(gateRows(), 1);
     m_tensors.bias_hh = draw(gateRows(), 1);
+    buildFixedPatterns();
     commitStructure(buildStructure(m_maskIh, m_maskHh));
   }
 
@@ -352,33 +497,73 @@ private:
                                  "sources z = [x; 1; h; 1]");
   }
 
-  /// What the masks determine: the parameter layout and the dynamics graph.
+  /// What the masks determine: the parameter layout and the structural patterns.
   struct MaskStructure {
     ParameterLayout layout;
-    SparsityPattern dynamicsGraph;
+    SparsityPattern dynamicsGraph, inputGraph;
   };
 
-  /// Layout and dynamics graph of the masks (docs/math.md §2 structure), without changing the cell.
+  /// The tensors of the four gated tensors in layout order (the biases as G·H × 1).
+  static CellTensors<Scalar> toCellTensors(const ParameterTensors<Scalar>& tensors) {
+    return {tensors[0], tensors[1], tensors[2], tensors[3]};
+  }
+
+  /// Layout and graphs of the masks (docs/math.md §2 structure), without changing the cell.
   MaskStructure buildStructure(const RowMatrix<Scalar>& maskIh, const RowMatrix<Scalar>& maskHh) const {
-    ParameterLayout layout(maskIh, maskHh);
-    const Index hidden = m_hiddenSize, blocks = m_structure.unitStates;
-    std::vector<std::vector<StorageIndex>> columnsOfRows(static_cast<std::size_t>(stateSize()));
+    const Index hidden = m_hiddenSize, blocks = m_structure.unitStates, rows = gateRows(), inputs = m_inputSize;
+    // Factors: a (input preactivations) then c (recurrent); sources z = [x; 1; h; 1].
+    std::vector<TensorSpec> specs{
+        {"weight_ih", rows, inputs, 0, SourceKind::Columns, 0, true},
+        {"weight_hh", rows, hidden, rows, SourceKind::Columns, inputs + 1, true},
+        {"bias_ih", rows, 1, 0, SourceKind::Constant, inputs, false},
+        {"bias_hh", rows, 1, rows, SourceKind::Constant, inputs + hidden + 1, false}};
+    ParameterLayout layout(std::move(specs), std::vector<const RowMatrix<Scalar>*>{&maskIh, &maskHh, nullptr, nullptr},
+                           2 * rows, inputs + hidden + 2);
+    std::vector<std::vector<StorageIndex>> dynamics(static_cast<std::size_t>(stateSize()));
+    std::vector<std::vector<StorageIndex>> input(static_cast<std::size_t>(stateSize()));
     for (Index q = 0; q < blocks; ++q)
       for (Index unit = 0; unit < hidden; ++unit) {
-        auto& columns = columnsOfRows[static_cast<std::size_t>(q * hidden + unit)];
+        const auto row = static_cast<std::size_t>(q * hidden + unit);
         for (Index g = 0; g < m_structure.gates; ++g)
-          if (m_structure.reaches(g, q))
-            for (StorageIndex from : layout.columnsHh(g * hidden + unit)) columns.push_back(from);
+          if (m_structure.reaches(g, q)) {
+            for (StorageIndex from : layout.columns(1, g * hidden + unit)) dynamics[row].push_back(from);
+            for (StorageIndex from : layout.columns(0, g * hidden + unit)) input[row].push_back(from);
+          }
         for (Index from = 0; from < blocks; ++from)
-          if (m_structure.couples(q, from)) columns.push_back(static_cast<StorageIndex>(from * hidden + unit));
+          if (m_structure.couples(q, from)) dynamics[row].push_back(static_cast<StorageIndex>(from * hidden + unit));
       }
-    return {std::move(layout), SparsityPattern(stateSize(), std::move(columnsOfRows))};
+    return {std::move(layout), SparsityPattern(stateSize(), std::move(dynamics)), SparsityPattern(inputs, std::move(input))};
+  }
+
+  /// The patterns that depend on the structure and sizes only: the factors' home rows, the
+  /// internal couplings and the output graphs.
+  void buildFixedPatterns() {
+    const Index hidden = m_hiddenSize, blocks = m_structure.unitStates, rows = gateRows();
+    std::vector<std::vector<StorageIndex>> factorRows(static_cast<std::size_t>(2 * rows));
+    for (Index f = 0; f < 2 * rows; ++f)
+      for (Index q = 0; q < blocks; ++q)
+        if (m_structure.reaches((f % rows) / hidden, q))
+          factorRows[static_cast<std::size_t>(f)].push_back(static_cast<StorageIndex>(q * hidden + f % hidden));
+    m_factorPattern = SparsityPattern(stateSize(), std::move(factorRows));
+    std::vector<std::vector<StorageIndex>> internal(static_cast<std::size_t>(stateSize()));
+    for (Index q = 0; q < blocks; ++q)
+      for (Index from = 0; from < blocks; ++from)
+        if (m_structure.couples(q, from))
+          for (Index unit = 0; unit < hidden; ++unit)
+            internal[static_cast<std::size_t>(q * hidden + unit)].push_back(static_cast<StorageIndex>(from * hidden + unit));
+    m_internalGraph = SparsityPattern(stateSize(), std::move(internal));
+    std::vector<std::vector<StorageIndex>> identity(static_cast<std::size_t>(hidden));
+    for (Index u = 0; u < hidden; ++u) identity[static_cast<std::size_t>(u)].push_back(static_cast<StorageIndex>(u));
+    m_outputStateGraph = SparsityPattern(stateSize(), std::move(identity));
+    m_outputInputGraph = SparsityPattern(m_inputSize, std::vector<std::vector<StorageIndex>>(static_cast<std::size_t>(hidden)));
+    m_outputFactorPattern = SparsityPattern(hidden, std::vector<std::vector<StorageIndex>>(static_cast<std::size_t>(2 * rows)));
   }
 
   /// Makes `built` the cell's structure, with a new mask version (engines notice the change).
   void commitStructure(MaskStructure&& built) noexcept {
     m_layout = std::move(built.layout);
     m_dynamicsGraph = std::move(built.dynamicsGraph);
+    m_inputGraph = std::move(built.inputGraph);
     m_maskVersion = detail::nextMaskVersion();
   }
 
@@ -388,7 +573,9 @@ private:
   RowMatrix<Scalar> m_maskIh, m_maskHh;
   CellTensors<Scalar> m_tensors;
   ParameterLayout m_layout;
-  SparsityPattern m_dynamicsGraph;
+  SparsityPattern m_dynamicsGraph, m_inputGraph;
+  SparsityPattern m_factorPattern, m_internalGraph;
+  SparsityPattern m_outputStateGraph, m_outputInputGraph, m_outputFactorPattern;
   std::uint64_t m_maskVersion = 0;
 };
 

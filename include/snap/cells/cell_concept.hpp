@@ -12,6 +12,7 @@
 #include "snap/cells/parameter_layout.hpp"
 #include "snap/cells/structure.hpp"
 #include "snap/core/types.hpp"
+#include "snap/pattern/snap_pattern.hpp"
 #include "snap/pattern/sparsity_pattern.hpp"
 
 namespace snap {
@@ -24,30 +25,24 @@ concept HasScalar = requires { typename C::Scalar; } &&
 template <class C>
 concept HasSizes = requires(const C& cell) {
   { cell.inputSize() } -> std::convertible_to<Index>;
-  { cell.hiddenSize() } -> std::convertible_to<Index>;
   { cell.stateSize() } -> std::convertible_to<Index>;
+  { cell.outputSize() } -> std::convertible_to<Index>;
   { cell.parameterCount() } -> std::convertible_to<Index>;
 };
 
 template <class C>
-concept HasStructure = requires(const C& cell) {
-  { cell.structure() } -> std::convertible_to<const CellStructure&>;
-};
-
-template <class C>
-concept HasTensors = requires(const C& cell) {
-  cell.weight_ih();
-  cell.weight_hh();
-  cell.bias_ih();
-  cell.bias_hh();
-  cell.mask_ih();
-  cell.mask_hh();
+concept HasParameters = HasScalar<C> && requires(C& cell, const C& constCell, const Vector<typename C::Scalar>& theta,
+                                                 Vector<typename C::Scalar>& out) {
+  { constCell.parameters() } -> std::convertible_to<Vector<typename C::Scalar>>;
+  constCell.parametersInto(out);
+  cell.setParameters(theta);
 };
 
 template <class C>
 concept HasLayout = requires(const C& cell) {
   { cell.layout() } -> std::convertible_to<const ParameterLayout&>;
   { cell.dynamicsGraph() } -> std::convertible_to<const SparsityPattern&>;
+  { cell.factorPattern() } -> std::convertible_to<const SparsityPattern&>;
   { cell.maskVersion() } -> std::convertible_to<std::uint64_t>;
 };
 
@@ -63,25 +58,78 @@ concept HasForward = HasScalar<C> && requires(const C& cell, const Vector<typena
 };
 
 template <class C>
+concept HasSourcesAndOutput =
+    HasScalar<C> && requires(const C& cell, const StepCache<typename C::Scalar>& cache, const Vector<typename C::Scalar>& v,
+                             Vector<typename C::Scalar>& out) {
+      cell.sources(cache, v, v, out);
+      cell.output(cache, v, out);
+      cell.outputBackward(cache, v, out, out);
+    };
+
+template <class C>
 concept HasJacobianProducts =
     HasScalar<C> && requires(const C& cell, const StepCache<typename C::Scalar>& cache,
                              const Vector<typename C::Scalar>& v, Vector<typename C::Scalar>& out,
                              std::span<const StorageIndex> entries, std::span<typename C::Scalar> values) {
       cell.dynamicsJacobian(cache, entries, values);
+      cell.dynamicsJacobian(cache, values);
+      cell.immediateFactors(cache, values);
       cell.dynamicsProduct(cache, v, out);
-      cell.preactivationGradient(cache, v, out);
+      cell.factorGradient(cache, v, out);
       cell.vectorJacobianProduct(cache, v, out, out);
-      cell.sources(v, v, out);
+    };
+
+/// Optional: the couplings inside a unit that bypass the recurrent weights (e-prop, RFLO).
+template <class C>
+concept HasInternalCouplings =
+    HasScalar<C> && requires(const C& cell, const StepCache<typename C::Scalar>& cache, std::span<typename C::Scalar> values) {
+      { cell.internalGraph() } -> std::convertible_to<const SparsityPattern&>;
+      cell.internalJacobian(cache, values);
+    };
+
+/// Optional: y_t is the head of s_t with no parameter of its own (every gated cell), so that
+/// a state gradient may stand for an output gradient.
+template <class C>
+concept OutputIsStateHead = requires {
+  { C::outputIsStateHead() } -> std::convertible_to<bool>;
+} && C::outputIsStateHead();
+
+/// What a cell must offer to be a layer of a snap::Stack: the same-step Jacobians with respect
+/// to its input (∂s'/∂x) and of its output (∂y/∂s', ∂y/∂x and the factors on y), as fixed
+/// patterns with values per step, and the reverse product through its input.
+template <class C>
+concept Stackable =
+    HasScalar<C> && requires(const C& cell, const StepCache<typename C::Scalar>& cache, const Vector<typename C::Scalar>& v,
+                             Vector<typename C::Scalar>& out, std::span<typename C::Scalar> values) {
+      { cell.inputGraph() } -> std::convertible_to<const SparsityPattern&>;
+      { cell.outputStateGraph() } -> std::convertible_to<const SparsityPattern&>;
+      { cell.outputInputGraph() } -> std::convertible_to<const SparsityPattern&>;
+      { cell.outputFactorPattern() } -> std::convertible_to<const SparsityPattern&>;
+      cell.inputJacobian(cache, values);
+      cell.outputJacobian(cache, values, values, values);
+      cell.inputBackward(cache, v, out);
+    };
+
+/// Optional: a cell of several layers (snap::Stack): its layers as blocks of state rows and of
+/// factors, and the same-step reverse pass of a state gradient down through the layers
+/// (docs/math.md §9), which the per-layer mode of the SnAp family uses.
+template <class C>
+concept HasSpatialBackward =
+    HasScalar<C> && requires(const C& cell, const StepCache<typename C::Scalar>& cache, const Vector<typename C::Scalar>& v,
+                             Vector<typename C::Scalar>& out) {
+      { cell.layerCount() } -> std::convertible_to<Index>;
+      { cell.layerBlocks() } -> std::convertible_to<PatternBlocks>;
+      cell.spatialBackward(cache, v, out, out);
     };
 
 }  // namespace requirement
 
-/// What a cell must provide for every engine (docs/math.md §1–§2; docs/custom-cell.md). Deriving
-/// from CellBase and writing forward() satisfies all but forward().
+/// What a cell must provide for every engine (docs/design.md, docs/custom-cell.md). Deriving
+/// from CellBase (a PyTorch-style gated cell) and writing forward() satisfies all but forward().
 template <class C>
-concept Cell = requirement::HasScalar<C> && requirement::HasSizes<C> && requirement::HasStructure<C> &&
-               requirement::HasTensors<C> && requirement::HasLayout<C> && requirement::HasMakeCache<C> &&
-               requirement::HasForward<C> && requirement::HasJacobianProducts<C>;
+concept Cell = requirement::HasScalar<C> && requirement::HasSizes<C> && requirement::HasParameters<C> &&
+               requirement::HasLayout<C> && requirement::HasMakeCache<C> && requirement::HasForward<C> &&
+               requirement::HasSourcesAndOutput<C> && requirement::HasJacobianProducts<C>;
 
 namespace detail {
 
@@ -91,23 +139,24 @@ constexpr bool checkCell() {
   static_assert(requirement::HasScalar<C>,
                 "snap: a cell needs `using Scalar = float;` or `double` (see docs/custom-cell.md)");
   static_assert(requirement::HasSizes<C>,
-                "snap: a cell needs inputSize(), hiddenSize(), stateSize() and parameterCount() "
+                "snap: a cell needs inputSize(), stateSize(), outputSize() and parameterCount() "
                 "(derive from snap::CellBase; see docs/custom-cell.md)");
-  static_assert(requirement::HasStructure<C>,
-                "snap: a cell needs structure() returning its snap::CellStructure (see docs/custom-cell.md)");
-  static_assert(requirement::HasTensors<C>,
-                "snap: a cell needs weight_ih(), weight_hh(), bias_ih(), bias_hh(), mask_ih() and mask_hh() "
-                "(see docs/custom-cell.md)");
+  static_assert(requirement::HasParameters<C>,
+                "snap: a cell needs parameters(), parametersInto(theta) and setParameters(theta) (see docs/custom-cell.md)");
   static_assert(requirement::HasLayout<C>,
-                "snap: a cell needs layout(), dynamicsGraph() and maskVersion() (see docs/custom-cell.md)");
+                "snap: a cell needs layout(), dynamicsGraph(), factorPattern() and maskVersion() "
+                "(see docs/custom-cell.md)");
   static_assert(requirement::HasMakeCache<C>,
                 "snap: a cell needs makeCache() returning a snap::StepCache<Scalar> (see docs/custom-cell.md)");
   static_assert(requirement::HasForward<C>,
                 "snap: a cell needs forward(input, state, next, cache) that fills the StepCache "
                 "(see docs/custom-cell.md)");
+  static_assert(requirement::HasSourcesAndOutput<C>,
+                "snap: a cell needs sources(cache, input, state, z), output(cache, next, y) and "
+                "outputBackward(cache, outputGradient, stateGradient, factorGradient) (see docs/custom-cell.md)");
   static_assert(requirement::HasJacobianProducts<C>,
-                "snap: a cell needs dynamicsJacobian, dynamicsProduct, preactivationGradient, "
-                "vectorJacobianProduct and sources (derive from snap::CellBase; see docs/custom-cell.md)");
+                "snap: a cell needs dynamicsJacobian, immediateFactors, dynamicsProduct, factorGradient and "
+                "vectorJacobianProduct (derive from snap::CellBase; see docs/custom-cell.md)");
   return true;
 }
 

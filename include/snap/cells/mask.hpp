@@ -44,4 +44,19 @@ RowMatrix<Scalar> randomMask(Index gates, Index blockRows, Index cols, double de
   return mask;
 }
 
+/// The 0/1 mask of `gates` diagonal blocks of H × H: each unit's recurrent weights reach only
+/// itself, the element-wise recurrence of an IndRNN, or of a GRU or LSTM with diagonal recurrent
+/// weights (docs/cells.md). Its dynamics graph is block-diagonal per unit, so SnAp-1 (SnAp-2 for
+/// the LSTM, whose h and c are two nodes) keeps every entry RTRL has, at O(p) cost.
+template <class Scalar>
+RowMatrix<Scalar> diagonalMask(Index gates, Index hiddenSize) {
+  if (gates < 1) detail::fail<ShapeError>("gates", "at least 1 gate block", gates);
+  if (hiddenSize < 1) detail::fail<ShapeError>("hiddenSize", "at least 1", hiddenSize);
+  detail::requireArray<Scalar>("hiddenSize", detail::checkedProduct("hiddenSize", gates * hiddenSize, hiddenSize), "mask");
+  RowMatrix<Scalar> mask = RowMatrix<Scalar>::Zero(gates * hiddenSize, hiddenSize);
+  for (Index g = 0; g < gates; ++g)
+    for (Index u = 0; u < hiddenSize; ++u) mask(g * hiddenSize + u, u) = Scalar(1);
+  return mask;
+}
+
 }  // namespace snap

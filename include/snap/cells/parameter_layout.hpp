@@ -1,234 +1,319 @@
 #pragma once
 /// @file
-/// The parameter vector θ of a masked cell (docs/math.md §1): which weights are parameters, where each
-/// sits in θ, and what factor and source form its column of the immediate Jacobian (docs/math.md §2).
+/// The parameter vector θ of a cell (docs/math.md §1–§2): the cell's parameter tensors, which
+/// of their entries are parameters (masks), where each sits in θ, and the factor and source
+/// that form its column of the immediate Jacobian. Every engine works from this alone, so a cell
+/// of any kind (gated, LRU, a stack of layers) describes its parameters the same way.
 
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <span>
+#include <string>
+#include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
-#include "snap/cells/structure.hpp"
 #include "snap/core/error.hpp"
 #include "snap/core/types.hpp"
 
 namespace snap {
 
-/// The order of θ and what each parameter is.
+/// What multiplies the entries of a parameter tensor in the immediate Jacobian.
+enum class SourceKind {
+  Columns,   ///< entry (r, c) multiplies z[sourceOffset + c] (a weight matrix)
+  Constant,  ///< every entry multiplies z[sourceOffset], a 1 (a bias)
+  Diagonal,  ///< entry (r, 0) multiplies z[sourceOffset + r] (an elementwise weight)
+};
+
+/// One parameter tensor of a cell: its name (as saved in weights files and checkpoints), its
+/// shape, the factor of its row r (factorOffset + r) and its entries' sources. A vector is a
+/// tensor of one column.
+struct TensorSpec {
+  std::string name;
+  Index rows = 0;
+  Index cols = 1;
+  Index factorOffset = 0;
+  SourceKind source = SourceKind::Columns;
+  Index sourceOffset = 0;
+  bool maskable = false;  ///< has a 0/1 mask (only SourceKind::Columns tensors); else every entry is active
+};
+
+/// A cell's parameter tensors, in the order of ParameterLayout::tensor(t); vectors are n × 1.
+template <class Scalar>
+using ParameterTensors = std::vector<RowMatrix<Scalar>>;
+
+/// The order and meaning of θ.
 ///
-/// θ lists the active (unmasked) entries of weight_ih in row-major order, then those of
-/// weight_hh, then bias_ih and bias_hh: PyTorch's flattening order with masked weights left out.
-/// Column j of I_t is factor(j) (a column of the step's immediate factors: r < G·H for the
-/// input preactivation of row r, G·H + r for its recurrent preactivation) times the source
-/// z[source(j)], where z = [x; 1; h_{t−1}; 1] (sourceSize() = m + H + 2): each weight row's
-/// sources and its bias's are consecutive, as the kernels prefer.
+/// θ lists the tensors in order, each by its active entries in row-major order (a masked entry
+/// of a maskable tensor is not a parameter). Parameter j enters one step through one *factor*,
+/// factor(j) = factorOffset + row of its tensor, times one *source*, z[source(j)], where z is the
+/// step's source vector (sourceSize() values, the cell's sources()): column j of the immediate
+/// Jacobian I_t is (column factor(j) of the step's factor matrix F_t) · z[source(j)]
+/// (docs/math.md §2). For the gated cells, the factors are the 2·G·H preactivations and
+/// z = [x; 1; h_{t−1}; 1].
 class ParameterLayout {
 public:
   ParameterLayout() = default;
 
-  /// The layout of the parameters left active by the two masks (nonzero entries are active).
+  /// The layout of `specs`, with masks[t] the 0/1 mask of tensor t (nonzero = active; a null
+  /// pointer, or a tensor that is not maskable, keeps every entry). `factorCount` and
+  /// `sourceSize` bound the factors and sources the tensors use.
   template <class Scalar>
-  ParameterLayout(const RowMatrix<Scalar>& maskIh, const RowMatrix<Scalar>& maskHh)
-      : m_inputSize(maskIh.cols()), m_hiddenSize(maskHh.cols()), m_gateRows(maskIh.rows()) {
-    const Index rows = m_gateRows;
-    auto collect = [&](const RowMatrix<Scalar>& mask, std::vector<StorageIndex>& starts,
-                       std::vector<StorageIndex>& columns) {
-      starts.assign(1, 0);
-      for (Index r = 0; r < rows; ++r) {
-        for (Index c = 0; c < mask.cols(); ++c)
-          if (mask(r, c) != Scalar(0)) columns.push_back(static_cast<StorageIndex>(c));
-        starts.push_back(static_cast<StorageIndex>(columns.size()));
+  ParameterLayout(std::vector<TensorSpec> specs, const std::vector<const RowMatrix<Scalar>*>& masks, Index factorCount,
+                  Index sourceSize)
+      : m_specs(std::move(specs)), m_factorCount(factorCount), m_sourceSize(sourceSize) {
+    std::size_t count = 0;
+    m_tensors.resize(m_specs.size());
+    for (std::size_t t = 0; t < m_specs.size(); ++t) {
+      const TensorSpec& spec = m_specs[t];
+      Tensor& tensor = m_tensors[t];
+      const RowMatrix<Scalar>* mask = t < masks.size() && spec.maskable ? masks[t] : nullptr;
+      if (spec.rows < 0 || spec.cols < 1 || (spec.source != SourceKind::Columns && spec.cols != 1))
+        detail::fail<ShapeError>("TensorSpec " + spec.name, "rows >= 0 and one column unless SourceKind::Columns",
+                                 detail::describe(spec.rows) + " x " + detail::describe(spec.cols));
+      if (spec.factorOffset < 0 || spec.factorOffset + spec.rows > factorCount)
+        detail::fail<ShapeError>("TensorSpec " + spec.name + " factors", "within [0, " + detail::describe(factorCount) + ")",
+                                 spec.factorOffset + spec.rows);
+      const Index lastSource = spec.sourceOffset + (spec.source == SourceKind::Columns    ? spec.cols
+                                                    : spec.source == SourceKind::Diagonal ? spec.rows
+                                                                                          : 1);
+      if (spec.sourceOffset < 0 || lastSource > sourceSize)
+        detail::fail<ShapeError>("TensorSpec " + spec.name + " sources", "within [0, " + detail::describe(sourceSize) + ")",
+                                 lastSource);
+      if (mask != nullptr) detail::requireShape(spec.name + " mask", mask->rows(), mask->cols(), spec.rows, spec.cols);
+      tensor.offset = static_cast<Index>(count);
+      tensor.rowStart.assign(1, 0);
+      for (Index r = 0; r < spec.rows; ++r) {
+        for (Index c = 0; c < spec.cols; ++c)
+          if (mask == nullptr || (*mask)(r, c) != Scalar(0)) tensor.columns.push_back(static_cast<StorageIndex>(c));
+        tensor.rowStart.push_back(static_cast<StorageIndex>(tensor.columns.size()));
       }
-    };
-    collect(maskIh, m_startIh, m_columnsIh);
-    collect(maskHh, m_startHh, m_columnsHh);
-    const std::size_t count = m_columnsIh.size() + m_columnsHh.size() + 2 * static_cast<std::size_t>(rows);
-    if (count > static_cast<std::size_t>(std::numeric_limits<StorageIndex>::max()))
-      detail::fail<ShapeError>("parameter count", "fewer than 2^31 parameters", count);
+      count += tensor.columns.size();
+      if (count > static_cast<std::size_t>(std::numeric_limits<StorageIndex>::max()))
+        detail::fail<ShapeError>("parameter count", "fewer than 2^31 parameters", count);
+    }
     m_factor.reserve(count);
     m_source.reserve(count);
-    for (Index r = 0; r < rows; ++r)
-      for (StorageIndex c : columnsIh(r)) push(r, c);
-    for (Index r = 0; r < rows; ++r)
-      for (StorageIndex c : columnsHh(r)) push(rows + r, recurrentSource() + c);
-    for (Index r = 0; r < rows; ++r) push(r, inputBiasSource());
-    for (Index r = 0; r < rows; ++r) push(rows + r, recurrentBiasSource());
+    m_tensorOf.reserve(count);
+    for (std::size_t t = 0; t < m_specs.size(); ++t) {
+      const TensorSpec& spec = m_specs[t];
+      for (Index r = 0; r < spec.rows; ++r)
+        for (StorageIndex c : columns(static_cast<Index>(t), r)) {
+          m_factor.push_back(static_cast<StorageIndex>(spec.factorOffset + r));
+          m_source.push_back(static_cast<StorageIndex>(sourceOf(spec, r, c)));
+          m_tensorOf.push_back(static_cast<StorageIndex>(t));
+        }
+    }
   }
 
   /// p, the number of parameters.
   Index size() const { return static_cast<Index>(m_factor.size()); }
-  /// m.
-  Index inputSize() const { return m_inputSize; }
-  /// H.
-  Index hiddenSize() const { return m_hiddenSize; }
-  /// G·H, the rows of the weight tensors.
-  Index gateRows() const { return m_gateRows; }
-  /// m + H + 2, the length of the source vector z = [x; 1; h; 1].
-  Index sourceSize() const { return m_inputSize + m_hiddenSize + 2; }
-  /// Position in z of bias_ih's 1.
-  Index inputBiasSource() const { return m_inputSize; }
-  /// Position in z of h_0.
-  Index recurrentSource() const { return m_inputSize + 1; }
-  /// Position in z of bias_hh's 1.
-  Index recurrentBiasSource() const { return m_inputSize + m_hiddenSize + 1; }
+  /// The number of factors (columns of the step's factor matrix).
+  Index factorCount() const { return m_factorCount; }
+  /// The length of the source vector z.
+  Index sourceSize() const { return m_sourceSize; }
 
-  /// Active weights of weight_ih.
-  Index weightIhCount() const { return static_cast<Index>(m_columnsIh.size()); }
-  /// Active weights of weight_hh.
-  Index weightHhCount() const { return static_cast<Index>(m_columnsHh.size()); }
+  /// The number of tensors.
+  Index tensorCount() const { return static_cast<Index>(m_specs.size()); }
+  /// Tensor t's name, shape, factors and sources.
+  const TensorSpec& tensor(Index t) const { return m_specs[static_cast<std::size_t>(t)]; }
+  /// The index of the tensor called `name`, or −1.
+  Index findTensor(std::string_view name) const {
+    for (std::size_t t = 0; t < m_specs.size(); ++t)
+      if (m_specs[t].name == name) return static_cast<Index>(t);
+    return -1;
+  }
+  /// Position in θ of tensor t's first parameter.
+  Index tensorOffset(Index t) const { return m_tensors[static_cast<std::size_t>(t)].offset; }
+  /// The active entries (parameters) of tensor t.
+  Index tensorSize(Index t) const { return static_cast<Index>(m_tensors[static_cast<std::size_t>(t)].columns.size()); }
+  /// The active columns of row r of tensor t.
+  std::span<const StorageIndex> columns(Index t, Index r) const {
+    const Tensor& tensor = m_tensors[static_cast<std::size_t>(t)];
+    const auto begin = tensor.rowStart[static_cast<std::size_t>(r)];
+    return {tensor.columns.data() + begin, static_cast<std::size_t>(tensor.rowStart[static_cast<std::size_t>(r) + 1] - begin)};
+  }
+  /// Position in θ of the first active entry of row r of tensor t.
+  Index offset(Index t, Index r) const {
+    const Tensor& tensor = m_tensors[static_cast<std::size_t>(t)];
+    return tensor.offset + tensor.rowStart[static_cast<std::size_t>(r)];
+  }
+  /// True when every entry of tensor t is a parameter.
+  bool isDense(Index t) const { return tensorSize(t) == tensor(t).rows * tensor(t).cols; }
 
-  /// Preactivation column of parameter j: r for weight_ih/bias_ih row r, G·H + r for weight_hh/bias_hh.
+  /// The factor of parameter j (the row of its tensor plus the tensor's factorOffset).
   Index factor(Index j) const { return m_factor[static_cast<std::size_t>(j)]; }
-  /// Index into z = [x; 1; h; 1] of parameter j's source.
+  /// Index into z of parameter j's source.
   Index source(Index j) const { return m_source[static_cast<std::size_t>(j)]; }
-  /// Weight row r (= g·H + u) of parameter j.
-  Index row(Index j) const { return factor(j) % m_gateRows; }
-  /// Gate block of parameter j.
-  Index gate(Index j) const { return row(j) / m_hiddenSize; }
-  /// Home unit of parameter j (docs/math.md §2).
-  Index unit(Index j) const { return row(j) % m_hiddenSize; }
-
-  /// The active columns of row r of weight_ih.
-  std::span<const StorageIndex> columnsIh(Index r) const { return slice(m_startIh, m_columnsIh, r); }
-  /// The active columns of row r of weight_hh.
-  std::span<const StorageIndex> columnsHh(Index r) const { return slice(m_startHh, m_columnsHh, r); }
-  /// Position in θ of the first active weight of row r of weight_ih.
-  Index offsetIh(Index r) const { return m_startIh[static_cast<std::size_t>(r)]; }
-  /// Position in θ of the first active weight of row r of weight_hh.
-  Index offsetHh(Index r) const { return weightIhCount() + m_startHh[static_cast<std::size_t>(r)]; }
-  /// Position in θ of bias_ih[0].
-  Index offsetBiasIh() const { return weightIhCount() + weightHhCount(); }
-  /// Position in θ of bias_hh[0].
-  Index offsetBiasHh() const { return offsetBiasIh() + m_gateRows; }
+  /// The tensor of parameter j.
+  Index tensorOf(Index j) const { return m_tensorOf[static_cast<std::size_t>(j)]; }
+  /// The row of parameter j in its tensor.
+  Index rowOf(Index j) const { return factor(j) - tensor(tensorOf(j)).factorOffset; }
 
   /// factor(j) for every parameter.
   const std::vector<StorageIndex>& factors() const { return m_factor; }
   /// source(j) for every parameter.
   const std::vector<StorageIndex>& sources() const { return m_source; }
 
-  /// θ from the four tensors (masked entries are not read).
+  /// Zero tensors of the layout's shapes.
   template <class Scalar>
-  Vector<Scalar> flatten(const CellTensors<Scalar>& tensors) const {
+  ParameterTensors<Scalar> zeroTensors() const {
+    ParameterTensors<Scalar> tensors;
+    for (const TensorSpec& spec : m_specs) tensors.push_back(RowMatrix<Scalar>::Zero(spec.rows, spec.cols));
+    return tensors;
+  }
+
+  /// θ from the tensors (masked entries are not read).
+  template <class Scalar>
+  Vector<Scalar> flatten(const ParameterTensors<Scalar>& tensors) const {
     Vector<Scalar> theta(size());
     flattenInto(tensors, theta);
     return theta;
   }
-
-  /// Writes θ of the four tensors into `theta` (of length size()), without allocating.
+  /// Writes θ of the tensors into `theta` (of length size()), without allocating.
   template <class Scalar>
-  void flattenInto(const CellTensors<Scalar>& tensors, std::type_identity_t<VectorSpan<Scalar>> theta) const {
+  void flattenInto(const ParameterTensors<Scalar>& tensors, std::type_identity_t<VectorSpan<Scalar>> theta) const {
     detail::requireLength("parameter vector", theta.size(), size());
+    requireTensors(tensors);
     Index j = 0;
-    for (Index r = 0; r < m_gateRows; ++r)
-      for (StorageIndex c : columnsIh(r)) theta[j++] = tensors.weight_ih(r, c);
-    for (Index r = 0; r < m_gateRows; ++r)
-      for (StorageIndex c : columnsHh(r)) theta[j++] = tensors.weight_hh(r, c);
-    theta.segment(j, m_gateRows) = tensors.bias_ih;
-    theta.segment(j + m_gateRows, m_gateRows) = tensors.bias_hh;
+    for (Index t = 0; t < tensorCount(); ++t)
+      for (Index r = 0; r < tensor(t).rows; ++r)
+        for (StorageIndex c : columns(t, r)) theta[j++] = tensors[static_cast<std::size_t>(t)](r, c);
   }
-
-  /// Writes θ into the four tensors, which must already have their shapes; masked entries
-  /// are left as they are.
+  /// Writes θ into the tensors, which must already have their shapes; masked entries are left
+  /// as they are.
   template <class Scalar>
-  void unflattenInto(const std::type_identity_t<VectorView<Scalar>>& theta, CellTensors<Scalar>& tensors) const {
+  void unflattenInto(const std::type_identity_t<VectorView<Scalar>>& theta, ParameterTensors<Scalar>& tensors) const {
     detail::requireLength("parameter vector", theta.size(), size());
+    requireTensors(tensors);
     Index j = 0;
-    for (Index r = 0; r < m_gateRows; ++r)
-      for (StorageIndex c : columnsIh(r)) tensors.weight_ih(r, c) = theta[j++];
-    for (Index r = 0; r < m_gateRows; ++r)
-      for (StorageIndex c : columnsHh(r)) tensors.weight_hh(r, c) = theta[j++];
-    tensors.bias_ih = theta.segment(j, m_gateRows);
-    tensors.bias_hh = theta.segment(j + m_gateRows, m_gateRows);
+    for (Index t = 0; t < tensorCount(); ++t)
+      for (Index r = 0; r < tensor(t).rows; ++r)
+        for (StorageIndex c : columns(t, r)) tensors[static_cast<std::size_t>(t)](r, c) = theta[j++];
   }
-
-  /// The four tensors of θ, with exact zeros at masked positions.
+  /// The tensors of θ, with exact zeros at masked positions.
   template <class Derived>
-  CellTensors<typename Derived::Scalar> unflatten(const Eigen::MatrixBase<Derived>& theta) const {
+  ParameterTensors<typename Derived::Scalar> unflatten(const Eigen::MatrixBase<Derived>& theta) const {
     using Scalar = typename Derived::Scalar;
-    CellTensors<Scalar> tensors{RowMatrix<Scalar>::Zero(m_gateRows, m_inputSize),
-                                RowMatrix<Scalar>::Zero(m_gateRows, m_hiddenSize),
-                                Vector<Scalar>::Zero(m_gateRows), Vector<Scalar>::Zero(m_gateRows)};
+    ParameterTensors<Scalar> tensors = zeroTensors<Scalar>();
     unflattenInto<Scalar>(theta, tensors);
     return tensors;
   }
-
-  /// out[j] = keep · out[j] + preactivationGradient[factor(j)] · z[source(j)]: the factored
-  /// I_tᵀ v of docs/math.md §2 added to `out` (keep = 1), or to a scaled `out`, given the
-  /// preactivation gradient of v (CellBase::preactivationGradient).
-  template <class Scalar>
-  void addParameterGradient(const std::type_identity_t<VectorView<Scalar>>& preactivationGradient,
-                            const std::type_identity_t<VectorView<Scalar>>& z,
-                            std::type_identity_t<VectorSpan<Scalar>> out, Scalar keep = Scalar(1)) const {
-    const Scalar* e = preactivationGradient.data();
-    const Scalar* x = z.data();
-    Scalar* g = out.data();
-    const Index rows = m_gateRows;
-    // One weight row and its bias: a contiguous axpy when the row is dense, a gather otherwise.
-    auto addRow = [&](Index& j, Index bias, Scalar er, std::span<const StorageIndex> columns, const Scalar* sources,
-                      Index width) {
-      const auto count = static_cast<Index>(columns.size());
-      if (count == width) {
-        Eigen::Map<Vector<Scalar>> target(g + j, count);
-        target = keep * target + er * Eigen::Map<const Vector<Scalar>>(sources, count);
-      } else {
-        for (Index i = 0; i < count; ++i) g[j + i] = keep * g[j + i] + er * sources[columns[static_cast<std::size_t>(i)]];
-      }
-      j += count;
-      g[bias] = keep * g[bias] + er;  // the bias's source is 1
-    };
-    Index j = 0;
-    for (Index r = 0; r < rows; ++r) addRow(j, offsetBiasIh() + r, e[r], columnsIh(r), x, m_inputSize);
-    for (Index r = 0; r < rows; ++r)
-      addRow(j, offsetBiasHh() + r, e[rows + r], columnsHh(r), x + recurrentSource(), m_hiddenSize);
+  /// Tensor t's 0/1 mask (all ones for a tensor without one).
+  RowMatrix<std::uint8_t> mask(Index t) const {
+    const TensorSpec& spec = tensor(t);
+    RowMatrix<std::uint8_t> mask = RowMatrix<std::uint8_t>::Zero(spec.rows, spec.cols);
+    for (Index r = 0; r < spec.rows; ++r)
+      for (StorageIndex c : columns(t, r)) mask(r, c) = 1;
+    return mask;
   }
 
-  /// ‖I_tᵀ v‖² from the preactivation gradient, without forming I_tᵀ v:
-  /// Σ_rows e_r² (Σ_{active c} z_c² + 1).
+  /// out[j] = keep · out[j] + factorGradient[factor(j)] · z[source(j)]: the factored I_tᵀ v of
+  /// docs/math.md §2 added to `out` (keep = 1), or to a scaled `out`, given the factor gradient
+  /// e = F_tᵀ v of v.
   template <class Scalar>
-  Scalar squaredNormOfParameterGradient(const std::type_identity_t<VectorView<Scalar>>& preactivationGradient,
+  void addParameterGradient(const std::type_identity_t<VectorView<Scalar>>& factorGradient,
+                            const std::type_identity_t<VectorView<Scalar>>& z,
+                            std::type_identity_t<VectorSpan<Scalar>> out, Scalar keep = Scalar(1)) const {
+    const Scalar* e = factorGradient.data();
+    const Scalar* x = z.data();
+    Scalar* g = out.data();
+    for (Index t = 0; t < tensorCount(); ++t) {
+      const TensorSpec& spec = tensor(t);
+      const Tensor& stored = m_tensors[static_cast<std::size_t>(t)];
+      Index j = stored.offset;
+      if (spec.source != SourceKind::Columns) {
+        for (Index r = 0; r < spec.rows; ++r, ++j) {
+          const Scalar source = x[spec.source == SourceKind::Constant ? spec.sourceOffset : spec.sourceOffset + r];
+          g[j] = keep * g[j] + e[spec.factorOffset + r] * source;
+        }
+        continue;
+      }
+      const Scalar* sources = x + spec.sourceOffset;
+      for (Index r = 0; r < spec.rows; ++r) {
+        const Scalar er = e[spec.factorOffset + r];
+        const auto active = columns(t, r);
+        const auto count = static_cast<Index>(active.size());
+        if (count == spec.cols) {  // a dense row: a contiguous axpy
+          Eigen::Map<Vector<Scalar>> target(g + j, count);
+          target = keep * target + er * Eigen::Map<const Vector<Scalar>>(sources, count);
+        } else {
+          for (Index i = 0; i < count; ++i) g[j + i] = keep * g[j + i] + er * sources[active[static_cast<std::size_t>(i)]];
+        }
+        j += count;
+      }
+    }
+  }
+
+  /// ‖I_tᵀ v‖² from the factor gradient e, without forming I_tᵀ v: Σ_j e[factor(j)]² z[source(j)]².
+  template <class Scalar>
+  Scalar squaredNormOfParameterGradient(const std::type_identity_t<VectorView<Scalar>>& factorGradient,
                                         const std::type_identity_t<VectorView<Scalar>>& z) const {
-    const Index rows = m_gateRows;
-    const auto input = z.head(m_inputSize), recurrent = z.segment(recurrentSource(), m_hiddenSize);
-    const Scalar inputSquares = input.squaredNorm(), recurrentSquares = recurrent.squaredNorm();
-    auto rowSquares = [](std::span<const StorageIndex> columns, const auto& sources, Scalar all) {
-      if (static_cast<Index>(columns.size()) == sources.size()) return all + Scalar(1);
-      Scalar sum = 1;
-      for (StorageIndex c : columns) sum += sources[c] * sources[c];
-      return sum;
-    };
     Scalar total = 0;
-    for (Index r = 0; r < rows; ++r) {
-      const Scalar ei = preactivationGradient[r], eh = preactivationGradient[rows + r];
-      total += ei * ei * rowSquares(columnsIh(r), input, inputSquares);
-      total += eh * eh * rowSquares(columnsHh(r), recurrent, recurrentSquares);
+    for (Index t = 0; t < tensorCount(); ++t) {
+      const TensorSpec& spec = tensor(t);
+      if (spec.source != SourceKind::Columns) {
+        for (Index r = 0; r < spec.rows; ++r) {
+          const Scalar source = z[spec.source == SourceKind::Constant ? spec.sourceOffset : spec.sourceOffset + r];
+          const Scalar er = factorGradient[spec.factorOffset + r];
+          total += er * er * source * source;
+        }
+        continue;
+      }
+      const auto sources = z.segment(spec.sourceOffset, spec.cols);
+      const Scalar all = sources.squaredNorm();
+      for (Index r = 0; r < spec.rows; ++r) {
+        const Scalar er = factorGradient[spec.factorOffset + r];
+        if (er == Scalar(0)) continue;
+        const auto active = columns(t, r);
+        Scalar squares = 0;
+        if (static_cast<Index>(active.size()) == spec.cols)
+          squares = all;
+        else
+          for (StorageIndex c : active) squares += sources[c] * sources[c];
+        total += er * er * squares;
+      }
     }
     return total;
   }
 
   /// Bytes held by the index arrays.
   std::size_t bytes() const {
-    return (m_startIh.size() + m_columnsIh.size() + m_startHh.size() + m_columnsHh.size() +
-            m_factor.size() + m_source.size()) *
-           sizeof(StorageIndex);
+    std::size_t indices = m_factor.size() + m_source.size() + m_tensorOf.size();
+    for (const Tensor& tensor : m_tensors) indices += tensor.rowStart.size() + tensor.columns.size();
+    return indices * sizeof(StorageIndex);
   }
 
 private:
-  static std::span<const StorageIndex> slice(const std::vector<StorageIndex>& starts,
-                                             const std::vector<StorageIndex>& columns, Index r) {
-    const auto begin = starts[static_cast<std::size_t>(r)];
-    return {columns.data() + begin, static_cast<std::size_t>(starts[static_cast<std::size_t>(r) + 1] - begin)};
-  }
-  void push(Index factor, Index source) {
-    m_factor.push_back(static_cast<StorageIndex>(factor));
-    m_source.push_back(static_cast<StorageIndex>(source));
+  struct Tensor {
+    Index offset = 0;
+    std::vector<StorageIndex> rowStart{0}, columns;
+  };
+
+  static Index sourceOf(const TensorSpec& spec, Index r, Index c) {
+    switch (spec.source) {
+      case SourceKind::Columns: return spec.sourceOffset + c;
+      case SourceKind::Constant: return spec.sourceOffset;
+      case SourceKind::Diagonal: return spec.sourceOffset + r;
+    }
+    return spec.sourceOffset;
   }
 
-  Index m_inputSize = 0;
-  Index m_hiddenSize = 0;
-  Index m_gateRows = 0;
-  std::vector<StorageIndex> m_startIh{0}, m_columnsIh, m_startHh{0}, m_columnsHh;
-  std::vector<StorageIndex> m_factor, m_source;
+  template <class Scalar>
+  void requireTensors(const ParameterTensors<Scalar>& tensors) const {
+    detail::requireLength("parameter tensors", static_cast<Index>(tensors.size()), tensorCount());
+    for (Index t = 0; t < tensorCount(); ++t)
+      detail::requireShape(tensor(t).name, tensors[static_cast<std::size_t>(t)].rows(),
+                           tensors[static_cast<std::size_t>(t)].cols(), tensor(t).rows, tensor(t).cols);
+  }
+
+  std::vector<TensorSpec> m_specs;
+  std::vector<Tensor> m_tensors;
+  Index m_factorCount = 0;
+  Index m_sourceSize = 0;
+  std::vector<StorageIndex> m_factor, m_source, m_tensorOf;
 };
 
 }  // namespace snap

@@ -4,6 +4,7 @@
 /// (std::uniform_*_distribution is implementation-defined, so it is not used).
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -34,6 +35,20 @@ public:
     std::uint64_t draw = m_engine();
     while (draw >= limit) draw = m_engine();
     return draw % count;
+  }
+
+  /// Uniform in (0, 1): never 0 (for logarithms).
+  double open() {
+    double u = uniform();
+    while (u == 0.0) u = uniform();
+    return u;
+  }
+
+  /// Standard normal, by the Box–Muller transform of two open() draws (the same numbers on
+  /// every platform whose std::log, std::sqrt and std::cos are correctly rounded, as glibc's are).
+  double normal() {
+    const double radius = std::sqrt(-2.0 * std::log(open()));
+    return radius * std::cos(6.283185307179586476925286766559 * uniform());
   }
 
   /// +1 or −1 with equal probability.

@@ -69,6 +69,9 @@ public:
     return m_core.state();
   }
 
+  /// y_t of the step prepareStep() computed (o × B), before commitStep() takes it.
+  const Matrix<Scalar>& preparedOutputs() const { return m_core.stagedOutputs(); }
+
   /// The first half of step(): checks x_t (that the cell keeps its sizes, and that an
   /// untruncated history can grow) and computes s_t from the current states, which it returns
   /// without changing anything else; commitStep() then takes the step. What a trainer calls to
@@ -102,12 +105,18 @@ public:
     m_totalValid = false;
   }
 
-  /// Records δ_t = ∂L_t/∂s_t (k × B) for the last step.
-  void accumulate(const MatrixView<Scalar>& stateGradients) {
-    m_core.checkStateGradient(stateGradients);
+  /// Records the loss gradients of the last step: over the outputs y_t (o × B), or over the
+  /// states s_t (k × B) for a cell whose output is the head of its state.
+  void accumulate(const MatrixView<Scalar>& lossGradients) {
+    m_core.checkStateGradient(lossGradients);
     if (m_count == 0)  // a mask change emptied the window after the last step
       detail::fail<UsageError>("accumulate", "a step() since the cell's masks changed", "no step");
-    m_deltas.middleCols((m_count - 1) * m_core.streams(), m_core.streams()) += stateGradients;
+    const Index streams = m_core.streams(), last = (m_count - 1) * streams;
+    const MatrixView<Scalar> sources = m_sources.middleCols(last, streams);
+    const Matrix<Scalar>& stateGradients =
+        m_core.toStateGradients(lossGradients, m_caches[static_cast<std::size_t>(m_count - 1)], sources);
+    m_core.addOutputTerm(m_outputGradient);
+    m_deltas.middleCols(last, streams) += stateGradients;
     m_windowHasDeltas = true;
     m_totalValid = false;
   }
@@ -118,6 +127,7 @@ public:
     m_core.requireSameSizes();
     if (m_count == 0 || !m_windowHasDeltas) {
       m_core.cell().layout().flattenInto(m_committed, m_core.m_gradient);
+      m_core.m_gradient += m_outputGradient;
       return m_core.m_gradient;
     }
     if (!m_totalValid) {
@@ -126,6 +136,7 @@ public:
       m_totalValid = true;
     }
     m_core.cell().layout().flattenInto(m_total, m_core.m_gradient);
+    m_core.m_gradient += m_outputGradient;
     return m_core.m_gradient;
   }
 
@@ -133,6 +144,7 @@ public:
   /// open window; later δ still backpropagate through the whole window.
   void resetGradient() {
     setZero(m_committed);
+    m_outputGradient.setZero();
     m_deltas.leftCols(m_count * m_core.streams()).setZero();
     m_core.m_gradient.setZero();
     m_windowHasDeltas = false;
@@ -164,6 +176,8 @@ public:
 
   /// s_t of every stream, k × B (k values per column; [h; c] for an LSTM).
   const Matrix<Scalar>& state() const { return m_core.state(); }
+  /// y_t of every stream, o × B (h for the gated cells).
+  const Matrix<Scalar>& outputs() const { return m_core.outputs(); }
   /// The cell the engine is bound to.
   const CellType& cell() const { return m_core.cell(); }
   /// Batch steps since the last resetState() (closing a window does not reset it).
@@ -182,25 +196,18 @@ public:
   const Options& options() const { return m_options; }
 
   /// Writes the engine's state under `prefix` (docs/reliability.md): the states, the open
-  /// window (`window_steps` n, and its steps' factors, sources and δ as arrays B × n × …, and
+  /// window (`window_steps` n, and its steps' caches, sources and δ as arrays B × n × …, and
   /// `window/cuts` B × n: 1 where the stream was reset before that step), `pending_cuts` (B:
-  /// streams reset since the last step) and the committed gradient (the four tensors of the
-  /// closed windows).
+  /// streams reset since the last step), the committed gradient (the cell's tensors, of the
+  /// closed windows) and `output_gradient` (θ-ordered: the same-step terms of an output's own
+  /// parameters).
   void saveState(NpzArchive& archive, const std::string& prefix) const {
     if (m_core.cellChanged()) return rebuilt().saveState(archive, prefix);  // new masks: what step() resumes from
     m_core.save(archive, prefix, "BPTT");
     putScalar<std::int64_t>(archive, prefix + "window", m_options.window.value_or(0));
     putScalar<std::int64_t>(archive, prefix + "window_has_deltas", m_windowHasDeltas ? 1 : 0);
     putScalar<std::int64_t>(archive, prefix + "window_steps", m_count);
-    const StepCache<Scalar>& shape = m_core.m_caches.front();
-    putSteps(archive, prefix + "window/immediate_ih", shape.immediateIh.rows(), shape.immediateIh.cols(),
-             [&](Index t, Index b) -> const Matrix<Scalar>& { return cacheAt(t, b).immediateIh; });
-    putSteps(archive, prefix + "window/immediate_hh", shape.immediateHh.rows(), shape.immediateHh.cols(),
-             [&](Index t, Index b) -> const Matrix<Scalar>& { return cacheAt(t, b).immediateHh; });
-    putSteps(archive, prefix + "window/direct", shape.direct.rows(), shape.direct.cols(),
-             [&](Index t, Index b) -> const Matrix<Scalar>& { return cacheAt(t, b).direct; });
-    putSteps(archive, prefix + "window/preactivations", 0, shape.preactivations.size(),
-             [&](Index t, Index b) { return cacheAt(t, b).preactivations.transpose(); });
+    putCaches(archive, prefix + "window/", [&](Index t, Index b) -> const StepCache<Scalar>& { return cacheAt(t, b); });
     putSteps(archive, prefix + "window/sources", 0, m_sources.rows(),
              [&](Index t, Index b) { return m_sources.col(column(t, b)).transpose(); });
     putSteps(archive, prefix + "window/deltas", 0, m_deltas.rows(),
@@ -213,10 +220,10 @@ public:
     archive[prefix + "window/cuts"] = NpyArray::of(cuts.data(), {streams, m_count});
     std::vector<std::int64_t> pending(m_pendingCuts.begin(), m_pendingCuts.end());
     archive[prefix + "pending_cuts"] = NpyArray::of(pending.data(), {streams});
-    putArray(archive, prefix + "committed/weight_ih", m_committed.weight_ih);
-    putArray(archive, prefix + "committed/weight_hh", m_committed.weight_hh);
-    putArray(archive, prefix + "committed/bias_ih", m_committed.bias_ih);
-    putArray(archive, prefix + "committed/bias_hh", m_committed.bias_hh);
+    const ParameterLayout& layout = m_core.cell().layout();
+    for (Index t = 0; t < layout.tensorCount(); ++t)
+      putArray(archive, prefix + "committed/" + layout.tensor(t).name, m_committed[static_cast<std::size_t>(t)]);
+    putArray(archive, prefix + "output_gradient", m_outputGradient);
   }
   /// Restores what saveState wrote, checked against the bound cell, B and the window T
   /// (FormatError naming the array otherwise); on any error the engine is left as it was. The
@@ -234,39 +241,37 @@ public:
     loaded.m_windowHasDeltas = readScalar<std::int64_t>(archive, prefix + "window_has_deltas", 0, count > 0 ? 1 : 0) == 1;
     const std::int64_t streams = loaded.m_core.streams();
     const StepCache<Scalar>& shape = loaded.m_core.m_caches.front();
-    auto read = [&](const char* name, Index rows, Index cols) {
-      return readValues<Scalar>(archive, prefix + "window/" + name, {streams, count, rows, cols});
-    };
-    const auto immediateIh = read("immediate_ih", shape.immediateIh.rows(), shape.immediateIh.cols());
-    const auto immediateHh = read("immediate_hh", shape.immediateHh.rows(), shape.immediateHh.cols());
-    const auto direct = read("direct", shape.direct.rows(), shape.direct.cols());
+    std::vector<StoredArray> stored;  // every array read and checked before anything is set
+    readCaches(archive, prefix + "window/", shape, count, streams, stored);
     auto readRows = [&](const char* name, Index size) {
       return readValues<Scalar>(archive, prefix + "window/" + name, {streams, count, size});
     };
-    const auto preactivations = readRows("preactivations", shape.preactivations.size());
     const auto sources = readRows("sources", loaded.m_sources.rows());
     const auto deltas = readRows("deltas", loaded.m_deltas.rows());
     const Domain<std::int64_t> flag{0, 1};
     const auto cuts = readValues<std::int64_t>(archive, prefix + "window/cuts", {streams, count}, flag);
     const auto pending = readValues<std::int64_t>(archive, prefix + "pending_cuts", {streams}, flag);
-    const CellType& bound = cell();
-    const Index rows = bound.gateRows();
-    loaded.m_committed.weight_ih = readMatrix<RowMatrix<Scalar>>(archive, prefix + "committed/weight_ih", rows, bound.inputSize());
-    loaded.m_committed.weight_hh = readMatrix<RowMatrix<Scalar>>(archive, prefix + "committed/weight_hh", rows, bound.hiddenSize());
-    loaded.m_committed.bias_ih = readVector<Scalar>(archive, prefix + "committed/bias_ih", rows);
-    loaded.m_committed.bias_hh = readVector<Scalar>(archive, prefix + "committed/bias_hh", rows);
+    const ParameterLayout& layout = cell().layout();
+    for (Index t = 0; t < layout.tensorCount(); ++t)
+      loaded.m_committed[static_cast<std::size_t>(t)] = readMatrix<RowMatrix<Scalar>>(
+          archive, prefix + "committed/" + layout.tensor(t).name, layout.tensor(t).rows, layout.tensor(t).cols);
+    loaded.m_outputGradient = readVector<Scalar>(archive, prefix + "output_gradient", layout.size());
     // Everything is read and checked: the history grows to the window's length.
     while (loaded.capacity() < count) loaded.grow();
-    loaded.setSteps(immediateIh, count, [&](Index t, Index b) -> Matrix<Scalar>& { return loaded.cacheAt(t, b).immediateIh; });
-    loaded.setSteps(immediateHh, count, [&](Index t, Index b) -> Matrix<Scalar>& { return loaded.cacheAt(t, b).immediateHh; });
-    loaded.setSteps(direct, count, [&](Index t, Index b) -> Matrix<Scalar>& { return loaded.cacheAt(t, b).direct; });
+    for (Index b = 0; b < streams; ++b)
+      for (Index t = 0; t < count; ++t) {
+        const auto arrays = cacheArrays(loaded.cacheAt(t, b));
+        for (std::size_t i = 0; i < arrays.size(); ++i) {
+          const Index rows = arrays[i].rows, cols = arrays[i].cols;
+          Eigen::Map<Matrix<Scalar>>(arrays[i].data, rows, cols) =
+              Eigen::Map<const RowMatrix<Scalar>>(stored[i].values.data() + (b * count + t) * rows * cols, rows, cols);
+        }
+      }
     auto setColumns = [&](const std::vector<Scalar>& values, Index size, auto&& target) {
       for (Index b = 0; b < streams; ++b)
         for (Index t = 0; t < count; ++t)
           target(t, b) = Eigen::Map<const Vector<Scalar>>(values.data() + (b * count + t) * size, size);
     };
-    setColumns(preactivations, shape.preactivations.size(),
-               [&](Index t, Index b) -> Vector<Scalar>& { return loaded.cacheAt(t, b).preactivations; });
     setColumns(sources, loaded.m_sources.rows(), [&](Index t, Index b) { return loaded.m_sources.col(loaded.column(t, b)); });
     setColumns(deltas, loaded.m_deltas.rows(), [&](Index t, Index b) { return loaded.m_deltas.col(loaded.column(t, b)); });
     for (Index b = 0; b < streams; ++b) {
@@ -285,9 +290,15 @@ private:
   /// parameter tile repacks the shared sources fewer times). One stream takes each product
   /// whole: its matrix–vector products are too small to share.
   Index recurrentTile() const {
-    return m_core.streams() == 1 ? m_core.cell().hiddenSize() : detail::EngineCore<CellType>::rowTile;
+    if constexpr (requirement::GatedCell<CellType>)
+      if (m_core.streams() == 1) return m_core.cell().hiddenSize();
+    return detail::EngineCore<CellType>::rowTile;
   }
-  Index parameterTile() const { return m_core.streams() == 1 ? m_core.cell().gateRows() : 128; }
+  Index parameterTile() const {
+    if constexpr (requirement::GatedCell<CellType>)
+      if (m_core.streams() == 1) return m_core.cell().gateRows();
+    return 128;
+  }
 
   /// Column of stream b at window step t in the S × (steps·B), k × (steps·B) and
   /// 2·G·H × (steps·B) histories: the B streams of a step, then the next step's.
@@ -311,16 +322,36 @@ private:
     else
       archive[name] = NpyArray::of(values.data(), {streams, count, rows, cols});
   }
-  /// Sets one matrix of each stream and of the first `count` steps (shaped as `get(t, b)`) from
-  /// the B × count × rows × cols values readValues() returned.
+  /// The window's caches of the first m_count steps as arrays B × count × (the array's shape),
+  /// named as cacheArrays() names them under `prefix`.
   template <class Get>
-  void setSteps(const std::vector<Scalar>& values, Index count, Get&& get) {
-    for (Index b = 0; b < m_core.streams(); ++b)
-      for (Index t = 0; t < count; ++t) {
-        Matrix<Scalar>& target = get(t, b);
-        const Index size = target.size();
-        target = Eigen::Map<const RowMatrix<Scalar>>(values.data() + (b * count + t) * size, target.rows(), target.cols());
-      }
+  void putCaches(NpzArchive& archive, const std::string& prefix, Get&& cacheOf) const {
+    const Index count = m_count, streams = m_core.streams();
+    const auto shapes = cacheArrays(m_core.m_caches.front(), prefix);
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      const Index rows = shapes[i].rows, cols = shapes[i].cols, size = rows * cols;
+      std::vector<Scalar> values(static_cast<std::size_t>(streams * count * size));
+      for (Index b = 0; b < streams; ++b)
+        for (Index t = 0; t < count; ++t) {
+          const auto arrays = cacheArrays(cacheOf(t, b));
+          Eigen::Map<RowMatrix<Scalar>>(values.data() + (b * count + t) * size, rows, cols) =
+              Eigen::Map<const Matrix<Scalar>>(arrays[i].data, rows, cols);
+        }
+      if (shapes[i].isVector)
+        archive[shapes[i].name] = NpyArray::of(values.data(), {streams, count, rows});
+      else
+        archive[shapes[i].name] = NpyArray::of(values.data(), {streams, count, rows, cols});
+    }
+  }
+  /// What putCaches wrote, read and checked (not yet applied): one entry per cache array.
+  struct StoredArray {
+    std::vector<Scalar> values;  ///< B × count × rows × cols, row-major
+  };
+  static void readCaches(const NpzArchive& archive, const std::string& prefix, const StepCache<Scalar>& shape,
+                         std::int64_t count, Index streams, std::vector<StoredArray>& stored) {
+    for (const CacheArray<const Scalar*>& array : cacheArrays(shape, prefix))
+      stored.push_back({array.isVector ? readValues<Scalar>(archive, array.name, {streams, count, array.rows})
+                                       : readValues<Scalar>(archive, array.name, {streams, count, array.rows, array.cols})});
   }
 
   Index capacity() const { return static_cast<Index>(m_caches.size()); }
@@ -335,23 +366,20 @@ private:
 
   /// Values stored per step and stream: the factors, z, δ and the adjoint e.
   Index valuesPerStep() const {
-    const StepCache<Scalar>& cache = m_core.m_caches.front();
-    return cache.immediateIh.size() + cache.immediateHh.size() + cache.direct.size() + cache.preactivations.size() +
-           m_core.cell().layout().sourceSize() + m_core.cell().stateSize() + 2 * m_core.cell().gateRows();
+    const CellType& cell = m_core.cell();
+    return m_core.m_caches.front().size() + cell.layout().sourceSize() + cell.stateSize() + cell.layout().factorCount();
   }
 
   /// Refuses a history of `steps` steps of B streams whose arrays would exceed snap::maxArrayBytes.
   void requireHistory(std::string_view argument, Index steps) const {
     const CellType& cell = m_core.cell();
-    const StepCache<Scalar>& cache = m_core.m_caches.front();
-    const Index perStep = cache.immediateIh.size() + cache.immediateHh.size() + cache.direct.size() +
-                          cache.preactivations.size();
+    const Index perStep = m_core.m_caches.front().size();
     const Index columns = detail::checkedProduct(argument, steps, m_core.streams());
     detail::requireArray<StepCache<Scalar>>(argument, columns, "history of step caches");
     detail::requireArray<Scalar>(argument, columns, perStep, "history of step factors");
     detail::requireArray<Scalar>(argument, columns, cell.layout().sourceSize(), "history of sources");
     detail::requireArray<Scalar>(argument, columns, cell.stateSize(), "history of state gradients");
-    detail::requireArray<Scalar>(argument, columns, 2 * cell.gateRows(), "history of adjoints");
+    detail::requireArray<Scalar>(argument, columns, cell.layout().factorCount(), "history of adjoints");
   }
 
   void build() {
@@ -362,17 +390,20 @@ private:
                     std::vector<StepCache<Scalar>>(static_cast<std::size_t>(streams), cell.makeCache()));
     m_sources = Matrix<Scalar>::Zero(cell.layout().sourceSize(), initial * streams);
     m_deltas = Matrix<Scalar>::Zero(cell.stateSize(), initial * streams);
-    m_adjoints = Matrix<Scalar>::Zero(2 * cell.gateRows(), initial * streams);
+    m_adjoints = Matrix<Scalar>::Zero(cell.layout().factorCount(), initial * streams);
     m_cuts.assign(static_cast<std::size_t>(initial * streams), false);
     m_pendingCuts.assign(static_cast<std::size_t>(streams), false);
     m_epsilon = Matrix<Scalar>::Zero(cell.stateSize(), streams);
     m_previous = Matrix<Scalar>::Zero(cell.stateSize(), streams);
-    m_committed = zeroTensors(cell);
-    m_total = zeroTensors(cell);
+    m_committed = cell.layout().template zeroTensors<Scalar>();
+    m_total = m_committed;
+    m_outputGradient = Vector<Scalar>::Zero(cell.layout().size());
     m_recurrentGemms.clear();
-    if (streams > 1)
-      for (int t = 0; t < m_core.threads(); ++t)
-        m_recurrentGemms.emplace_back(std::min(recurrentTile(), cell.hiddenSize()), streams, cell.gateRows());
+    if constexpr (requirement::GatedCell<CellType>)
+      if (streams > 1)
+        for (int t = 0; t < m_core.threads(); ++t)
+          m_recurrentGemms.emplace_back(std::min(recurrentTile(), cell.hiddenSize()), streams, cell.gateRows());
+    buildParameterUnits();
     buildParameterGemms(initial);
     m_count = 0;
     m_windowHasDeltas = false;
@@ -380,11 +411,35 @@ private:
   }
   /// One workspace per thread for the parameter gradient's products over `steps` steps of B streams.
   void buildParameterGemms(Index steps) {
-    const CellType& cell = m_core.cell();
+    const ParameterLayout& layout = m_core.cell().layout();
+    Index widest = 1, tallest = 1;
+    for (const ParameterUnit& unit : m_parameterUnits)
+      if (layout.tensor(unit.tensor).source == SourceKind::Columns) {
+        widest = std::max(widest, layout.tensor(unit.tensor).cols);
+        tallest = std::max(tallest, unit.count);
+      }
     m_parameterGemms.clear();
-    for (int t = 0; t < m_core.threads(); ++t)
-      m_parameterGemms.emplace_back(std::max(cell.inputSize(), cell.hiddenSize()), std::min(parameterTile(), cell.gateRows()),
-                                    steps * m_core.streams());
+    for (int t = 0; t < m_core.threads(); ++t) m_parameterGemms.emplace_back(widest, tallest, steps * m_core.streams());
+  }
+  /// The units of the parameter gradient Σ e zᵀ: tiles of parameterTile() rows of each weight
+  /// tensor, taken in turn from each (so that a thread's share holds every kind), then each
+  /// vector tensor whole. A fixed split, the same for every thread count.
+  void buildParameterUnits() {
+    const ParameterLayout& layout = m_core.cell().layout();
+    m_parameterUnits.clear();
+    const Index tile = parameterTile();
+    for (Index first = 0;; first += tile) {
+      bool any = false;
+      for (Index t = 0; t < layout.tensorCount(); ++t) {
+        const TensorSpec& spec = layout.tensor(t);
+        if (spec.source != SourceKind::Columns || first >= spec.rows) continue;
+        m_parameterUnits.push_back({t, first, std::min(tile, spec.rows - first)});
+        any = true;
+      }
+      if (!any) break;
+    }
+    for (Index t = 0; t < layout.tensorCount(); ++t)
+      if (layout.tensor(t).source != SourceKind::Columns) m_parameterUnits.push_back({t, 0, layout.tensor(t).rows});
   }
 
   /// Doubles the history of an untruncated BPTT (the only allocation after construction).
@@ -400,22 +455,11 @@ private:
     buildParameterGemms(size);
   }
 
-  static CellTensors<Scalar> zeroTensors(const CellType& cell) {
-    return {RowMatrix<Scalar>::Zero(cell.gateRows(), cell.inputSize()),
-            RowMatrix<Scalar>::Zero(cell.gateRows(), cell.hiddenSize()), Vector<Scalar>::Zero(cell.gateRows()),
-            Vector<Scalar>::Zero(cell.gateRows())};
+  static void setZero(ParameterTensors<Scalar>& tensors) {
+    for (RowMatrix<Scalar>& tensor : tensors) tensor.setZero();
   }
-  static void setZero(CellTensors<Scalar>& tensors) {
-    tensors.weight_ih.setZero();
-    tensors.weight_hh.setZero();
-    tensors.bias_ih.setZero();
-    tensors.bias_hh.setZero();
-  }
-  static void copyTensors(const CellTensors<Scalar>& from, CellTensors<Scalar>& to) {
-    to.weight_ih = from.weight_ih;
-    to.weight_hh = from.weight_hh;
-    to.bias_ih = from.bias_ih;
-    to.bias_hh = from.bias_hh;
+  static void copyTensors(const ParameterTensors<Scalar>& from, ParameterTensors<Scalar>& to) {
+    for (std::size_t t = 0; t < from.size(); ++t) to[t] = from[t];  // same shapes: no allocation
   }
 
   /// Adds the open window's closed-form contribution to the committed gradient and empties it.
@@ -433,20 +477,23 @@ private:
   }
 
   /// Stream b's reverse step at window step t from its factors (docs/math.md §2): e = the
-  /// preactivation gradient of ε (what CellBase::preactivationGradient computes, here one gate
+  /// preactivation gradient of ε (what CellBase::factorGradient computes, here one gate
   /// block of H rows at a time), and, if `direct`, `previous` = Eᵀ ε for the unit-local direct
   /// couplings E, the part of D_tᵀ ε that does not pass through W_hh.
   void reverseStep(const StepCache<Scalar>& cache, const Eigen::Ref<const Vector<Scalar>>& epsilon,
                    Eigen::Ref<Vector<Scalar>> adjoint, Eigen::Ref<Vector<Scalar>> previous, bool direct) const {
+    if constexpr (requirement::GatedCell<CellType>) {
     if (m_core.cell().structure().unitStates == 1)
       reverseStepOf<Eigen::InnerStride<1>>(cache, epsilon, adjoint, previous, direct);
     else
       reverseStepOf<Eigen::InnerStride<>>(cache, epsilon, adjoint, previous, direct);
+    }
   }
   /// reverseStep() with the factors' rows read at the stride U (one state block: contiguous, vectorised).
   template <class Stride>
   void reverseStepOf(const StepCache<Scalar>& cache, const Eigen::Ref<const Vector<Scalar>>& epsilon,
                      Eigen::Ref<Vector<Scalar>> adjoint, Eigen::Ref<Vector<Scalar>> previous, bool direct) const {
+    if constexpr (requirement::GatedCell<CellType>) {
     using Row = Eigen::Map<const Vector<Scalar>, 0, Stride>;
     const CellStructure& structure = m_core.cell().structure();
     const Index hidden = m_core.cell().hiddenSize(), blocks = structure.unitStates, rows = m_core.cell().gateRows();
@@ -475,21 +522,19 @@ private:
           previous.segment(from * hidden, hidden) +=
               Row(cache.direct.data() + q * blocks + from, hidden, Stride(blocks * blocks))
                   .cwiseProduct(epsilon.segment(q * hidden, hidden));
+    }
   }
 
   /// target += Σ_t Σ_b I_{t,b}ᵀ ε_{t,b} over the open window, ε (k × B) backpropagated from its end
   /// to its start; a stream reset before step t takes no ε from step t into step t − 1.
-  void backward(CellTensors<Scalar>& target) {
+  void backward(ParameterTensors<Scalar>& target) {
     m_core.requireSameSizes();  // the stored caches have the sizes of the cell the engine was built for
     const CellType& cell = m_core.cell();
-    const Index streams = m_core.streams(), rows = cell.gateRows(), hidden = cell.hiddenSize();
-    const Index adjointStride = m_adjoints.rows(), stateStride = m_previous.rows();
+    const Index streams = m_core.streams();
     const int threads = m_core.threads();
-    const Index rowTile = recurrentTile(), hiddenTiles = (hidden + rowTile - 1) / rowTile;
-    const auto& weightHh = cell.weight_hh();
     for (Index t = m_count - 1; t >= 0; --t) {
-      // Per stream: ε_t = δ_t (+ D_{t+1}ᵀ ε_{t+1} unless cut), e_t from the factors, and the
-      // direct terms of D_tᵀ ε_t.
+      // Per stream: ε_t = δ_t (+ D_{t+1}ᵀ ε_{t+1} unless cut), then e_t = F_tᵀ ε_t and D_tᵀ ε_t
+      // (for a gated cell, its direct terms; the recurrent part follows for the whole batch).
       m_core.workers().run([&](int thread) {
         const detail::Range part = detail::partOf(streams, thread, threads);
         for (Index b = part.begin; b < part.end; ++b) {
@@ -499,48 +544,91 @@ private:
             epsilon = m_deltas.col(c);
           else
             epsilon = m_previous.col(b) + m_deltas.col(c);
-          reverseStep(cacheAt(t, b), epsilon, m_adjoints.col(c), m_previous.col(b), t > 0);
+          if constexpr (requirement::GatedCell<CellType>)
+            reverseStep(cacheAt(t, b), epsilon, m_adjoints.col(c), m_previous.col(b), t > 0);
+          else if (t > 0)
+            cell.vectorJacobianProduct(cacheAt(t, b), epsilon, m_previous.col(b), m_adjoints.col(c));
+          else
+            cell.factorGradient(cacheAt(t, b), epsilon, m_adjoints.col(c));
         }
       });
-      if (t == 0) break;
-      // The recurrent part for the whole batch: previous_h += W_hhᵀ E_t, in tiles of rows.
-      const Scalar* recurrentAdjoints = m_adjoints.data() + column(t, 0) * adjointStride + rows;
-      m_core.workers().run([&](int thread) {
-        const detail::Range part = detail::partOf(hiddenTiles, thread, threads);
-        for (Index tile = part.begin; tile < part.end; ++tile) {
-          const Index r0 = tile * rowTile, count = std::min(rowTile, hidden - r0);
-          if (streams == 1)
-            m_previous.col(0).segment(r0, count).noalias() +=
-                weightHh.middleCols(r0, count).transpose() * m_adjoints.col(column(t, 0)).tail(rows);
-          else  // W_hhᵀ is H × G·H column-major with leading dimension H
-            m_recurrentGemms[static_cast<std::size_t>(thread)].template accumulate<Eigen::ColMajor, Eigen::ColMajor>(
-                count, streams, rows, weightHh.data() + r0, hidden, recurrentAdjoints, adjointStride,
-                m_previous.data() + r0, stateStride);
-        }
-      });
+      if constexpr (requirement::GatedCell<CellType>)
+        if (t > 0) addRecurrentPart(t);
     }
-    // Σ e zᵀ over the window's steps and streams as two matrix products of depth count·B
-    // (transposed: the targets are row-major), in tiles of target rows; unit 2i is tile i of
-    // weight_ih, unit 2i + 1 tile i of weight_hh, so that each thread's share holds both kinds.
-    const Index inputs = cell.inputSize(), depth = m_count * streams, sourceStride = m_sources.rows();
-    const Index parameterRows = parameterTile(), tiles = (rows + parameterRows - 1) / parameterRows;
+    addParameterGradient(target);
+  }
+
+  /// A gated cell's recurrent part of D_tᵀ ε for the whole batch: previous_h += W_hhᵀ E_t, in
+  /// tiles of rows.
+  void addRecurrentPart(Index t) {
+    if constexpr (requirement::GatedCell<CellType>) {
+    const CellType& cell = m_core.cell();
+    const Index streams = m_core.streams(), rows = cell.gateRows(), hidden = cell.hiddenSize();
+    const Index adjointStride = m_adjoints.rows(), stateStride = m_previous.rows();
+    const Index rowTile = recurrentTile(), hiddenTiles = (hidden + rowTile - 1) / rowTile;
+    const auto& weightHh = cell.weight_hh();
+    const Scalar* recurrentAdjoints = m_adjoints.data() + column(t, 0) * adjointStride + rows;
     m_core.workers().run([&](int thread) {
-      const detail::Range part = detail::partOf(2 * tiles, thread, threads);
+      const detail::Range part = detail::partOf(hiddenTiles, thread, m_core.threads());
+      for (Index tile = part.begin; tile < part.end; ++tile) {
+        const Index r0 = tile * rowTile, count = std::min(rowTile, hidden - r0);
+        if (streams == 1)
+          m_previous.col(0).segment(r0, count).noalias() +=
+              weightHh.middleCols(r0, count).transpose() * m_adjoints.col(column(t, 0)).tail(rows);
+        else  // W_hhᵀ is H × G·H column-major with leading dimension H
+          m_recurrentGemms[static_cast<std::size_t>(thread)].template accumulate<Eigen::ColMajor, Eigen::ColMajor>(
+              count, streams, rows, weightHh.data() + r0, hidden, recurrentAdjoints, adjointStride,
+              m_previous.data() + r0, stateStride);
+      }
+    });
+    }
+  }
+
+  /// target += Σ e zᵀ over the window's steps and streams, tensor by tensor (docs/math.md §2: entry
+  /// (r, c) of a weight gets Σ e[factor r] z[source c]): for a weight, a matrix product of depth
+  /// count·B (transposed: the targets are row-major), for a bias the row sums of its factors'
+  /// adjoints, for an elementwise weight the sums of e · z; in the fixed units of the parameter
+  /// gradient, spread over the threads.
+  void addParameterGradient(ParameterTensors<Scalar>& target) {
+    const ParameterLayout& layout = m_core.cell().layout();
+    const Index depth = m_count * m_core.streams(), sourceStride = m_sources.rows(), adjointStride = m_adjoints.rows();
+    const auto units = static_cast<Index>(m_parameterUnits.size());
+    m_core.workers().run([&](int thread) {
+      const detail::Range part = detail::partOf(units, thread, m_core.threads());
       detail::GemmWorkspace<Scalar>& gemm = m_parameterGemms[static_cast<std::size_t>(thread)];
-      for (Index unit = part.begin; unit < part.end; ++unit) {
-        const bool recurrent = unit % 2 == 1;
-        const Index r0 = unit / 2 * parameterRows, count = std::min(parameterRows, rows - r0);
-        const Index offset = recurrent ? rows + r0 : r0, width = recurrent ? hidden : inputs;
-        const Scalar* sources = m_sources.data() + (recurrent ? inputs + 1 : 0);
-        Scalar* weights = (recurrent ? target.weight_hh.data() : target.weight_ih.data()) + r0 * width;
-        gemm.template accumulate<Eigen::ColMajor, Eigen::RowMajor>(width, count, depth, sources, sourceStride,
-                                                                   m_adjoints.data() + offset, adjointStride, weights,
-                                                                   width);
-        auto bias = (recurrent ? target.bias_hh : target.bias_ih).segment(r0, count);
-        for (Index c = 0; c < depth; ++c) bias += m_adjoints.col(c).segment(offset, count);  // column by column: contiguous
+      for (Index u = part.begin; u < part.end; ++u) {
+        const ParameterUnit& unit = m_parameterUnits[static_cast<std::size_t>(u)];
+        const TensorSpec& spec = layout.tensor(unit.tensor);
+        RowMatrix<Scalar>& weights = target[static_cast<std::size_t>(unit.tensor)];
+        const Index offset = spec.factorOffset + unit.first;
+        switch (spec.source) {
+          case SourceKind::Columns:
+            gemm.template accumulate<Eigen::ColMajor, Eigen::RowMajor>(
+                spec.cols, unit.count, depth, m_sources.data() + spec.sourceOffset, sourceStride,
+                m_adjoints.data() + offset, adjointStride, weights.data() + unit.first * spec.cols, spec.cols);
+            break;
+          case SourceKind::Constant: {
+            auto bias = weights.col(0).segment(unit.first, unit.count);
+            for (Index c = 0; c < depth; ++c)  // column by column: contiguous
+              bias += m_adjoints.col(c).segment(offset, unit.count) * m_sources(spec.sourceOffset, c);
+            break;
+          }
+          case SourceKind::Diagonal: {
+            auto values = weights.col(0).segment(unit.first, unit.count);
+            for (Index c = 0; c < depth; ++c)
+              values += m_adjoints.col(c).segment(offset, unit.count).cwiseProduct(
+                  m_sources.col(c).segment(spec.sourceOffset + unit.first, unit.count));
+            break;
+          }
+        }
       }
     });
   }
+
+  /// Rows [first, first + count) of one tensor: a unit of the parameter gradient.
+  struct ParameterUnit {
+    Index tensor, first, count;
+  };
 
   detail::EngineCore<CellType> m_core;
   Options m_options;
@@ -549,7 +637,9 @@ private:
   std::vector<bool> m_cuts;         ///< at column(t, b): stream b was reset between steps t − 1 and t
   std::vector<bool> m_pendingCuts;  ///< streams reset since the last step (cut at the next one)
   Matrix<Scalar> m_epsilon, m_previous;  ///< ε_t and D_tᵀ ε_t, k × B
-  CellTensors<Scalar> m_committed, m_total;
+  ParameterTensors<Scalar> m_committed, m_total;  ///< the gradient of the closed windows; with the open one
+  Vector<Scalar> m_outputGradient;                 ///< θ-ordered same-step terms of the output's parameters
+  std::vector<ParameterUnit> m_parameterUnits;
   std::vector<detail::GemmWorkspace<Scalar>> m_recurrentGemms;  ///< one per thread, for W_hhᵀ E (B > 1)
   std::vector<detail::GemmWorkspace<Scalar>> m_parameterGemms;  ///< one per thread, for Σ e zᵀ
   Index m_count = 0;

@@ -17,18 +17,27 @@
 #include "snap/core/limits.hpp"
 #include "snap/core/threads.hpp"
 #include "snap/core/types.hpp"
-#include "snap/io/state.hpp"
+#include "snap/archive/arrays.hpp"
 #include "snap/pattern/kernels.hpp"
 
 namespace snap {
 namespace requirement {
-/// A cell that can finish a step from preactivations computed outside it (the built-in cells,
-/// and any CellBase cell that splits its forward() the same way): the engines then compute a
-/// batch's preactivations as two matrix–matrix products. Without it, each stream runs forward().
+/// A PyTorch-style gated cell (CellBase) that can finish a step from preactivations computed
+/// outside it (the built-in cells, and any CellBase cell that splits its forward() the same
+/// way): the engines then compute a batch's preactivations as two matrix–matrix products, and
+/// BPTT applies W_hhᵀ to the batch at once. Without it, each stream runs forward() and the
+/// cell's own products.
 template <class C>
-concept HasActivate = HasScalar<C> && requires(const C& cell, const Vector<typename C::Scalar>& v,
-                                               Vector<typename C::Scalar>& next, StepCache<typename C::Scalar>& cache) {
+concept GatedCell = HasScalar<C> && requires(const C& cell, const Vector<typename C::Scalar>& v,
+                                             Vector<typename C::Scalar>& next, StepCache<typename C::Scalar>& cache) {
   cell.activate(v, next, cache);
+  cell.weight_ih();
+  cell.weight_hh();
+  cell.bias_ih();
+  cell.bias_hh();
+  { cell.gateRows() } -> std::convertible_to<Index>;
+  { cell.hiddenSize() } -> std::convertible_to<Index>;
+  { cell.structure() } -> std::convertible_to<const CellStructure&>;
 };
 }  // namespace requirement
 
@@ -69,13 +78,18 @@ public:
     const CellType& cell = *m_cell;
     m_stateSize = cell.stateSize();
     m_inputSize = cell.inputSize();
-    m_hiddenSize = cell.hiddenSize();
+    m_outputSize = cell.outputSize();
     m_maskVersion = cell.maskVersion();
-    const Index sources = cell.layout().sourceSize(), preactivations = 2 * cell.gateRows();
-    requireArray<Scalar>("Batch::streams", m_streams, checkedSum("Batch::streams", sources, preactivations + 2 * m_stateSize),
-                         "states, sources and preactivations (B streams)");
+    const Index sources = cell.layout().sourceSize(), factors = cell.layout().factorCount();
+    Index preactivations = 0;
+    if constexpr (requirement::GatedCell<CellType>) preactivations = 2 * cell.gateRows();
+    const Index perStream = checkedSum("Batch::streams", checkedSum("Batch::streams", sources, preactivations),
+                                       checkedSum("Batch::streams", 3 * m_stateSize, 2 * m_outputSize + factors));
+    requireArray<Scalar>("Batch::streams", m_streams, perStream, "states, outputs, sources and preactivations (B streams)");
     if (m_state.rows() != m_stateSize || m_state.cols() != m_streams) m_state = Matrix<Scalar>::Zero(m_stateSize, m_streams);
     m_next = Matrix<Scalar>::Zero(m_stateSize, m_streams);
+    m_outputs = Matrix<Scalar>::Zero(m_outputSize, m_streams);
+    m_nextOutputs = m_outputs;
     m_sources = Matrix<Scalar>::Zero(sources, m_streams);
     m_preactivations = Matrix<Scalar>::Zero(preactivations, m_streams);
     m_caches.assign(static_cast<std::size_t>(m_streams), cell.makeCache());
@@ -84,20 +98,31 @@ public:
     m_staged = false;
     m_streamSteps.resize(static_cast<std::size_t>(m_streams), 0);
     m_gradient = Vector<Scalar>::Zero(cell.parameterCount());
+    m_stateGradients = Matrix<Scalar>::Zero(m_stateSize, m_streams);
+    m_outputFactorGradients = Matrix<Scalar>::Zero(factors, m_streams);
     m_gemms.clear();
-    if (m_streams > 1)
-      for (int t = 0; t < threads(); ++t)
-        m_gemms.emplace_back(std::min(rowTile, cell.gateRows()), m_streams, std::max(m_inputSize, m_hiddenSize));
+    if constexpr (requirement::GatedCell<CellType>)
+      if (m_streams > 1)
+        for (int t = 0; t < threads(); ++t)
+          m_gemms.emplace_back(std::min(rowTile, cell.gateRows()), m_streams, std::max(m_inputSize, cell.hiddenSize()));
   }
 
   /// Throws a ShapeError unless the bound cell still has the sizes the engine was built for.
   void requireSameSizes() const {
     const CellType& cell = *m_cell;
-    if (cell.stateSize() != m_stateSize || cell.inputSize() != m_inputSize || cell.hiddenSize() != m_hiddenSize)
-      fail<ShapeError>("cell", "the sizes the engine was built for (input " + describe(m_inputSize) + ", hidden " +
-                                   describe(m_hiddenSize) + ")",
-                       "input " + describe(cell.inputSize()) + ", hidden " + describe(cell.hiddenSize()));
+    if (!sameSizes())
+      fail<ShapeError>("cell", "the sizes the engine was built for (input " + describe(m_inputSize) + ", state " +
+                                   describe(m_stateSize) + ", output " + describe(m_outputSize) + ")",
+                       "input " + describe(cell.inputSize()) + ", state " + describe(cell.stateSize()) + ", output " +
+                           describe(cell.outputSize()));
   }
+  /// True when the bound cell still has the sizes the engine was built for.
+  bool sameSizes() const {
+    const CellType& cell = *m_cell;
+    return cell.stateSize() == m_stateSize && cell.inputSize() == m_inputSize && cell.outputSize() == m_outputSize;
+  }
+  /// True when the bound cell still has the sizes and masks the engine was built for.
+  bool sameCell() const { return sameSizes() && m_cell->maskVersion() == m_maskVersion; }
 
   /// Throws unless the bound cell still has the sizes the engine was built for; returns true
   /// when its masks changed since (the engine then rebuilds its structures).
@@ -134,6 +159,7 @@ public:
   /// Takes the states and the step counts of `other` (an engine rebuilt for new masks keeps them).
   void keepFrom(const EngineCore& other) {
     m_state = other.m_state;
+    m_outputs = other.m_outputs;
     m_steps = other.m_steps;
     m_streamSteps = other.m_streamSteps;
   }
@@ -147,28 +173,30 @@ public:
   const Matrix<Scalar>& stage(const MatrixView<Scalar>& inputs) {
     checkInput(inputs);
     const CellType& cell = *m_cell;
-    for (Index b = 0; b < m_streams; ++b) cell.sources(inputs.col(b), m_state.col(b), m_stagedSources.col(b));
-    if constexpr (requirement::HasActivate<CellType>) {
-      computePreactivations(inputs);
-      m_workers.run([&](int t) {
-        const Range streams = partOf(m_streams, t, threads());
-        for (Index b = streams.begin; b < streams.end; ++b) {
-          StepCache<Scalar>& cache = m_stagedCaches[static_cast<std::size_t>(b)];
+    if constexpr (requirement::GatedCell<CellType>) computePreactivations(inputs);
+    m_workers.run([&](int t) {
+      const Range streams = partOf(m_streams, t, threads());
+      for (Index b = streams.begin; b < streams.end; ++b) {
+        StepCache<Scalar>& cache = m_stagedCaches[static_cast<std::size_t>(b)];
+        if constexpr (requirement::GatedCell<CellType>) {
           cache.preactivations = m_preactivations.col(b);
           cell.activate(m_state.col(b), m_next.col(b), cache);
+        } else {
+          cell.forward(inputs.col(b), m_state.col(b), m_next.col(b), cache);
         }
-      });
-    } else {
-      m_workers.run([&](int t) {
-        const Range streams = partOf(m_streams, t, threads());
-        for (Index b = streams.begin; b < streams.end; ++b)
-          cell.forward(inputs.col(b), m_state.col(b), m_next.col(b), m_stagedCaches[static_cast<std::size_t>(b)]);
-      });
-    }
+        cell.sources(cache, inputs.col(b), m_state.col(b), m_stagedSources.col(b));
+        cell.output(cache, m_next.col(b), m_nextOutputs.col(b));
+      }
+    });
     requireFinite("next state", m_next);
+    requireFinite("output", m_nextOutputs);
     m_staged = true;
     return m_next;
   }
+  /// The outputs y of the prepared step (o × B).
+  const Matrix<Scalar>& stagedOutputs() const { return m_nextOutputs; }
+  /// y_t of every stream, o × B.
+  const Matrix<Scalar>& outputs() const { return m_outputs; }
   /// Throws UsageError unless a step is staged (`caller` names the call that needs it).
   void requireStaged(std::string_view caller) const {
     if (!m_staged) fail<UsageError>(caller, "a prepareStep() before", "no prepared step");
@@ -190,6 +218,7 @@ public:
   /// The staged next states become the states, one more step.
   void acceptStagedState() {
     std::swap(m_state, m_next);
+    std::swap(m_outputs, m_nextOutputs);
     ++m_steps;
     for (Index& steps : m_streamSteps) ++steps;
     m_staged = false;
@@ -199,6 +228,7 @@ public:
     std::swap(m_stagedCaches, other.m_stagedCaches);
     std::swap(m_stagedSources, other.m_stagedSources);
     std::swap(m_next, other.m_next);
+    std::swap(m_nextOutputs, other.m_nextOutputs);
     m_staged = other.m_staged;
   }
 
@@ -206,14 +236,83 @@ public:
   /// under the cell's current sizes and masks.
   void checkStateGradient(const MatrixView<Scalar>& stateGradients) const {
     requireSameSizes();
-    requireColumns("state gradient", stateGradients, m_stateSize);
-    requireFiniteColumns("state gradient", stateGradients);
+    const Index rows = stateGradients.rows(), cols = stateGradients.cols();
+    if (requirement::OutputIsStateHead<CellType> && m_outputSize != m_stateSize &&
+        !((rows == m_stateSize || rows == m_outputSize) && (cols == m_streams || (m_streams == 1 && cols == 1)))) {
+      const std::string either = m_streams == 1 ? "length " + describe(m_stateSize) + " (the state s_t) or " +
+                                                      describe(m_outputSize) + " (the output y_t)"
+                                                : "shape " + shapeOf(m_stateSize, m_streams) + " (the states) or " +
+                                                      shapeOf(m_outputSize, m_streams) + " (the outputs)";
+      fail<ShapeError>(batchName("state gradient", m_streams), either,
+                       m_streams == 1 && cols == 1 ? describe(rows) : shapeOf(rows, cols));
+    }
+    requireColumns(gradientName(stateGradients.rows()), stateGradients, gradientRows(stateGradients.rows()));
+    requireFiniteColumns(gradientName(stateGradients.rows()), stateGradients);
     for (Index b = 0; b < m_streams; ++b)
       if (m_streamSteps[static_cast<std::size_t>(b)] == 0)
         fail<UsageError>("accumulate",
                          m_streams == 1 ? "a step() since the last resetState()" : "a step() since the last reset of every stream",
                          m_streams == 1 ? std::string("no step") : "no step of stream " + describe(b));
     requireUnchangedCell("accumulate");
+  }
+
+  /// The state gradients δ_s (k × B) of loss gradients checked by checkStateGradient(): given
+  /// over the state (k rows, a cell whose output is the head of its state), as they are; given
+  /// over the outputs y_t (o rows), δ_s = (∂y/∂s_t)ᵀ δ_y for each stream from its last step, with
+  /// the factor gradient of the output's own parameters left in outputFactorGradients() (and
+  /// hasOutputTerm() true when a cell's output has parameters).
+  const Matrix<Scalar>& toStateGradients(const MatrixView<Scalar>& gradients) {
+    return toStateGradients(gradients, m_caches, m_sources);
+  }
+  /// The same, from the given caches and sources of the last step (an engine that keeps its
+  /// steps elsewhere, BPTT).
+  const Matrix<Scalar>& toStateGradients(const MatrixView<Scalar>& gradients, const std::vector<StepCache<Scalar>>& caches,
+                                         const MatrixView<Scalar>& sources) {
+    m_outputTerm = false;
+    m_termSources = sources.data();
+    m_termSourceStride = sources.outerStride();
+    if constexpr (requirement::OutputIsStateHead<CellType>) {
+      if (gradients.rows() == m_stateSize) {
+        m_stateGradients = gradients;
+      } else {
+        m_stateGradients.topRows(m_outputSize) = gradients;
+        m_stateGradients.bottomRows(m_stateSize - m_outputSize).setZero();
+      }
+    } else {
+      const CellType& cell = *m_cell;
+      for (Index b = 0; b < m_streams; ++b)
+        cell.outputBackward(caches[static_cast<std::size_t>(b)], gradients.col(b), m_stateGradients.col(b),
+                            m_outputFactorGradients.col(b));
+      m_outputTerm = true;
+    }
+    return m_stateGradients;
+  }
+  /// The rows a loss gradient must have: o (over the outputs), or k (over the state) when the
+  /// output is the head of the state and `rows` is k.
+  Index gradientRows(Index rows) const {
+    if constexpr (requirement::OutputIsStateHead<CellType>)
+      if (rows == m_stateSize) return m_stateSize;
+    return m_outputSize;
+  }
+  /// "state gradient" when the output is the state, or a gradient over the whole state is given;
+  /// "output gradient" otherwise.
+  std::string_view gradientName(Index rows) const {
+    if (m_outputSize == m_stateSize) return "state gradient";
+    if constexpr (requirement::OutputIsStateHead<CellType>)
+      if (rows == m_stateSize) return "state gradient";
+    return "output gradient";
+  }
+  /// True when the last toStateGradients() left factor gradients of the output's parameters.
+  bool hasOutputTerm() const { return m_outputTerm; }
+  /// target += Σ_b (∂y/∂θ)ᵀ δ_y of the last toStateGradients(), θ-ordered: the same-step term of
+  /// the output's own parameters (no influence carries it).
+  void addOutputTerm(VectorSpan<Scalar> target) const {
+    if (!m_outputTerm) return;
+    const ParameterLayout& layout = m_cell->layout();
+    for (Index b = 0; b < m_streams; ++b)
+      layout.template addParameterGradient<Scalar>(
+          m_outputFactorGradients.col(b),
+          Eigen::Map<const Vector<Scalar>>(m_termSources + b * m_termSourceStride, layout.sourceSize()), target);
   }
 
   /// Throws ShapeError unless 0 ≤ stream < B; returns it.
@@ -227,6 +326,7 @@ public:
   /// step is dropped.
   void resetState() {
     m_state.setZero();
+    m_outputs.setZero();
     m_steps = 0;
     std::fill(m_streamSteps.begin(), m_streamSteps.end(), Index(0));
     m_staged = false;
@@ -234,6 +334,7 @@ public:
   void resetState(const MatrixView<Scalar>& initial) {
     checkInitialState(initial);
     m_state = initial;
+    m_outputs.setZero();
     m_steps = 0;
     std::fill(m_streamSteps.begin(), m_streamSteps.end(), Index(0));
     m_staged = false;
@@ -247,6 +348,7 @@ public:
   void resetStream(Index stream) {
     checkedStream(stream);
     m_state.col(stream).setZero();
+    m_outputs.col(stream).setZero();
     m_streamSteps[static_cast<std::size_t>(stream)] = 0;
     m_staged = false;
   }
@@ -254,11 +356,13 @@ public:
   /// @name Saving and loading (docs/reliability.md, "Checkpoint format")
   /// @{
   /// Writes `<prefix>engine` (the engine's name), `<prefix>streams` (B), `<prefix>state`
-  /// (B × k: one row per stream), `<prefix>steps` and `<prefix>stream_steps` (B).
+  /// (B × k: one row per stream), `<prefix>outputs` (B × o), `<prefix>steps` and
+  /// `<prefix>stream_steps` (B).
   void save(NpzArchive& archive, const std::string& prefix, std::string_view engine) const {
     putText(archive, prefix + "engine", engine);
     putScalar<std::int64_t>(archive, prefix + "streams", m_streams);
     putArray(archive, prefix + "state", Matrix<Scalar>(m_state.transpose()));
+    putArray(archive, prefix + "outputs", Matrix<Scalar>(m_outputs.transpose()));
     putScalar<std::int64_t>(archive, prefix + "steps", m_steps);
     std::vector<std::int64_t> streamSteps(m_streamSteps.begin(), m_streamSteps.end());
     archive[prefix + "stream_steps"] = NpyArray::of(streamSteps.data(), {m_streams});
@@ -270,10 +374,12 @@ public:
     requireText(archive, prefix + "engine", engine, "the state of engine");
     readScalar<std::int64_t>(archive, prefix + "streams", m_streams, m_streams);
     Matrix<Scalar> state = readMatrix<Matrix<Scalar>>(archive, prefix + "state", m_streams, m_stateSize);
+    Matrix<Scalar> outputs = readMatrix<Matrix<Scalar>>(archive, prefix + "outputs", m_streams, m_outputSize);
     const std::int64_t steps = readCounter(archive, prefix + "steps");
     const std::vector<std::int64_t> streamSteps =
         readValues<std::int64_t>(archive, prefix + "stream_steps", {m_streams}, Domain<std::int64_t>{0, steps});
     m_state = state.transpose();
+    m_outputs = outputs.transpose();
     m_steps = static_cast<Index>(steps);
     std::copy(streamSteps.begin(), streamSteps.end(), m_streamSteps.begin());
   }
@@ -281,56 +387,72 @@ public:
   /// update consumes (zeros when nothing is pending: the values are then never read, and equal
   /// states save equal arrays).
   void saveStep(NpzArchive& archive, const std::string& prefix, bool pending) const {
-    saveCaches(archive, prefix, m_caches, pending);
+    // A cell whose output has parameters or reads the input converts the next output gradient
+    // from the last step's cache and sources, pending or not.
+    const bool keep = pending || (!requirement::OutputIsStateHead<CellType> && m_steps > 0);
+    saveCaches(archive, prefix, m_caches, keep);
     putArray(archive, prefix + "sources",
-             pending ? Matrix<Scalar>(m_sources.transpose()) : Matrix<Scalar>::Zero(m_streams, m_sources.rows()));
+             keep ? Matrix<Scalar>(m_sources.transpose()) : Matrix<Scalar>::Zero(m_streams, m_sources.rows()));
   }
   void loadStep(const NpzArchive& archive, const std::string& prefix) {
     loadCaches(archive, prefix, m_caches);
     m_sources = readMatrix<Matrix<Scalar>>(archive, prefix + "sources", m_streams, m_sources.rows()).transpose();
   }
-  /// B streams' caches as `<prefix>immediate_ih` (B × U × G·H), `immediate_hh`, `direct`
-  /// (B × U·U × H) and `preactivations` (B × 2·G·H); zeros unless `values`.
+  /// B streams' caches as arrays B × (the array's shape), named as cacheArrays() names them
+  /// under `prefix` (`<prefix>immediate_ih`: B × U × G·H, …); zeros unless `values`.
   static void saveCaches(NpzArchive& archive, const std::string& prefix, const std::vector<StepCache<Scalar>>& caches,
                          bool values = true) {
-    putStacked(archive, prefix + "immediate_ih", caches, values, [](const StepCache<Scalar>& c) -> const auto& { return c.immediateIh; });
-    putStacked(archive, prefix + "immediate_hh", caches, values, [](const StepCache<Scalar>& c) -> const auto& { return c.immediateHh; });
-    putStacked(archive, prefix + "direct", caches, values, [](const StepCache<Scalar>& c) -> const auto& { return c.direct; });
     const auto streams = static_cast<Index>(caches.size());
-    Matrix<Scalar> preactivations = Matrix<Scalar>::Zero(streams, caches.front().preactivations.size());
-    if (values)
-      for (Index b = 0; b < streams; ++b) preactivations.row(b) = caches[static_cast<std::size_t>(b)].preactivations.transpose();
-    putArray(archive, prefix + "preactivations", preactivations);
+    const auto shapes = cacheArrays(caches.front(), prefix);
+    std::vector<std::vector<CacheArray<const Scalar*>>> arrays;
+    for (const StepCache<Scalar>& cache : caches) arrays.push_back(cacheArrays(cache, prefix));
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      const Index rows = shapes[i].rows, cols = shapes[i].cols, size = rows * cols;
+      std::vector<Scalar> stacked(static_cast<std::size_t>(streams * size), Scalar(0));
+      if (values)
+        for (Index b = 0; b < streams; ++b) {
+          const CacheArray<const Scalar*>& array = arrays[static_cast<std::size_t>(b)][i];
+          Eigen::Map<RowMatrix<Scalar>>(stacked.data() + b * size, rows, cols) =
+              Eigen::Map<const Matrix<Scalar>>(array.data, rows, cols);
+        }
+      if (shapes[i].isVector)
+        archive[shapes[i].name] = NpyArray::of(stacked.data(), {streams, rows});
+      else
+        archive[shapes[i].name] = NpyArray::of(stacked.data(), {streams, rows, cols});
+    }
   }
   /// Reads caches saved by saveCaches into `caches`, whose count and sizes are the expected shapes.
   static void loadCaches(const NpzArchive& archive, const std::string& prefix, std::vector<StepCache<Scalar>>& caches) {
     const auto streams = static_cast<Index>(caches.size());
-    auto read = [&](const char* name, auto member) {
-      const Matrix<Scalar>& shape = caches.front().*member;
-      const std::vector<Scalar> values =
-          readValues<Scalar>(archive, prefix + name, {streams, shape.rows(), shape.cols()});
-      const Index size = shape.size();
-      for (Index b = 0; b < streams; ++b)
-        caches[static_cast<std::size_t>(b)].*member =
-            Eigen::Map<const RowMatrix<Scalar>>(values.data() + b * size, shape.rows(), shape.cols());
-    };
-    read("immediate_ih", &StepCache<Scalar>::immediateIh);
-    read("immediate_hh", &StepCache<Scalar>::immediateHh);
-    read("direct", &StepCache<Scalar>::direct);
-    const Matrix<Scalar> preactivations =
-        readMatrix<Matrix<Scalar>>(archive, prefix + "preactivations", streams, caches.front().preactivations.size());
-    for (Index b = 0; b < streams; ++b) caches[static_cast<std::size_t>(b)].preactivations = preactivations.row(b).transpose();
+    std::vector<std::vector<Scalar>> read;
+    for (const CacheArray<Scalar*>& shape : cacheArrays(caches.front(), prefix))
+      read.push_back(shape.isVector ? readValues<Scalar>(archive, shape.name, {streams, shape.rows})
+                                    : readValues<Scalar>(archive, shape.name, {streams, shape.rows, shape.cols}));
+    for (Index b = 0; b < streams; ++b) {
+      const auto arrays = cacheArrays(caches[static_cast<std::size_t>(b)], prefix);
+      for (std::size_t i = 0; i < arrays.size(); ++i) {
+        const Index rows = arrays[i].rows, cols = arrays[i].cols;
+        Eigen::Map<Matrix<Scalar>>(arrays[i].data, rows, cols) =
+            Eigen::Map<const RowMatrix<Scalar>>(read[i].data() + b * rows * cols, rows, cols);
+      }
+    }
   }
   /// @}
 
   const CellType* m_cell;
   Index m_streams = 1;
   Workers m_workers;
-  Index m_stateSize = 0, m_inputSize = 0, m_hiddenSize = 0;
+  Index m_stateSize = 0, m_inputSize = 0, m_outputSize = 0;
   std::uint64_t m_maskVersion = 0;
   Index m_steps = 0;
   std::vector<Index> m_streamSteps;  ///< steps of each stream since its last reset
   Matrix<Scalar> m_state, m_next, m_sources;  ///< k × B, k × B, S × B
+  Matrix<Scalar> m_outputs, m_nextOutputs;     ///< o × B: y of the last step, y of the prepared step
+  Matrix<Scalar> m_stateGradients;             ///< k × B: the δ_s of toStateGradients()
+  Matrix<Scalar> m_outputFactorGradients;      ///< F × B: the output's factor gradients of toStateGradients()
+  bool m_outputTerm = false;
+  const Scalar* m_termSources = nullptr;  ///< the sources of the last toStateGradients(): column b at b·stride
+  Index m_termSourceStride = 0;
   Vector<Scalar> m_gradient;                   ///< Σ over the streams, θ-ordered
   std::vector<StepCache<Scalar>> m_caches;     ///< the last step's factors, one per stream
   std::vector<StepCache<Scalar>> m_stagedCaches;  ///< the factors of a prepared step (stage())
@@ -342,6 +464,7 @@ private:
   /// rows spread over the threads (matrix–vector products for B = 1). Units alternate W_ih and
   /// W_hh tiles, so that each thread's share holds both kinds (W_hh's are the larger for m < H).
   void computePreactivations(const MatrixView<Scalar>& inputs) {
+    if constexpr (requirement::GatedCell<CellType>) {
     const CellType& cell = *m_cell;
     const Index rows = cell.gateRows(), tiles = (rows + rowTile - 1) / rowTile;
     m_workers.run([&](int t) {
@@ -355,7 +478,7 @@ private:
         auto target = m_preactivations.middleRows(offset, count);
         if (m_streams == 1) {
           if (recurrent)
-            target.col(0).noalias() = weight.middleRows(r0, count) * m_state.col(0).head(m_hiddenSize);
+            target.col(0).noalias() = weight.middleRows(r0, count) * m_state.col(0).head(cell.hiddenSize());
           else
             target.col(0).noalias() = weight.middleRows(r0, count) * inputs.col(0);
         } else {
@@ -369,19 +492,7 @@ private:
         target.colwise() += bias.segment(r0, count);
       }
     });
-  }
-
-  template <class Get>
-  static void putStacked(NpzArchive& archive, const std::string& name, const std::vector<StepCache<Scalar>>& caches,
-                         bool values, Get&& get) {
-    const auto streams = static_cast<Index>(caches.size());
-    const Matrix<Scalar>& shape = get(caches.front());
-    const Index rows = shape.rows(), cols = shape.cols();
-    std::vector<Scalar> stacked(static_cast<std::size_t>(streams * rows * cols), Scalar(0));
-    if (values)
-      for (Index b = 0; b < streams; ++b)
-        Eigen::Map<RowMatrix<Scalar>>(stacked.data() + b * rows * cols, rows, cols) = get(caches[static_cast<std::size_t>(b)]);
-    archive[name] = NpyArray::of(stacked.data(), {streams, rows, cols});
+    }
   }
 
   Matrix<Scalar> m_preactivations;                  ///< 2·G·H × B, the batch's [a; c]

@@ -58,6 +58,9 @@ public:
     return m_core.state();
   }
 
+  /// y_t of the step prepareStep() computed (o × B), before commitStep() takes it.
+  const Matrix<Scalar>& preparedOutputs() const { return m_core.stagedOutputs(); }
+
   /// The first half of step(): checks x_t (and that the cell keeps its sizes) and computes
   /// s_t from the current state, which it returns without changing anything else; commitStep()
   /// then takes the step. What a trainer calls to score s_t before the engine moves.
@@ -81,10 +84,13 @@ public:
     m_pending = true;
   }
 
-  /// Adds Σ_b J_bᵀ δ_b to the gradient, for the state gradients δ (k × B) of the last step; a
-  /// pending influence update runs in the same pass over J.
-  void accumulate(const MatrixView<Scalar>& stateGradients) {
-    m_core.checkStateGradient(stateGradients);
+  /// Adds Σ_b J_bᵀ δ_b to the gradient, for the loss gradients of the last step: over the
+  /// outputs y_t (o × B), or over the states s_t (k × B) for a cell whose output is the head of
+  /// its state; a pending influence update runs in the same pass over J.
+  void accumulate(const MatrixView<Scalar>& lossGradients) {
+    m_core.checkStateGradient(lossGradients);
+    const MatrixView<Scalar> stateGradients = m_core.toStateGradients(lossGradients);
+    m_core.addOutputTerm(m_core.m_gradient);
     if (m_pending) {
       updateInfluence(&stateGradients);
     } else {
@@ -116,7 +122,7 @@ public:
   void resetStream(Index stream) {
     m_core.checkedStream(stream);
     // Under changed masks or sizes the pending step is never consumed (step() rebuilds or refuses).
-    if (m_pending && stepFitsCell()) updateInfluence(nullptr);
+    if (m_pending && m_core.sameCell()) updateInfluence(nullptr);
     m_core.resetStream(stream);
     const Index k = m_core.m_stateSize;
     m_influence.middleRows(stream * k, k).setZero();
@@ -159,6 +165,8 @@ public:
 
   /// s_t of every stream, k × B (k values per column; [h; c] for an LSTM).
   const Matrix<Scalar>& state() const { return m_core.state(); }
+  /// y_t of every stream, o × B (h for the gated cells).
+  const Matrix<Scalar>& outputs() const { return m_core.outputs(); }
   /// The cell the engine is bound to.
   const CellType& cell() const { return m_core.cell(); }
   /// Batch steps since construction or the last resetState().
@@ -181,7 +189,8 @@ public:
   /// Bytes of the per-step scratch: each stream's D_t, and on the dense path each thread's tile
   /// of the product and its packing, on the sparse path the second B·k × p matrix.
   std::size_t workspaceBytes() const {
-    const Index values = m_next.size() + m_tiles.size() + m_denseDynamics.size() + static_cast<Index>(m_values.size());
+    const Index values = m_next.size() + m_tiles.size() + m_denseDynamics.size() + static_cast<Index>(m_values.size()) +
+                         static_cast<Index>(m_factorValues.size());
     std::size_t bytes = static_cast<std::size_t>(values) * sizeof(Scalar) + m_entryOrder.size() * sizeof(StorageIndex);
     for (const auto& gemm : m_gemms) bytes += gemm.bytes();
     return bytes;
@@ -215,6 +224,7 @@ private:
     m_influence = RowMatrix<Scalar>::Zero(streams * k, p);
     m_next = RowMatrix<Scalar>::Zero(m_dense ? 0 : streams * k, m_dense ? 0 : p);
     m_values.assign(static_cast<std::size_t>(streams * nonZeros), Scalar(0));
+    m_factorValues.assign(static_cast<std::size_t>(streams * cell.factorPattern().nonZeros()), Scalar(0));
     m_entryOrder.resize(static_cast<std::size_t>(nonZeros));
     for (std::size_t e = 0; e < m_entryOrder.size(); ++e) m_entryOrder[e] = static_cast<StorageIndex>(e);
     m_denseDynamics = RowMatrix<Scalar>::Zero(m_dense ? streams * k : 0, m_dense ? k : 0);
@@ -231,14 +241,6 @@ private:
     m_pending = false;
   }
 
-  /// True when the last step's factors still fit the bound cell (its sizes and masks), without
-  /// throwing.
-  bool stepFitsCell() const {
-    const CellType& cell = m_core.cell();
-    return cell.maskVersion() == m_core.m_maskVersion && cell.stateSize() == m_core.m_stateSize &&
-           cell.inputSize() == m_core.m_inputSize && cell.hiddenSize() == m_core.m_hiddenSize;
-  }
-
   /// J_b ← D_t^b J_b + I_t^b for every stream b with its last step's factors, and, given state
   /// gradients, the gradient's Σ_b J_bᵀ δ_b in the same pass.
   void updateInfluence(const MatrixView<Scalar>* stateGradients) {
@@ -250,8 +252,10 @@ private:
       const detail::Range streams = detail::partOf(m_core.streams(), t, m_core.threads());
       for (Index b = streams.begin; b < streams.end; ++b) {
         Scalar* values = m_values.data() + b * nonZeros;
-        cell.dynamicsJacobian(m_core.m_caches[static_cast<std::size_t>(b)],
-                              std::span<Scalar>(values, static_cast<std::size_t>(nonZeros)));
+        const StepCache<Scalar>& cache = m_core.m_caches[static_cast<std::size_t>(b)];
+        cell.dynamicsJacobian(cache, std::span<Scalar>(values, static_cast<std::size_t>(nonZeros)));
+        const auto factors = static_cast<std::size_t>(cell.factorPattern().nonZeros());
+        cell.immediateFactors(cache, std::span<Scalar>(m_factorValues.data() + static_cast<std::size_t>(b) * factors, factors));
         if (m_dense)
           for (Index e = 0; e < nonZeros; ++e) m_denseDynamics(b * k + graph.entryRow(e), graph.column(e)) = values[e];
       }
@@ -313,19 +317,18 @@ private:
   }
 
   /// out += I_t^b[:, j0 … j0 + width) (k × width, rows outStride apart), column by column from
-  /// stream b's factored form (docs/math.md §2).
+  /// stream b's factored form: F_t[:, factor(j)] · z[source(j)] (docs/math.md §2).
   void addImmediate(Index b, Index j0, Index width, Scalar* out, Index outStride) const {
     const CellType& cell = m_core.cell();
     const ParameterLayout& layout = cell.layout();
-    const CellStructure& structure = cell.structure();
-    const StepCache<Scalar>& cache = m_core.m_caches[static_cast<std::size_t>(b)];
-    const Index hidden = cell.hiddenSize();
+    const SparsityPattern& factorRows = cell.factorPattern();
+    const Scalar* factors = m_factorValues.data() + b * factorRows.nonZeros();
     const Scalar* z = m_core.m_sources.col(b).data();
     for (Index c = 0; c < width; ++c) {
-      const Index j = j0 + c, f = layout.factor(j), unit = layout.unit(j), gate = layout.gate(j);
+      const Index j = j0 + c, f = layout.factor(j);
       const Scalar source = z[layout.source(j)];
-      for (Index q = 0; q < structure.unitStates; ++q)
-        if (structure.reaches(gate, q)) out[(q * hidden + unit) * outStride + c] += cache.factor(q, f) * source;
+      for (Index e = factorRows.rowStart(f); e < factorRows.rowStart(f + 1); ++e)
+        out[factorRows.column(e) * outStride + c] += factors[e] * source;
     }
   }
 
@@ -336,6 +339,7 @@ private:
   RowMatrix<Scalar> m_denseDynamics;  ///< D_t^b in rows [b·k, (b+1)·k) on the dense path
   Vector<Scalar> m_tiles;             ///< one k × tile buffer per thread on the dense path
   std::vector<Scalar> m_values;       ///< D_t^b's values on the dynamics graph, nnz per stream
+  std::vector<Scalar> m_factorValues; ///< F_t^b's values on the factor pattern, nnz per stream
   std::vector<StorageIndex> m_entryOrder;  ///< 0, 1, …: the sparse kernel reads values in graph order
   std::vector<detail::GemmWorkspace<Scalar>> m_gemms;  ///< one per thread on the dense path
   bool m_dense = true;

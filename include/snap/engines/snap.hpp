@@ -29,7 +29,24 @@ struct SnApOptions {
   /// fraction of D_t[R, R] is structurally nonzero, with sparse rows below it (blocks of one
   /// or two rows are always updated in place). Both are exact; this only picks the faster kernel.
   double denseBlockAbove = 0.5;
+  /// For a stack of layers (snap::Stack): keep each parameter's influence inside its own layer,
+  /// and let the loss gradient reach the lower layers only through the upper layers' same-step
+  /// Jacobians (the rule of Zucchet et al. 2023; docs/math.md §9). False: SnAp-n over the
+  /// stack's joint dynamics graph. A single cell has one layer: both are the same.
+  bool perLayer = false;
 };
+
+namespace detail {
+/// What an engine of the SnAp family keeps and follows: SnAp-n on the dynamics graph, or the
+/// closure of the home rows under the unit-internal couplings (e-prop, RFLO).
+struct TraceConfig {
+  SnApOptions options;
+  bool internal = false;         ///< follow internalGraph() instead of dynamicsGraph()
+  const char* name = "SnAp";     ///< the engine's name in checkpoints
+};
+/// Selects the constructor of the SnAp family that takes a TraceConfig.
+struct TraceTag {};
+}  // namespace detail
 
 /// SnAp-n: Ĵ_t = M_n ⊙ (I_t + D_t Ĵ_{t−1}), g = Σ_t Ĵ_tᵀ δ_t (docs/math.md §4), on the pattern M_n
 /// computed once from the masks. The influence is stored per group of parameters sharing a
@@ -56,12 +73,7 @@ public:
   /// the pattern of `options.n` steps. `batch` gives the streams B advanced together and the
   /// threads that share the work.
   explicit SnAp(const CellType& cell, const Options& options = {}, const Batch& batch = {})
-      : m_core(cell, batch), m_options(options) {
-    if (options.n < 1) detail::fail<ValueError>("SnApOptions::n", "a number of steps n >= 1", options.n);
-    if (std::isnan(options.denseBlockAbove))
-      detail::fail<ValueError>("SnApOptions::denseBlockAbove", "a density threshold (a number)", options.denseBlockAbove);
-    build();
-  }
+      : SnAp(detail::TraceTag{}, cell, detail::TraceConfig{options}, batch) {}
 
   /// Advances the states with the inputs x_t (m × B; a vector for one stream) and returns
   /// s_t (k × B). After a mask change of the cell, the engine first rebuilds its pattern for
@@ -72,6 +84,9 @@ public:
     commitStep();
     return m_core.state();
   }
+
+  /// y_t of the step prepareStep() computed (o × B), before commitStep() takes it.
+  const Matrix<Scalar>& preparedOutputs() const { return m_core.stagedOutputs(); }
 
   /// The first half of step(): checks x_t (and that the cell keeps its sizes) and computes
   /// s_t from the current states, which it returns without changing anything else; commitStep()
@@ -96,10 +111,12 @@ public:
     m_pending = true;
   }
 
-  /// Adds Σ_b Ĵ_{t,b}ᵀ δ_b to the gradient, for the state gradients δ (k × B) of the last step
-  /// (fused with the step's influence update when that is still pending).
-  void accumulate(const MatrixView<Scalar>& stateGradients) {
-    m_core.checkStateGradient(stateGradients);
+  /// Adds Σ_b Ĵ_{t,b}ᵀ δ_b to the gradient, for the loss gradients of the last step: over the
+  /// outputs y_t (o × B), or over the states s_t (k × B) for a cell whose output is the head of
+  /// its state (fused with the step's influence update when that is still pending).
+  void accumulate(const MatrixView<Scalar>& lossGradients) {
+    m_core.checkStateGradient(lossGradients);
+    const Matrix<Scalar>& stateGradients = toStateGradients(lossGradients);
     const Index streams = m_core.streams();
     // δ with the stream innermost for the home blocks (δ itself for one stream).
     const Scalar* transposed = stateGradients.data();
@@ -123,7 +140,8 @@ public:
   const Vector<Scalar>& gradient() {
     if (!m_gradientCurrent) {
       Scalar* out = m_core.m_gradient.data();
-      for (std::size_t c = 0; c < m_columnParameter.size(); ++c) out[m_columnParameter[c]] = groupGradient()[c];
+      for (std::size_t c = 0; c < m_columnParameter.size(); ++c)
+        out[m_columnParameter[c]] = groupGradient()[c] + m_outputGradient[m_columnParameter[c]];
       m_gradientCurrent = true;
     }
     return m_core.m_gradient;
@@ -131,6 +149,7 @@ public:
   /// Sets the accumulated gradient to zero; the states and the influence Ĵ carry on.
   void resetGradient() {
     m_groupGradient.setZero();
+    m_outputGradient.setZero();
     m_core.m_gradient.setZero();
     m_gradientCurrent = true;
   }
@@ -153,7 +172,7 @@ public:
   /// @throws ShapeError unless 0 ≤ stream < B
   void resetStream(Index stream) {
     m_core.checkedStream(stream);
-    if (m_pending && sameCell()) updateInfluence(nullptr);
+    if (m_pending && m_core.sameCell()) updateInfluence(nullptr);
     m_core.resetStream(stream);
     const Index streams = m_core.streams();
     for (const GroupPlan& plan : m_plans) {
@@ -168,6 +187,8 @@ public:
 
   /// s_t of every stream, k × B (k values per column; [h; c] for an LSTM).
   const Matrix<Scalar>& state() const { return m_core.state(); }
+  /// y_t of every stream, o × B (h for the gated cells).
+  const Matrix<Scalar>& outputs() const { return m_core.outputs(); }
   /// The cell the engine is bound to.
   const CellType& cell() const { return m_core.cell(); }
   /// Batch steps since construction or the last resetState().
@@ -177,7 +198,7 @@ public:
   /// The streams and threads the engine was built with.
   Batch batch() const { return {m_core.streams(), m_core.threads()}; }
   /// The options the engine was built with.
-  const Options& options() const { return m_options; }
+  const Options& options() const { return m_config.options; }
   /// The pattern M_n the engine keeps.
   const SnApPattern& pattern() const { return m_pattern; }
 
@@ -218,8 +239,9 @@ public:
   /// and a resumed run must take the same path). The layout does not depend on the threads.
   void saveState(NpzArchive& archive, const std::string& prefix) const {
     if (m_core.cellChanged()) return rebuilt().saveState(archive, prefix);  // new masks: what step() resumes from
-    m_core.save(archive, prefix, "SnAp");
-    putScalar<std::int64_t>(archive, prefix + "n", m_options.n);
+    m_core.save(archive, prefix, m_config.name);
+    putScalar<std::int64_t>(archive, prefix + "n", m_config.options.n);
+    putScalar<std::int64_t>(archive, prefix + "per_layer", m_config.options.perLayer ? 1 : 0);
     const Index streams = m_core.streams(), kept = m_pattern.keptEntries();
     Matrix<Scalar> influence(streams, kept);
     for (Index b = 0; b < streams; ++b)
@@ -227,7 +249,7 @@ public:
     putArray(archive, prefix + "influence", influence);
     Vector<Scalar> gradient = Vector<Scalar>::Zero(m_core.m_gradient.size());
     for (std::size_t c = 0; c < m_columnParameter.size(); ++c)
-      gradient[m_columnParameter[c]] = groupGradient()[c];
+      gradient[m_columnParameter[c]] = groupGradient()[c] + m_outputGradient[m_columnParameter[c]];
     putArray(archive, prefix + "gradient", gradient);
     putScalar<std::int64_t>(archive, prefix + "pending", m_pending ? 1 : 0);
     m_core.saveStep(archive, prefix + "step/", m_pending);
@@ -235,9 +257,11 @@ public:
   /// Restores what saveState wrote (with any thread count), checked against the bound cell,
   /// B and n (FormatError naming the array otherwise); on any error the engine is left as it was.
   void loadState(const NpzArchive& archive, const std::string& prefix) {
-    SnAp loaded(cell(), m_options, batch());
-    loaded.m_core.load(archive, prefix, "SnAp");
-    readScalar<std::int64_t>(archive, prefix + "n", m_options.n, m_options.n);
+    SnAp loaded(detail::TraceTag{}, cell(), m_config, batch());
+    loaded.m_core.load(archive, prefix, m_config.name);
+    readScalar<std::int64_t>(archive, prefix + "n", m_config.options.n, m_config.options.n);
+    const std::int64_t perLayer = m_config.options.perLayer ? 1 : 0;
+    readScalar<std::int64_t>(archive, prefix + "per_layer", perLayer, perLayer);
     const Index streams = loaded.streams(), kept = loaded.m_pattern.keptEntries();
     const Matrix<Scalar> influence = readMatrix<Matrix<Scalar>>(archive, prefix + "influence", streams, kept);
     for (Index b = 0; b < streams; ++b)
@@ -263,7 +287,7 @@ public:
   std::size_t indexBytes() const {
     const std::size_t indices = m_rows.size() + m_localStart.size() + m_localColumn.size() + m_localEntry.size() +
                                 m_entries.size() + m_columnParameter.size() + m_columnSource.size() +
-                                m_segmentHome.size();
+                                m_homeLocal.size() + m_homeEntry.size();
     return indices * sizeof(StorageIndex) + m_plans.size() * sizeof(GroupPlan) + m_segments.size() * sizeof(Segment) +
            m_pieces.size() * sizeof(Piece) + m_unitStart.size() * sizeof(Index);
   }
@@ -272,17 +296,32 @@ public:
   /// Bytes of the per-step scratch: D_t's needed entries, the factors, sources and δ of the B
   /// streams, and each thread's workspace (a column tile of the largest block, D_t[R, R]).
   std::size_t workspaceBytes() const {
-    std::size_t bytes = static_cast<std::size_t>(m_dynamicsValues.size() + m_factors.size() + m_sourcesT.size() +
-                                                  m_deltaT.size()) * sizeof(Scalar);
+    std::size_t bytes = static_cast<std::size_t>(m_dynamicsValues.size() + m_factors.size() + m_factorColumns.size() +
+                                                  m_graphValues.size() + m_sourcesT.size() + m_deltaT.size() +
+                                                  m_spatialGradients.size() + m_spatialFactors.size()) * sizeof(Scalar);
     for (const Workspace& workspace : m_workspaces)
       bytes += static_cast<std::size_t>(workspace.block.size() + workspace.dense.size() + workspace.rowWeights.size() +
                                         workspace.coefficients.size()) * sizeof(Scalar) + workspace.gemm.bytes();
     return bytes;
   }
 
+protected:
+  /// An engine of the SnAp family as `config` says (SnAp-n, e-prop, RFLO).
+  SnAp(detail::TraceTag, const CellType& cell, const detail::TraceConfig& config, const Batch& batch)
+      : m_core(cell, batch), m_config(config) {
+    const std::string options = std::string(config.name) + "Options::";
+    if (config.options.n < 1) detail::fail<ValueError>(options + "n", "a number of steps n >= 1", config.options.n);
+    if (std::isnan(config.options.denseBlockAbove))
+      detail::fail<ValueError>(options + "denseBlockAbove", "a density threshold (a number)", config.options.denseBlockAbove);
+    if constexpr (!requirement::HasInternalCouplings<CellType>)
+      if (config.internal) detail::fail<UsageError>(config.name, "a cell with internalGraph()", "a cell without");
+    build();
+  }
+
 private:
   /// How a group's block is updated each step.
   enum class Kernel {
+    None,      ///< no row: a parameter whose influence on the state is dropped (or never exists)
     HomeRow,   ///< one row (SnAp-1 on RNN/GRU, the LSTM output gate): in place, fused
     HomePair,  ///< two rows (SnAp-1's h and c home block of the LSTM): in place, fused
     Sparse,    ///< D_t[R, R] as sparse rows, accumulated in registers
@@ -300,14 +339,16 @@ private:
     Index segmentOffset;  ///< first of its segments
     Index segmentCount;
   };
-  /// A run of a group's columns with the same preactivation factor (one weight row's active
-  /// entries and its bias): their I_t entries are factor × z[source] on the same home rows.
+  /// A run of a group's columns with the same factor (one weight row's active entries, say):
+  /// their I_t entries are F_t[:, factor] × z[source] on the factor's rows in the group, the
+  /// homes [homeBegin, homeEnd) of m_homeLocal (local row) and m_homeEntry (factor pattern entry).
   /// Columns [begin, contiguousEnd) have consecutive sources from firstSource (a dense row),
   /// so their sources are read without a gather.
   struct Segment {
     StorageIndex begin, end;  ///< columns, relative to the group
-    StorageIndex factor;      ///< preactivation column of the layout
+    StorageIndex factor;      ///< the factor of the layout
     StorageIndex contiguousEnd, firstSource;
+    StorageIndex homeBegin, homeEnd;
   };
   /// Columns [begin, end) of one group, with the segments that meet them: the piece of work
   /// a unit does on that group.
@@ -345,22 +386,38 @@ private:
   Scalar* groupGradient() { return m_groupGradient.data() + m_gradientShift; }
   const Scalar* groupGradient() const { return m_groupGradient.data() + m_gradientShift; }
 
-  static bool isHome(const GroupPlan& plan) { return plan.kernel == Kernel::HomeRow || plan.kernel == Kernel::HomePair; }
+  static bool isHome(const GroupPlan& plan) {
+    return plan.kernel == Kernel::HomeRow || plan.kernel == Kernel::HomePair || plan.kernel == Kernel::None;
+  }
 
   /// The engine as step() continues it after a mask change: built afresh for the cell's masks
   /// (new pattern, zero influence and gradient, nothing pending) with the states and step counts
   /// kept. Built apart, so that a refusal (an influence over snap::maxArrayBytes) changes nothing.
   SnAp rebuilt() const {
-    SnAp engine(cell(), m_options, batch());
+    SnAp engine(detail::TraceTag{}, cell(), m_config, batch());
     engine.m_core.keepFrom(m_core);
     return engine;
   }
 
-  /// True when the cell still has the sizes and masks the engine was built for.
-  bool sameCell() const {
-    const CellType& cell = m_core.cell();
-    return cell.stateSize() == m_core.m_stateSize && cell.inputSize() == m_core.m_inputSize &&
-           cell.hiddenSize() == m_core.m_hiddenSize && cell.maskVersion() == m_core.m_maskVersion;
+  /// The state gradients of loss gradients, with the same-step terms of the output's own
+  /// parameters added to m_outputGradient: through the output, and in the per-layer mode of a
+  /// stack down through its layers' same-step Jacobians (the stack's spatialBackward()).
+  const Matrix<Scalar>& toStateGradients(const MatrixView<Scalar>& lossGradients) {
+    const Matrix<Scalar>& stateGradients = m_core.toStateGradients(lossGradients);
+    m_core.addOutputTerm(m_outputGradient);
+    if constexpr (requirement::HasSpatialBackward<CellType>) {
+      if (m_spatial) {
+        const CellType& cell = m_core.cell();
+        for (Index b = 0; b < m_core.streams(); ++b) {
+          cell.spatialBackward(m_core.m_caches[static_cast<std::size_t>(b)], stateGradients.col(b), m_spatialGradients.col(b),
+                               m_spatialFactors.col(b));
+          cell.layout().template addParameterGradient<Scalar>(m_spatialFactors.col(b), m_core.m_sources.col(b),
+                                                              m_outputGradient);
+        }
+        return m_spatialGradients;
+      }
+    }
+    return stateGradients;
   }
 
   /// Where Ĵ[R[r], column c] of stream b lives in m_influence.
@@ -383,21 +440,28 @@ private:
   /// units of work and the workspaces.
   void build() {
     const CellType& cell = m_core.cell();
-    m_pattern = SnApPattern::of(cell, m_options.n);
+    const SparsityPattern& graph = followedGraph();
+    PatternBlocks blocks;
+    m_spatial = false;
+    if constexpr (requirement::HasSpatialBackward<CellType>) {
+      if (m_config.options.perLayer && cell.layerCount() > 1) {
+        blocks = cell.layerBlocks();
+        m_spatial = true;
+      }
+    }
+    m_pattern = SnApPattern(cell.factorPattern(), cell.layout().factors(), graph, m_config.options.n, blocks);
     const Index streams = m_core.streams();
     detail::requireArray<Scalar>("cell", m_pattern.keptEntries(), "SnAp influence (the pattern's kept entries)");
     detail::requireArray<Scalar>("Batch::streams", streams, m_pattern.keptEntries(),
                                  "SnAp influence (the pattern's kept entries for each stream)");
     m_core.resize();
-    const SparsityPattern& graph = cell.dynamicsGraph();
     const ParameterLayout& layout = cell.layout();
-    const CellStructure& structure = cell.structure();
-    const Index blocks = structure.unitStates, hidden = cell.hiddenSize();
-    m_unitStates = blocks;
+    const SparsityPattern& factorRows = cell.factorPattern();
 
     m_plans.clear();
     m_segments.clear();
-    m_segmentHome.clear();
+    m_homeLocal.clear();
+    m_homeEntry.clear();
     for (auto* indices : {&m_rows, &m_localStart, &m_localColumn, &m_localEntry, &m_entries, &m_columnParameter,
                           &m_columnSource})
       indices->clear();
@@ -445,12 +509,16 @@ private:
         m_columnSource.push_back(source);
         const auto factor = static_cast<StorageIndex>(layout.factor(j));
         if (c == 0 || m_segments.back().factor != factor) {
+          const auto homeBegin = static_cast<StorageIndex>(m_homeLocal.size());
+          for (Index e = factorRows.rowStart(factor); e < factorRows.rowStart(factor + 1); ++e) {
+            const StorageIndex local = localOf[static_cast<std::size_t>(factorRows.column(e))];
+            if (local < 0) continue;  // a row outside the group (another layer, in the per-layer mode)
+            m_homeLocal.push_back(local);
+            m_homeEntry.push_back(static_cast<StorageIndex>(e));
+          }
           m_segments.push_back({static_cast<StorageIndex>(c), static_cast<StorageIndex>(c + 1), factor,
-                                static_cast<StorageIndex>(c + 1), source});
-          for (Index q = 0; q < blocks; ++q)
-            m_segmentHome.push_back(structure.reaches(layout.gate(j), q)
-                                        ? localOf[static_cast<std::size_t>(q * hidden + layout.unit(j))]
-                                        : StorageIndex(-1));
+                                static_cast<StorageIndex>(c + 1), source, homeBegin,
+                                static_cast<StorageIndex>(m_homeLocal.size())});
         } else {
           Segment& segment = m_segments.back();
           if (segment.contiguousEnd == segment.end &&
@@ -461,12 +529,14 @@ private:
       }
       plan.segmentCount = static_cast<Index>(m_segments.size()) - plan.segmentOffset;
       // The kernel: in place for tiny blocks, else sparse rows or a dense product by cost.
-      if (rowCount == 1) {
+      if (rowCount == 0) {
+        plan.kernel = Kernel::None;
+      } else if (rowCount == 1) {
         plan.kernel = Kernel::HomeRow;
       } else if (rowCount == 2) {
         plan.kernel = Kernel::HomePair;
       } else if (static_cast<double>(localEntries) >=
-                 m_options.denseBlockAbove * static_cast<double>(rowCount * rowCount)) {
+                 m_config.options.denseBlockAbove * static_cast<double>(rowCount * rowCount)) {
         plan.kernel = Kernel::Dense;
         largestDense = std::max(largestDense, rowCount * rowCount);
         tallestDense = std::max(tallestDense, rowCount);
@@ -495,12 +565,17 @@ private:
         widestDenseTile = std::max(widestDenseTile, piece.end - piece.begin);
 
     const auto entries = static_cast<Index>(m_entries.size());
-    const Index factors = 2 * cell.gateRows() * blocks, sourceSize = layout.sourceSize();
+    const Index factors = factorRows.nonZeros(), sourceSize = layout.sourceSize();
     detail::requireArray<Scalar>("Batch::streams", streams, detail::checkedSum("cell", entries, factors + sourceSize),
                                  "SnAp per-step scratch (D_t's needed entries, factors and sources of each stream)");
     m_influence = Vector<Scalar>::Zero(values * streams);
     m_dynamicsValues = Matrix<Scalar>::Zero(entries, streams);
     m_factors = Vector<Scalar>::Zero(factors * streams);
+    m_factorColumns = Matrix<Scalar>::Zero(streams > 1 ? factors : 0, streams > 1 ? streams : 0);
+    m_graphValues = Matrix<Scalar>::Zero(m_config.internal ? graph.nonZeros() : 0, streams);
+    m_outputGradient = Vector<Scalar>::Zero(layout.size());
+    m_spatialGradients = Matrix<Scalar>::Zero(m_spatial ? cell.stateSize() : 0, streams);
+    m_spatialFactors = Matrix<Scalar>::Zero(m_spatial ? layout.factorCount() : 0, streams);
     m_sourcesT = streams > 1 ? Matrix<Scalar>::Zero(streams, sourceSize) : Matrix<Scalar>();
     m_deltaT = streams > 1 ? Matrix<Scalar>::Zero(streams, cell.stateSize()) : Matrix<Scalar>();
     m_workspaces.clear();
@@ -598,31 +673,38 @@ private:
   /// home blocks are computed and the step costs O(p) per stream.
   void updateInfluence(const Gradients* delta) {
     const CellType& cell = m_core.cell();
-    const Index streams = m_core.streams(), rows = cell.gateRows(), blocks = m_unitStates;
+    const Index streams = m_core.streams();
     const Index sourceSize = m_core.m_sources.rows();
+    const auto factorCount = static_cast<std::size_t>(cell.factorPattern().nonZeros());
     m_core.workers().run([&](int t) {
       const detail::Range part = detail::partOf(streams, t, m_core.threads());
       for (Index b = part.begin; b < part.end; ++b) {
         const StepCache<Scalar>& cache = m_core.m_caches[static_cast<std::size_t>(b)];
-        cell.dynamicsJacobian(cache, m_entries, std::span<Scalar>(m_dynamicsValues.col(b).data(), m_entries.size()));
+        Scalar* dynamics = m_dynamicsValues.col(b).data();
+        if constexpr (requirement::HasInternalCouplings<CellType>) {
+          if (m_config.internal) {
+            Scalar* all = m_graphValues.col(b).data();
+            cell.internalJacobian(cache, std::span<Scalar>(all, static_cast<std::size_t>(m_graphValues.rows())));
+            for (std::size_t i = 0; i < m_entries.size(); ++i) dynamics[i] = all[m_entries[i]];
+          }
+        }
+        if (!m_config.internal) cell.dynamicsJacobian(cache, m_entries, std::span<Scalar>(dynamics, m_entries.size()));
         if (streams == 1) {
-          Eigen::Map<Matrix<Scalar>>(m_factors.data(), blocks, rows) = cache.immediateIh;
-          Eigen::Map<Matrix<Scalar>>(m_factors.data() + blocks * rows, blocks, rows) = cache.immediateHh;
+          cell.immediateFactors(cache, std::span<Scalar>(m_factors.data(), factorCount));
           continue;
         }
         // The factors and the sources with the stream innermost.
-        const Scalar* ih = cache.immediateIh.data();
-        const Scalar* hh = cache.immediateHh.data();
-        for (Index i = 0; i < blocks * rows; ++i) {
-          m_factors[i * streams + b] = ih[i];
-          m_factors[(blocks * rows + i) * streams + b] = hh[i];
-        }
+        Scalar* column = m_factorColumns.col(b).data();
+        cell.immediateFactors(cache, std::span<Scalar>(column, factorCount));
+        for (std::size_t i = 0; i < factorCount; ++i) m_factors[static_cast<Index>(i) * streams + b] = column[i];
         for (Index s = 0; s < sourceSize; ++s) m_sourcesT(b, s) = m_core.m_sources(s, b);
       }
     });
     m_core.workers().run([&](int t) {
       forEachPiece(t, [&](const GroupPlan& plan, const Piece& piece, Workspace& workspace) {
         switch (plan.kernel) {
+          case Kernel::None:
+            return;
           case Kernel::HomeRow:
             if (streams == 1)
               updateHomeBlock<1, 1>(plan, piece, workspace, delta);
@@ -708,10 +790,9 @@ private:
         else
           k.factor[a] = zeros;
       }
-      for (Index q = 0; q < m_unitStates; ++q) {
-        const StorageIndex home = m_segmentHome[static_cast<std::size_t>(s * m_unitStates + q)];
-        if (home < 0) continue;
-        const Scalar* factors = m_factors.data() + (segment.factor * m_unitStates + q) * streams;
+      for (StorageIndex h = segment.homeBegin; h < segment.homeEnd; ++h) {
+        const StorageIndex home = m_homeLocal[static_cast<std::size_t>(h)];
+        const Scalar* factors = m_factors.data() + m_homeEntry[static_cast<std::size_t>(h)] * streams;
         if constexpr (single)
           k.factor[home] = *factors;
         else
@@ -875,10 +956,9 @@ private:
       const Index contiguousEnd = std::min<Index>(segment.contiguousEnd, piece.end);
       const Index last = std::min<Index>(segment.end, piece.end);
       const Index gatheredFirst = std::max<Index>(segment.contiguousEnd, first);
-      for (Index q = 0; q < m_unitStates; ++q) {
-        const StorageIndex home = m_segmentHome[static_cast<std::size_t>(s * m_unitStates + q)];
-        if (home < 0) continue;
-        const Scalar factor = m_factors[(segment.factor * m_unitStates + q) * streams + b];
+      for (StorageIndex h = segment.homeBegin; h < segment.homeEnd; ++h) {
+        const StorageIndex home = m_homeLocal[static_cast<std::size_t>(h)];
+        const Scalar factor = m_factors[m_homeEntry[static_cast<std::size_t>(h)] * streams + b];
         Scalar* row = tile + home * width - piece.begin;
         const Scalar* contiguous = z + segment.firstSource - segment.begin;
         for (Index c = first; c < contiguousEnd; ++c) row[c] += factor * contiguous[c];
@@ -919,19 +999,30 @@ private:
     }
   }
 
+  /// The graph the pattern follows: the dynamics graph, or the internal couplings (e-prop, RFLO).
+  const SparsityPattern& followedGraph() const {
+    if constexpr (requirement::HasInternalCouplings<CellType>)
+      if (m_config.internal) return m_core.cell().internalGraph();
+    return m_core.cell().dynamicsGraph();
+  }
+
   detail::EngineCore<CellType> m_core;
-  Options m_options;
+  detail::TraceConfig m_config;
   SnApPattern m_pattern;
   std::vector<GroupPlan> m_plans;
   std::vector<Segment> m_segments;
-  std::vector<StorageIndex> m_segmentHome;  ///< U local home rows (or −1) per segment
+  std::vector<StorageIndex> m_homeLocal, m_homeEntry;  ///< the segments' homes: local row, factor pattern entry
   std::vector<StorageIndex> m_rows, m_localStart, m_localColumn, m_localEntry, m_entries;
   std::vector<StorageIndex> m_columnParameter, m_columnSource;
   std::vector<Piece> m_pieces;     ///< the units' pieces, unit by unit
   std::vector<Index> m_unitStart;  ///< unit u is pieces [m_unitStart[u], m_unitStart[u + 1])
-  Index m_unitStates = 1;
   Vector<Scalar> m_influence;       ///< home blocks stream innermost, the others a block per stream
-  Vector<Scalar> m_factors;         ///< the preactivation factors, stream innermost
+  Vector<Scalar> m_factors;         ///< F_t's values on the factor pattern, stream innermost
+  Matrix<Scalar> m_factorColumns;   ///< the same, one column per stream (B > 1)
+  Matrix<Scalar> m_graphValues;     ///< the internal couplings' values, one column per stream (e-prop, RFLO)
+  Vector<Scalar> m_outputGradient;  ///< θ-ordered same-step terms: the output's parameters, the per-layer mode's
+  Matrix<Scalar> m_spatialGradients, m_spatialFactors;  ///< per-layer mode: δ̃ (k × B) and its factor gradients
+  bool m_spatial = false;           ///< the per-layer mode of a stack
   Vector<Scalar> m_groupGradient;   ///< the gradient in group column order, from m_gradientShift
   Index m_gradientShift = 0;
   Matrix<Scalar> m_dynamicsValues;  ///< D_t's needed entries, one column per stream

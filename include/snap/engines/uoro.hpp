@@ -54,6 +54,9 @@ public:
     return m_core.state();
   }
 
+  /// y_t of the step prepareStep() computed (o × B), before commitStep() takes it.
+  const Matrix<Scalar>& preparedOutputs() const { return m_core.stagedOutputs(); }
+
   /// The first half of step(): checks x_t (and that the cell keeps its sizes) and computes
   /// s_t from the current state, which it returns without changing anything else; commitStep()
   /// then takes the step. What a trainer calls to score s_t before the engine moves.
@@ -80,9 +83,13 @@ public:
     });
   }
 
-  /// Adds Σ_b (δ_bᵀ s̃_b) θ̃_b to the gradient, for the state gradients δ (k × B) of the last step.
-  void accumulate(const MatrixView<Scalar>& stateGradients) {
-    m_core.checkStateGradient(stateGradients);
+  /// Adds Σ_b (δ_bᵀ s̃_b) θ̃_b to the gradient, for the loss gradients of the last step: over the
+  /// outputs y_t (o × B), or over the states s_t (k × B) for a cell whose output is the head of
+  /// its state.
+  void accumulate(const MatrixView<Scalar>& lossGradients) {
+    m_core.checkStateGradient(lossGradients);
+    const Matrix<Scalar>& stateGradients = m_core.toStateGradients(lossGradients);
+    m_core.addOutputTerm(m_core.m_gradient);
     m_weights = (stateGradients.cwiseProduct(m_stateEstimate)).colwise().sum().transpose();
     // g += θ̃ w, split into fixed tiles of parameters (the same sums for every thread count).
     const Index p = m_parameterEstimate.rows(), tiles = (p + parameterTile - 1) / parameterTile;
@@ -166,6 +173,8 @@ public:
 
   /// s_t of every stream, k × B (k values per column; [h; c] for an LSTM).
   const Matrix<Scalar>& state() const { return m_core.state(); }
+  /// y_t of every stream, o × B (h for the gated cells).
+  const Matrix<Scalar>& outputs() const { return m_core.outputs(); }
   /// The cell the engine is bound to.
   const CellType& cell() const { return m_core.cell(); }
   /// Batch steps since construction or the last resetState().
@@ -203,7 +212,7 @@ private:
     m_parameterEstimate = Matrix<Scalar>::Zero(p, streams);
     m_forward = Matrix<Scalar>::Zero(k, streams);
     m_signs = Matrix<Scalar>::Zero(k, streams);
-    m_adjoint = Matrix<Scalar>::Zero(2 * cell.gateRows(), streams);
+    m_adjoint = Matrix<Scalar>::Zero(cell.layout().factorCount(), streams);
     m_parameterNorms = Vector<Scalar>::Zero(streams);
     m_weights = Vector<Scalar>::Zero(streams);
   }
@@ -222,7 +231,7 @@ private:
     const auto sources = m_core.m_sources.col(b);
     cell.dynamicsProduct(cache, m_stateEstimate.col(b), forward);  // a = D_t s̃_{t−1}
     m_random[static_cast<std::size_t>(b)].signs(signs);            // ν
-    cell.preactivationGradient(cache, signs, adjoint);             // b = I_tᵀ ν, factored
+    cell.factorGradient(cache, signs, adjoint);                    // b = I_tᵀ ν, factored
     const Scalar reverseNorm = std::sqrt(layout.template squaredNormOfParameterGradient<Scalar>(adjoint, sources));
     const Scalar epsilon = m_epsilon;
     const Scalar rho0 = std::sqrt((m_parameterNorms[b] + epsilon) / (forward.norm() + epsilon));

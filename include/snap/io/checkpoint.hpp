@@ -14,8 +14,8 @@
 #include <utility>
 
 #include "snap/core/error.hpp"
-#include "snap/io/npz.hpp"
-#include "snap/io/state.hpp"
+#include "snap/archive/npz.hpp"
+#include "snap/archive/arrays.hpp"
 #include "snap/tasks/copy_task.hpp"
 #include "snap/train/trainer.hpp"
 

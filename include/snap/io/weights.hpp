@@ -21,8 +21,9 @@
 #include "snap/cells/rnn.hpp"
 #include "snap/core/error.hpp"
 #include "snap/core/types.hpp"
-#include "snap/io/npz.hpp"
-#include "snap/io/state.hpp"
+#include "snap/archive/npz.hpp"
+#include "snap/archive/arrays.hpp"
+#include "snap/cells/cell_archive.hpp"
 #include "snap/train/readout.hpp"
 
 namespace snap {

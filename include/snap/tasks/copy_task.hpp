@@ -15,7 +15,7 @@
 #include "snap/core/limits.hpp"
 #include "snap/core/random.hpp"
 #include "snap/core/types.hpp"
-#include "snap/io/state.hpp"
+#include "snap/archive/arrays.hpp"
 
 namespace snap {
 

@@ -12,7 +12,7 @@
 #include "snap/core/error.hpp"
 #include "snap/core/limits.hpp"
 #include "snap/core/types.hpp"
-#include "snap/io/state.hpp"
+#include "snap/archive/arrays.hpp"
 
 namespace snap {
 

@@ -18,7 +18,9 @@
 #include "snap/core/limits.hpp"
 #include "snap/core/types.hpp"
 #include "snap/engines/engine_concept.hpp"
-#include "snap/io/state.hpp"
+#include "snap/archive/arrays.hpp"
+#include "snap/cells/cell_archive.hpp"
+#include "snap/cells/cell_concept.hpp"
 #include "snap/train/optimizers.hpp"
 #include "snap/train/readout.hpp"
 
@@ -92,8 +94,8 @@ public:
     if (options.nonFinite != NonFinitePolicy::Throw && options.nonFinite != NonFinitePolicy::Skip)
       detail::fail<ValueError>("TrainerOptions::nonFinite", "NonFinitePolicy::Throw or Skip",
                                static_cast<int>(options.nonFinite));
-    if (readout.hiddenSize() != cell.hiddenSize())
-      detail::fail<ShapeError>("readout", "hidden size " + detail::describe(cell.hiddenSize()),
+    if (readout.hiddenSize() != cell.outputSize())
+      detail::fail<ShapeError>("readout", "the cell's output size " + detail::describe(cell.outputSize()),
                                readout.hiddenSize());
     // An engine with an optional window (BPTT) and none keeps the whole sequence: every online
     // update would backpropagate all of it, a cost per step that grows with the sequence.
@@ -108,8 +110,9 @@ public:
     m_cellGradient = Vector<Scalar>::Zero(cell.parameterCount());
     m_readoutGradient = Vector<Scalar>::Zero(readout.parameters().size());
     m_readoutParameters = readout.parameters();
-    m_stateGradients = Matrix<Scalar>::Zero(cell.stateSize(), options.batch);
+    m_outputGradients = Matrix<Scalar>::Zero(cell.outputSize(), options.batch);
     m_nextStates = Matrix<Scalar>::Zero(cell.stateSize(), options.batch);
+    m_nextOutputs = Matrix<Scalar>::Zero(cell.outputSize(), options.batch);
     m_nextCache = cell.makeCache();
     m_losses = Vector<Scalar>::Zero(options.batch);
     m_maskVersion = cell.maskVersion();
@@ -165,26 +168,27 @@ public:
     try {
       detail::requireFinite(detail::batchName("input", m_options.batch), inputs);
       if (scored && m_options.nonFinite == NonFinitePolicy::Throw) return observeScored(inputs, targets);
-      const Matrix<Scalar>& states = m_engine.step(inputs);
+      m_engine.step(inputs);
+      const Matrix<Scalar>& outputs = engineOutputs();
       m_stepObserved = true;
       m_losses.setZero();
       if (!scored) return Scalar(0);
       bool evaluated = false;
       for (Index b = 0; b < m_options.batch; ++b) {
-        auto stateGradient = m_stateGradients.col(b);
-        stateGradient.setZero();
+        auto outputGradient = m_outputGradients.col(b);
+        outputGradient.setZero();
         const Index target = targets[static_cast<std::size_t>(b)];
         if (target < 0) continue;
         try {
-          m_losses[b] = m_readout->evaluateLoss(states.col(b), target, stateGradient, b);
+          m_losses[b] = m_readout->evaluateLoss(outputs.col(b), target, outputGradient, b);
           evaluated = true;
         } catch (const NonFiniteError&) {  // NonFinitePolicy::Skip: this stream's contribution
-          stateGradient.setZero();
+          outputGradient.setZero();
           ++m_skippedSteps;
         }
       }
       if (evaluated) m_readout->commitLoss();
-      m_engine.accumulate(m_stateGradients);
+      m_engine.accumulate(m_outputGradients);
       return m_losses.sum();
     } catch (const NonFiniteError&) {
       if (m_options.nonFinite == NonFinitePolicy::Throw) throw;
@@ -259,7 +263,7 @@ public:
       return refuseUpdate(cellFinite ? "readout gradient" : "cell gradient",
                           cellFinite ? m_readoutGradient : m_cellGradient);
     const double norm = clipGlobalNorm<Scalar>(m_options.clipNorm, {&m_cellGradient, &m_readoutGradient});
-    m_cell->layout().flattenInto(m_cell->tensors(), m_parameters);
+    m_cell->parametersInto(m_parameters);
     m_readoutParameters = m_readout->parameters();
     // The optimizer writes its new states into the second ones (no copy), kept below.
     std::visit(
@@ -449,32 +453,48 @@ private:
       m_losses.setZero();
       try {
         for (Index b = 0; b < m_options.batch; ++b) {
-          auto stateGradient = m_stateGradients.col(b);
-          stateGradient.setZero();
+          auto outputGradient = m_outputGradients.col(b);
+          outputGradient.setZero();
           const Index target = targets[static_cast<std::size_t>(b)];
-          if (target >= 0) m_losses[b] = m_readout->evaluateLoss(next.col(b), target, stateGradient, b);
+          if (target >= 0) m_losses[b] = m_readout->evaluateLoss(next.col(b), target, outputGradient, b);
         }
       } catch (const Error&) {
         m_readout->discardLosses();
         throw;
       }
     };
-    if constexpr (requires(EngineType& e) { e.prepareStep(inputs); e.commitStep(); }) {
-      evaluate(m_engine.prepareStep(inputs));
+    if constexpr (requires(EngineType& e) { e.prepareStep(inputs); e.preparedOutputs(); e.commitStep(); }) {
+      m_engine.prepareStep(inputs);
+      evaluate(m_engine.preparedOutputs());
       m_engine.commitStep();
     } else {
       // The losses and δ are those of the cell's step from the engine's states, which are the
       // engine's next states: nothing is scored after the engine has stepped.
-      for (Index b = 0; b < m_options.batch; ++b)
+      for (Index b = 0; b < m_options.batch; ++b) {
         m_cell->forward(inputs.col(b), m_engine.state().col(b), m_nextStates.col(b), m_nextCache);
+        m_cell->output(m_nextCache, m_nextStates.col(b), m_nextOutputs.col(b));
+      }
       detail::requireFinite("next state", m_nextStates);
-      evaluate(m_nextStates);
+      evaluate(m_nextOutputs);
       m_engine.step(inputs);
     }
     m_stepObserved = true;
     m_readout->commitLoss();
-    m_engine.accumulate(m_stateGradients);
+    m_engine.accumulate(m_outputGradients);
     return m_losses.sum();
+  }
+
+  /// y_t of the B streams after the engine's step: its outputs(), or for an engine without them
+  /// (one of your own) the head of its states, which a gated cell's output is.
+  const Matrix<Scalar>& engineOutputs() {
+    if constexpr (requires(const EngineType& e) { e.outputs(); }) {
+      return m_engine.outputs();
+    } else {
+      static_assert(requirement::OutputIsStateHead<CellType>,
+                    "snap: Trainer needs outputs() of an engine whose cell's output is not the head of its state");
+      m_nextOutputs = m_engine.state().topRows(m_cell->outputSize());
+      return m_nextOutputs;
+    }
   }
 
   /// Forgets the gradients accumulated since the last update (engines and readout).
@@ -503,9 +523,10 @@ private:
   OptimizerState m_cellStateWork, m_readoutStateWork;  ///< what update() steps the optimizer on
   EngineType m_engine;  ///< the B streams
   Vector<Scalar> m_parameters, m_cellGradient, m_readoutGradient, m_readoutParameters;
-  Matrix<Scalar> m_stateGradients;  ///< δ of the B streams (k × B)
+  Matrix<Scalar> m_outputGradients;  ///< ∂L/∂y of the B streams (o × B)
   Vector<Scalar> m_losses;          ///< each stream's loss at the last observe()
   Matrix<Scalar> m_nextStates;      ///< s_t computed before an engine without prepareStep() steps
+  Matrix<Scalar> m_nextOutputs;     ///< y_t computed before an engine without prepareStep() steps
   StepCache<Scalar> m_nextCache;    ///< the factors of that step, discarded
   std::uint64_t m_maskVersion = 0;  ///< the cell's mask version the trainer trains
   Index m_pendingSteps = 0;
