@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "snap/archive/arrays.hpp"
+#include "snap/cells/cell_concept.hpp"
 #include "snap/cells/mask.hpp"
 #include "snap/cells/parameter_layout.hpp"
 #include "snap/cells/structure.hpp"
@@ -351,6 +353,20 @@ public:
   }
   /// @}
 
+  /// @name Configuration: what fixes the cell's equations besides θ (checkpoints)
+  /// @{
+  /// Writes `<prefix>gates` and `<prefix>unit_states`.
+  void saveConfiguration(NpzArchive& archive, const std::string& prefix) const {
+    putScalar<std::int64_t>(archive, prefix + "gates", m_structure.gates);
+    putScalar<std::int64_t>(archive, prefix + "unit_states", m_structure.unitStates);
+  }
+  /// Throws FormatError naming the array unless what saveConfiguration() wrote is this cell's.
+  void checkConfiguration(const NpzArchive& archive, const std::string& prefix) const {
+    readScalar<std::int64_t>(archive, prefix + "gates", m_structure.gates, m_structure.gates);
+    readScalar<std::int64_t>(archive, prefix + "unit_states", m_structure.unitStates, m_structure.unitStates);
+  }
+  /// @}
+
   /// @name Gated cells' parameters by gate and unit
   /// @{
   /// The gate block of parameter j.
@@ -513,10 +529,10 @@ private:
     const Index hidden = m_hiddenSize, blocks = m_structure.unitStates, rows = gateRows(), inputs = m_inputSize;
     // Factors: a (input preactivations) then c (recurrent); sources z = [x; 1; h; 1].
     std::vector<TensorSpec> specs{
-        {"weight_ih", rows, inputs, 0, SourceKind::Columns, 0, true},
-        {"weight_hh", rows, hidden, rows, SourceKind::Columns, inputs + 1, true},
-        {"bias_ih", rows, 1, 0, SourceKind::Constant, inputs, false},
-        {"bias_hh", rows, 1, rows, SourceKind::Constant, inputs + hidden + 1, false}};
+        {"weight_ih", rows, inputs, 0, SourceKind::Columns, 0, "mask_ih"},
+        {"weight_hh", rows, hidden, rows, SourceKind::Columns, inputs + 1, "mask_hh"},
+        {"bias_ih", rows, 1, 0, SourceKind::Constant, inputs},
+        {"bias_hh", rows, 1, rows, SourceKind::Constant, inputs + hidden + 1}};
     ParameterLayout layout(std::move(specs), std::vector<const RowMatrix<Scalar>*>{&maskIh, &maskHh, nullptr, nullptr},
                            2 * rows, inputs + hidden + 2);
     std::vector<std::vector<StorageIndex>> dynamics(static_cast<std::size_t>(stateSize()));

@@ -7,6 +7,7 @@
 #include <concepts>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <type_traits>
 
 #include "snap/cells/parameter_layout.hpp"
@@ -16,7 +17,17 @@
 #include "snap/pattern/sparsity_pattern.hpp"
 
 namespace snap {
+/// The name a cell type is stored under in weights files and checkpoints (the `cell` array).
+/// Each built-in cell specialises it next to its class; specialise it, with a
+/// `static constexpr std::string_view value`, to save and load a cell of your own.
+template <class CellType>
+struct CellTypeName;
+
 namespace requirement {
+
+/// A cell type with a CellTypeName.
+template <class C>
+concept HasTypeName = requires { CellTypeName<C>::value; };
 
 template <class C>
 concept HasScalar = requires { typename C::Scalar; } &&

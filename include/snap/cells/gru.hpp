@@ -58,4 +58,10 @@ public:
   }
 };
 
+/// torch.nn.GRUCell.
+template <class Scalar>
+struct CellTypeName<GRU<Scalar>> {
+  static constexpr std::string_view value = "gru";  ///< the stored name
+};
+
 }  // namespace snap

@@ -7,11 +7,13 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
 #include <vector>
 
+#include "snap/archive/arrays.hpp"
 #include "snap/cells/cell_concept.hpp"
 #include "snap/cells/parameter_layout.hpp"
 #include "snap/cells/structure.hpp"
@@ -66,6 +68,10 @@ public:
                              VectorSpan<Scalar> inputGradient) const = 0;
   virtual void outputJacobian(const StepCache<Scalar>& cache, std::span<Scalar> stateValues, std::span<Scalar> inputValues,
                               std::span<Scalar> factorValues) const = 0;
+
+  virtual std::string_view typeName() const = 0;
+  virtual void saveConfiguration(NpzArchive& archive, const std::string& prefix) const = 0;
+  virtual void checkConfiguration(const NpzArchive& archive, const std::string& prefix) const = 0;
 
   virtual void parametersInto(VectorSpan<Scalar> theta) const = 0;
   virtual void setParameters(const VectorView<Scalar>& theta) = 0;
@@ -150,6 +156,19 @@ public:
   void outputJacobian(const StepCache<Scalar>& cache, std::span<Scalar> stateValues, std::span<Scalar> inputValues,
                       std::span<Scalar> factorValues) const override {
     m_cell.outputJacobian(cache, stateValues, inputValues, factorValues);
+  }
+
+  std::string_view typeName() const override {
+    if constexpr (requirement::HasTypeName<C>)
+      return CellTypeName<C>::value;
+    else
+      return "custom";
+  }
+  void saveConfiguration(NpzArchive& archive, const std::string& prefix) const override {
+    if constexpr (requires { m_cell.saveConfiguration(archive, prefix); }) m_cell.saveConfiguration(archive, prefix);
+  }
+  void checkConfiguration(const NpzArchive& archive, const std::string& prefix) const override {
+    if constexpr (requires { m_cell.checkConfiguration(archive, prefix); }) m_cell.checkConfiguration(archive, prefix);
   }
 
   void parametersInto(VectorSpan<Scalar> theta) const override { m_cell.parametersInto(theta); }

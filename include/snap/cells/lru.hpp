@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "snap/archive/arrays.hpp"
 #include "snap/cells/cell_base.hpp"
 #include "snap/cells/mask.hpp"
 #include "snap/cells/parameter_layout.hpp"
@@ -147,6 +148,22 @@ public:
   /// The 0/1 masks of B_re and B_im.
   const RowMatrix<Scalar>& mask_re() const { return m_maskRe; }
   const RowMatrix<Scalar>& mask_im() const { return m_maskIm; }
+  /// @}
+
+  /// @name Configuration: what fixes the cell's equations besides θ (checkpoints)
+  /// @{
+  /// Writes `<prefix>units`, `output_size`, `skip` (0/1) and `activation` (0 None, 1 Tanh, 2 GELU).
+  void saveConfiguration(NpzArchive& archive, const std::string& prefix) const {
+    for (const auto& [name, value] : configuration()) putScalar<std::int64_t>(archive, prefix + name, value);
+  }
+  /// Throws FormatError naming the array unless what saveConfiguration() wrote is this cell's.
+  void checkConfiguration(const NpzArchive& archive, const std::string& prefix) const {
+    for (const auto& [name, value] : configuration()) readScalar<std::int64_t>(archive, prefix + name, value, value);
+  }
+  /// @}
+
+  /// @name Eigenvalues
+  /// @{
   /// λ_j = exp(−exp(ν_j) + i·exp(θ_j)) as (Re, Im), and γ_j = √(1 − |λ_j|²), of the current parameters.
   Scalar lambdaRe(Index j) const { return std::exp(-std::exp(m_nu[j])) * std::cos(std::exp(m_theta[j])); }
   Scalar lambdaIm(Index j) const { return std::exp(-std::exp(m_nu[j])) * std::sin(std::exp(m_theta[j])); }
@@ -404,6 +421,11 @@ private:
     SparsityPattern inputGraph;
   };
 
+  std::vector<std::pair<std::string, std::int64_t>> configuration() const {
+    return {{"units", m_units}, {"output_size", m_outputSize}, {"skip", m_skip ? 1 : 0},
+            {"activation", static_cast<std::int64_t>(m_activation)}};
+  }
+
   /// y and φ'(pre) of the output's function.
   void activate(Scalar pre, Scalar& y, Scalar& slope) const {
     switch (m_activation) {
@@ -473,13 +495,13 @@ private:
   /// The layout of masks for B_re and B_im, and the input graph, without changing the cell.
   MaskStructure buildStructure(const RowMatrix<Scalar>& maskRe, const RowMatrix<Scalar>& maskIm) const {
     const Index n = m_units, m = m_inputSize, o = m_outputSize;
-    std::vector<TensorSpec> specs{{"B_re", n, m, 0, SourceKind::Columns, 0, true},
-                                  {"B_im", n, m, n, SourceKind::Columns, 0, true},
-                                  {"nu_log", n, 1, 2 * n, SourceKind::Constant, m, false},
-                                  {"theta_log", n, 1, 3 * n, SourceKind::Constant, m, false},
-                                  {"C_re", o, n, 4 * n, SourceKind::Columns, m + 1, false},
-                                  {"C_im", o, n, 4 * n + o, SourceKind::Columns, m + 1 + n, false}};
-    if (m_skip) specs.push_back({"D", o, 1, 4 * n + 2 * o, SourceKind::Diagonal, 0, false});
+    std::vector<TensorSpec> specs{{"B_re", n, m, 0, SourceKind::Columns, 0, "mask_re"},
+                                  {"B_im", n, m, n, SourceKind::Columns, 0, "mask_im"},
+                                  {"nu_log", n, 1, 2 * n, SourceKind::Constant, m},
+                                  {"theta_log", n, 1, 3 * n, SourceKind::Constant, m},
+                                  {"C_re", o, n, 4 * n, SourceKind::Columns, m + 1},
+                                  {"C_im", o, n, 4 * n + o, SourceKind::Columns, m + 1 + n}};
+    if (m_skip) specs.push_back({"D", o, 1, 4 * n + 2 * o, SourceKind::Diagonal, 0});
     std::vector<const RowMatrix<Scalar>*> masks{&maskRe, &maskIm};
     ParameterLayout layout(std::move(specs), masks, factorCount(), m + 1 + 2 * n);
     std::vector<std::vector<StorageIndex>> input(static_cast<std::size_t>(2 * n));
@@ -540,6 +562,12 @@ private:
   SparsityPattern m_dynamicsGraph, m_factorPattern, m_inputGraph;
   SparsityPattern m_outputStateGraph, m_outputInputGraph, m_outputFactorPattern;
   std::uint64_t m_maskVersion = 0;
+};
+
+/// The linear recurrent unit.
+template <class Scalar>
+struct CellTypeName<LRU<Scalar>> {
+  static constexpr std::string_view value = "lru";  ///< the stored name
 };
 
 }  // namespace snap

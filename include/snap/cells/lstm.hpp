@@ -71,4 +71,10 @@ public:
   }
 };
 
+/// torch.nn.LSTMCell.
+template <class Scalar>
+struct CellTypeName<LSTM<Scalar>> {
+  static constexpr std::string_view value = "lstm";  ///< the stored name
+};
+
 }  // namespace snap

@@ -28,16 +28,19 @@ enum class SourceKind {
 };
 
 /// One parameter tensor of a cell: its name (as saved in weights files and checkpoints), its
-/// shape, the factor of its row r (factorOffset + r) and its entries' sources. A vector is a
-/// tensor of one column.
+/// shape, the factor of its row r (factorOffset + r), its entries' sources and, for a tensor with
+/// a 0/1 mask (SourceKind::Columns only), the mask's name. A vector is a tensor of one column.
 struct TensorSpec {
-  std::string name;
-  Index rows = 0;
-  Index cols = 1;
-  Index factorOffset = 0;
-  SourceKind source = SourceKind::Columns;
-  Index sourceOffset = 0;
-  bool maskable = false;  ///< has a 0/1 mask (only SourceKind::Columns tensors); else every entry is active
+  std::string name;                         ///< its name in weights files and checkpoints
+  Index rows = 0;                           ///< its rows
+  Index cols = 1;                           ///< its columns (1 for a vector)
+  Index factorOffset = 0;                   ///< the factor of row 0; row r's is factorOffset + r
+  SourceKind source = SourceKind::Columns;  ///< what its entries multiply
+  Index sourceOffset = 0;                   ///< the first source its entries multiply
+  std::string maskName = {};                ///< the name of its 0/1 mask; empty: every entry is active
+
+  /// Whether the tensor has a mask.
+  bool isMaskable() const { return !maskName.empty(); }
 };
 
 /// A cell's parameter tensors, in the order of ParameterLayout::tensor(t); vectors are n × 1.
@@ -69,7 +72,7 @@ public:
     for (std::size_t t = 0; t < m_specs.size(); ++t) {
       const TensorSpec& spec = m_specs[t];
       Tensor& tensor = m_tensors[t];
-      const RowMatrix<Scalar>* mask = t < masks.size() && spec.maskable ? masks[t] : nullptr;
+      const RowMatrix<Scalar>* mask = t < masks.size() && spec.isMaskable() ? masks[t] : nullptr;
       if (spec.rows < 0 || spec.cols < 1 || (spec.source != SourceKind::Columns && spec.cols != 1))
         detail::fail<ShapeError>("TensorSpec " + spec.name, "rows >= 0 and one column unless SourceKind::Columns",
                                  detail::describe(spec.rows) + " x " + detail::describe(spec.cols));

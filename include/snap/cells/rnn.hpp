@@ -37,6 +37,17 @@ public:
   /// α, the leak (1 for torch.nn.RNNCell).
   Scalar leak() const { return m_leak; }
 
+  /// Writes the gated cells' configuration and `<prefix>leak`.
+  void saveConfiguration(NpzArchive& archive, const std::string& prefix) const {
+    Base::saveConfiguration(archive, prefix);
+    putScalar<double>(archive, prefix + "leak", static_cast<double>(m_leak));
+  }
+  /// Throws FormatError naming the array unless what saveConfiguration() wrote is this cell's.
+  void checkConfiguration(const NpzArchive& archive, const std::string& prefix) const {
+    Base::checkConfiguration(archive, prefix);
+    readScalar<double>(archive, prefix + "leak", static_cast<double>(m_leak), static_cast<double>(m_leak));
+  }
+
   /// next = f(input, state); fills `cache` with the step's Jacobian factors (docs/math.md §2).
   void forward(const VectorView<Scalar>& input, const VectorView<Scalar>& state, VectorSpan<Scalar> next,
                StepCache<Scalar>& cache) const {
@@ -71,6 +82,12 @@ private:
   }
 
   Scalar m_leak;
+};
+
+/// torch.nn.RNNCell(nonlinearity='tanh') (with a leak, an RNN of Murray 2019).
+template <class Scalar>
+struct CellTypeName<RNN<Scalar>> {
+  static constexpr std::string_view value = "rnn";  ///< the stored name
 };
 
 }  // namespace snap

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "snap/archive/arrays.hpp"
 #include "snap/cells/cell_base.hpp"
 #include "snap/cells/cell_concept.hpp"
 #include "snap/cells/layer.hpp"
@@ -160,6 +161,29 @@ public:
     }
     candidate.build();
     *this = std::move(candidate);
+  }
+  /// @}
+
+  /// @name Configuration (checkpoints)
+  /// @{
+  /// Writes `<prefix>layers` (L), and for each layer `<prefix>layer<l>/cell` (its type name) and
+  /// its own configuration under `<prefix>layer<l>/`.
+  void saveConfiguration(NpzArchive& archive, const std::string& prefix) const {
+    putScalar<std::int64_t>(archive, prefix + "layers", layerCount());
+    for (std::size_t l = 0; l < m_layers.size(); ++l) {
+      const std::string layer = prefix + "layer" + std::to_string(l) + "/";
+      putText(archive, layer + "cell", m_layers[l]->typeName());
+      m_layers[l]->saveConfiguration(archive, layer);
+    }
+  }
+  /// Throws FormatError naming the array unless what saveConfiguration() wrote is this stack's.
+  void checkConfiguration(const NpzArchive& archive, const std::string& prefix) const {
+    readScalar<std::int64_t>(archive, prefix + "layers", layerCount(), layerCount());
+    for (std::size_t l = 0; l < m_layers.size(); ++l) {
+      const std::string layer = prefix + "layer" + std::to_string(l) + "/";
+      detail::requireText(archive, layer + "cell", m_layers[l]->typeName(), "a layer of type");
+      m_layers[l]->checkConfiguration(archive, layer);
+    }
   }
   /// @}
 
@@ -524,6 +548,7 @@ private:
       for (Index t = 0; t < own.tensorCount(); ++t) {
         TensorSpec spec = own.tensor(t);
         spec.name = "layer" + std::to_string(l) + "/" + spec.name;
+        if (spec.isMaskable()) spec.maskName = "layer" + std::to_string(l) + "/" + spec.maskName;
         spec.factorOffset += m_factorOffset[l];
         spec.sourceOffset += m_sourceOffset[l];
         specs.push_back(std::move(spec));
@@ -674,6 +699,12 @@ private:
   Workspace m_ws;
   Index m_workspaceSize = 0;
   std::uint64_t m_maskVersion = 0;
+};
+
+/// A stack of layers (each layer's type is stored as layer<l>/cell).
+template <class Scalar>
+struct CellTypeName<Stack<Scalar>> {
+  static constexpr std::string_view value = "stack";  ///< the stored name
 };
 
 }  // namespace snap

@@ -22,7 +22,7 @@
 namespace snap {
 
 /// The version of the checkpoint format this library writes; it reads this version only.
-inline constexpr std::int64_t checkpointVersion = 3;
+inline constexpr std::int64_t checkpointVersion = 4;
 
 namespace detail {
 

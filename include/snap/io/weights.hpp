@@ -9,16 +9,24 @@
 /// float64 or float32; optional `mask_ih`, `mask_hh` (0/1, the weights' shapes; absent means
 /// dense); optional `readout_weight` (outputs × H) and `readout_bias` (outputs); `cell`, the
 /// cell type as uint8 characters (b"rnn", b"gru", b"lstm"); and `version`, an integer scalar.
+/// A leaky RNN adds `leak` (absent: 1, torch's RNNCell). Other cells (the LRU, a stack) store
+/// their layout's tensors by name (a stack's as `layer<l>/<name>`), their masks, and their
+/// configuration (docs/cells.md).
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
+#include "snap/cells/cell_base.hpp"
 #include "snap/cells/cell_concept.hpp"
 #include "snap/cells/gru.hpp"
+#include "snap/cells/lru.hpp"
 #include "snap/cells/lstm.hpp"
 #include "snap/cells/rnn.hpp"
+#include "snap/cells/stack.hpp"
 #include "snap/core/error.hpp"
 #include "snap/core/types.hpp"
 #include "snap/archive/npz.hpp"
@@ -30,27 +38,6 @@ namespace snap {
 
 /// The format version saveWeights() writes and loadWeights() reads.
 inline constexpr std::int64_t weightsFormatVersion = 1;
-
-/// The name a cell type is stored under in a weights file (the `cell` array). Specialise it,
-/// with a `static constexpr std::string_view value`, to save and load a cell of your own.
-template <class CellType>
-struct CellTypeName;
-
-/// torch.nn.RNNCell(nonlinearity='tanh').
-template <class Scalar>
-struct CellTypeName<RNN<Scalar>> {
-  static constexpr std::string_view value = "rnn";  ///< the stored name
-};
-/// torch.nn.GRUCell.
-template <class Scalar>
-struct CellTypeName<GRU<Scalar>> {
-  static constexpr std::string_view value = "gru";  ///< the stored name
-};
-/// torch.nn.LSTMCell.
-template <class Scalar>
-struct CellTypeName<LSTM<Scalar>> {
-  static constexpr std::string_view value = "lstm";  ///< the stored name
-};
 
 /// What a weights file holds, read without building a cell (to choose the cell to build).
 struct WeightsInfo {
@@ -191,48 +178,79 @@ void putReadout(NpzArchive& archive, const Readout<Scalar>& readout) {
 
 template <class CellType>
 NpzArchive weightsArchive(const CellType& cell) {
-  static_assert(requires { CellTypeName<CellType>::value; },
+  static_assert(requirement::HasTypeName<CellType>,
                 "snap: saving or loading weights needs snap::CellTypeName<YourCell>::value, the name stored in "
-                "the file (see include/snap/io/weights.hpp)");
-  const std::string_view name = CellTypeName<CellType>::value;
+                "the file (see include/snap/cells/cell_concept.hpp)");
   NpzArchive archive;
-  putText(archive, "cell", name);
+  putText(archive, "cell", CellTypeName<CellType>::value);
   putScalar<std::int64_t>(archive, "version", weightsFormatVersion);
+  if constexpr (std::is_base_of_v<CellBase<typename CellType::Scalar>, CellType>) {
+    if constexpr (requires { cell.leak(); })  // PyTorch's layout has no leak: stored when not 1
+      if (cell.leak() != 1) putScalar<double>(archive, "leak", static_cast<double>(cell.leak()));
+  } else if constexpr (requires { cell.saveConfiguration(archive, std::string()); }) {
+    cell.saveConfiguration(archive, "");
+  }
   putCellTensors(archive, "", cell);
   return archive;
 }
 
-/// Reads and checks everything loadWeights needs before anything changes.
+/// Reads and checks everything loadWeights needs before anything changes: the cell's tensors by
+/// their layout names (float64 or float32), and its masks when the file has them (all or none;
+/// none means dense), each weight exactly 0 where its mask is.
 template <class CellType>
 struct LoadedWeights {
   using Scalar = typename CellType::Scalar;
-  RowMatrix<Scalar> maskIh, maskHh;
-  CellTensors<Scalar> tensors;
+  ParameterTensors<Scalar> tensors;
+  std::vector<RowMatrix<Scalar>> masks;
+  bool sameMasks = true;
 
   LoadedWeights(const WeightsFile& file, const CellType& cell) {
-    static_assert(requires { CellTypeName<CellType>::value; },
+    static_assert(requirement::HasTypeName<CellType>,
                   "snap: saving or loading weights needs snap::CellTypeName<YourCell>::value, the name stored in "
-                  "the file (see include/snap/io/weights.hpp)");
+                  "the file (see include/snap/cells/cell_concept.hpp)");
     const std::string expected(CellTypeName<CellType>::value), stored = file.cellType();
     if (stored != expected) fail<FormatError>(file.where("cell"), "'" + expected + "'", "'" + stored + "'");
-    const Index rows = cell.gateRows(), inputs = cell.inputSize(), hidden = cell.hiddenSize();
-    tensors.weight_ih = file.matrix<Scalar>("weight_ih", rows, inputs);
-    tensors.weight_hh = file.matrix<Scalar>("weight_hh", rows, hidden);
-    tensors.bias_ih = file.vector<Scalar>("bias_ih", rows);
-    tensors.bias_hh = file.vector<Scalar>("bias_hh", rows);
-    const bool hasIh = file.has("mask_ih"), hasHh = file.has("mask_hh");
-    if (hasIh != hasHh) file.array(hasIh ? "mask_hh" : "mask_ih");  // throws: one mask without the other
-    maskIh = hasIh ? file.mask<Scalar>("mask_ih", rows, inputs) : RowMatrix<Scalar>::Ones(rows, inputs);
-    maskHh = hasHh ? file.mask<Scalar>("mask_hh", rows, hidden) : RowMatrix<Scalar>::Ones(rows, hidden);
-    requireZeroAtMask(file, "weight_ih", tensors.weight_ih, maskIh);
-    requireZeroAtMask(file, "weight_hh", tensors.weight_hh, maskHh);
+    if constexpr (std::is_base_of_v<CellBase<Scalar>, CellType>) {
+      if constexpr (requires { cell.leak(); }) {
+        const double leak = static_cast<double>(cell.leak());
+        if (file.has("leak") || leak != 1) readScalar<double>(file.archive, "leak", leak, leak);
+      }
+    } else if constexpr (requires { cell.checkConfiguration(file.archive, std::string()); }) {
+      cell.checkConfiguration(file.archive, "");
+    }
+    const ParameterLayout& layout = cell.layout();
+    bool anyMask = false, everyMask = true;
+    std::string missing;
+    for (Index t = 0; t < layout.tensorCount(); ++t)
+      if (layout.tensor(t).isMaskable()) {
+        const bool has = file.has(layout.tensor(t).maskName);
+        anyMask = anyMask || has;
+        if (!has && everyMask) missing = layout.tensor(t).maskName;
+        everyMask = everyMask && has;
+      }
+    if (anyMask && !everyMask) file.array(missing);  // throws: some masks without the others
+    for (Index t = 0; t < layout.tensorCount(); ++t) {
+      const TensorSpec& spec = layout.tensor(t);
+      if (storedAsVector(spec))
+        tensors.push_back(file.vector<Scalar>(spec.name, spec.rows));
+      else
+        tensors.push_back(file.matrix<Scalar>(spec.name, spec.rows, spec.cols));
+      if (spec.isMaskable() && anyMask) {
+        masks.push_back(file.mask<Scalar>(spec.maskName, spec.rows, spec.cols));
+        requireZeroAtMask(file, spec.name, tensors.back(), masks.back());
+      } else {
+        masks.push_back(RowMatrix<Scalar>::Ones(spec.rows, spec.cols));
+      }
+      if (spec.isMaskable())
+        sameMasks = sameMasks && masks.back() == layout.mask(t).template cast<Scalar>();
+    }
   }
 
   /// Sets the masks (only when they differ: a mask change restarts bound engines) and tensors;
   /// everything has been checked, so that neither call can refuse half-way.
   void applyTo(CellType& cell) const {
-    if (maskIh != cell.mask_ih() || maskHh != cell.mask_hh()) cell.setMasks(maskIh, maskHh);
-    cell.setTensors(tensors);
+    if (!sameMasks) cell.setParameterMasks(masks);
+    cell.setParameterTensors(tensors);
   }
 };
 
@@ -283,6 +301,12 @@ inline WeightsInfo readWeightsInfo(const std::string& path) {
   const detail::WeightsFile file = detail::openWeights(path);
   WeightsInfo info;
   info.cell = file.cellType();
+  if (!file.has("weight_ih")) {  // not a gated cell: its type and its arrays' type only
+    const auto first = std::find_if(file.archive.begin(), file.archive.end(),
+                                    [](const auto& entry) { return entry.second.type == "<f8" || entry.second.type == "<f4"; });
+    if (first != file.archive.end()) info.elementType = first->second.type;
+    return info;
+  }
   const auto [rowsIh, inputs] = file.shape2("weight_ih");
   const auto [rowsHh, hidden] = file.shape2("weight_hh");
   if (rowsHh != rowsIh)

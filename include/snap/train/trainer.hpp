@@ -2,7 +2,8 @@
 /// @file
 /// Drives an engine over B streams that share one cell and one readout (docs/math.md §6): online
 /// updates every K steps with the influence carried across updates, or one update per
-/// sequence; truncated BPTT(T) updates once per window with K = T.
+/// sequence; truncated BPTT(T) updates once per window with K = T. The readout is a Readout
+/// (classes) by default, or a RegressionReadout (real targets), or any TrainableReadout.
 
 #include <cmath>
 #include <cstddef>
@@ -23,6 +24,7 @@
 #include "snap/cells/cell_concept.hpp"
 #include "snap/train/optimizers.hpp"
 #include "snap/train/readout.hpp"
+#include "snap/train/readout_concept.hpp"
 
 namespace snap {
 
@@ -59,11 +61,31 @@ struct TrainerOptions {
 /// Online or per-sequence training of a cell and a readout with any engine. One engine advances
 /// the B streams together (snap::Batch), each stream with its own state and influence; an update
 /// uses the gradient summed over the steps since the last update and averaged over the streams.
-template <Engine EngineType>
+/// The readout (ReadoutType, a TrainableReadout of the engine's scalar) scores the cell's
+/// outputs: a Readout against a class per stream (observe(inputs, targets) with −1 for
+/// unscored), a RegressionReadout against a vector of real values per stream
+/// (observe(inputs, targets, scored), targets outputs × B).
+template <Engine EngineType, class ReadoutType = Readout<typename EngineType::Scalar>>
 class Trainer {
+  static_assert(requirement::ReadoutHasScalar<ReadoutType> && requirement::ReadoutHasSizes<ReadoutType>,
+                "snap: a Trainer's readout needs `using Scalar`, hiddenSize() and outputs() (see snap::Readout)");
+  static_assert(std::is_same_v<typename ReadoutType::Scalar, typename EngineType::Scalar>,
+                "snap: a Trainer's readout needs the engine's Scalar");
+  static_assert(requirement::ReadoutHasParameters<ReadoutType>,
+                "snap: a Trainer's readout needs parameters() (const and writable), gradient() and resetGradient()");
+  static_assert(requirement::ReadoutHasTwoPhaseLoss<ReadoutType>,
+                "snap: a Trainer's readout needs commitLoss() and discardLosses() (see snap::Readout::evaluateLoss)");
+  static_assert(requirement::ReadoutOfClasses<ReadoutType> || requirement::ReadoutOfValues<ReadoutType>,
+                "snap: a Trainer's readout needs evaluateLoss(output, target, outputGradient, slot) with a class "
+                "(Index) or a vector of real values as the target");
+  static_assert(requirement::ReadoutHasState<ReadoutType>,
+                "snap: a Trainer's readout needs saveState(archive, prefix) and loadState(archive, prefix)");
+  static_assert(std::copyable<ReadoutType>, "snap: a Trainer's readout needs to be copyable (loadState checks a copy)");
+
 public:
   using CellType = typename EngineType::CellType;  ///< the engine's cell type
   using Scalar = typename EngineType::Scalar;      ///< the engine's scalar, float or double
+  using ReadoutT = ReadoutType;                    ///< the readout's type
 
   /// Trains `cell` and `readout` (which must outlive the trainer and stay at the same
   /// addresses) with `optimizer`: one engine of B = options.batch streams and T = options.threads
@@ -77,7 +99,7 @@ public:
   ///         or a batch whose engine state would exceed snap::maxArrayBytes
   /// @throws ShapeError unless the readout's hidden size is the cell's
   /// @throws UsageError for untruncated BPTT (no BPTTOptions::window) on the online schedule
-  Trainer(CellType& cell, Readout<Scalar>& readout, AnyOptimizer optimizer, const TrainerOptions& options = {},
+  Trainer(CellType& cell, ReadoutType& readout, AnyOptimizer optimizer, const TrainerOptions& options = {},
           const typename EngineType::Options& engineOptions = {})
       : m_cell(&cell), m_readout(&readout), m_optimizer(optimizer), m_options(options), m_engineOptions(engineOptions),
         m_cellState(makeState(cell.parameterCount())), m_readoutState(makeState(readout.parameters().size())),
@@ -115,6 +137,7 @@ public:
     m_nextOutputs = Matrix<Scalar>::Zero(cell.outputSize(), options.batch);
     m_nextCache = cell.makeCache();
     m_losses = Vector<Scalar>::Zero(options.batch);
+    m_scoredStreams.assign(static_cast<std::size_t>(options.batch), 0);
     m_maskVersion = cell.maskVersion();
   }
 
@@ -126,7 +149,8 @@ public:
   EngineType& engine() { return m_engine; }
   /// The engine of the B streams (read only).
   const EngineType& engine() const { return m_engine; }
-  /// The loss in nats of each stream at the last observe() (0 where unscored or skipped).
+  /// The loss of each stream at the last observe() (0 where unscored or skipped): nats for a
+  /// Readout, ½ ‖ŷ − target‖² for a RegressionReadout.
   const Vector<Scalar>& losses() const { return m_losses; }
   /// Updates applied so far.
   long long updates() const { return m_updates; }
