@@ -90,6 +90,15 @@ concept HasJacobianProducts =
       cell.vectorJacobianProduct(cache, v, out, out);
     };
 
+/// Optional: the factors' values at a subset of the factor pattern's entries (a stack computes
+/// its own layers' without composing the rest), like the subset of dynamicsJacobian.
+template <class C>
+concept HasFactorSubset =
+    HasScalar<C> && requires(const C& cell, const StepCache<typename C::Scalar>& cache,
+                             std::span<const StorageIndex> entries, std::span<typename C::Scalar> values) {
+      cell.immediateFactors(cache, entries, values);
+    };
+
 /// Optional: the couplings inside a unit that bypass the recurrent weights (e-prop, RFLO).
 template <class C>
 concept HasInternalCouplings =

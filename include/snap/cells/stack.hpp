@@ -351,6 +351,27 @@ public:
     composeFactors(cache, phi);
     for (std::size_t e = 0; e < m_factorFromPhi.size(); ++e) values[e] = phi[m_factorFromPhi[e]];
   }
+  /// values[i] = F_t at factor pattern entry entries[i]: an entry on its factor's own layer is
+  /// that layer's factor value; any other composes the layers' same-step Jacobians.
+  void immediateFactors(const StepCache<Scalar>& cache, std::span<const StorageIndex> entries,
+                        std::span<Scalar> values) const {
+    const bool own = std::all_of(entries.begin(), entries.end(),
+                                 [&](StorageIndex e) { return m_ownFactor[static_cast<std::size_t>(e)] >= 0; });
+    if (!own) {
+      Scalar* phi = cache.workspace.data() + m_ws.phi;
+      composeFactors(cache, phi);
+      for (std::size_t i = 0; i < entries.size(); ++i) values[i] = phi[m_factorFromPhi[static_cast<std::size_t>(entries[i])]];
+      return;
+    }
+    for (std::size_t l = 0; l < m_layers.size(); ++l) {
+      Scalar* factors = cache.workspace.data() + m_ws.factors[l];
+      m_layers[l]->immediateFactors(cache.layers[l], std::span<Scalar>(factors, static_cast<std::size_t>(m_layers[l]->factorPattern().nonZeros())));
+    }
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const auto e = static_cast<std::size_t>(entries[i]);
+      values[i] = cache.workspace[m_ws.factors[static_cast<std::size_t>(m_factorLayer[e])] + m_ownFactor[e]];
+    }
+  }
   /// out = D_t v, forward through the layers: u^l = D^l v^l + (∂s^l/∂x^l) w^{l−1},
   /// w^l = (∂y^l/∂s^l) u^l + (∂y^l/∂x^l) w^{l−1}.
   void dynamicsProduct(const StepCache<Scalar>& cache, const VectorView<Scalar>& v, VectorSpan<Scalar> out) const {
@@ -631,6 +652,18 @@ private:
       }
       stateRowsOffset += level.stateRows.nonZeros();
     }
+    // Which factor pattern entries lie on their factor's own layer, and where in F^l.
+    m_ownFactor.assign(static_cast<std::size_t>(m_factorPattern.nonZeros()), -1);
+    m_factorLayer.assign(static_cast<std::size_t>(m_factorPattern.nonZeros()), 0);
+    for (std::size_t l = 0; l < count; ++l)
+      for (Index f = m_factorOffset[l]; f < m_factorOffset[l + 1]; ++f)
+        for (Index e = m_factorPattern.rowStart(f); e < m_factorPattern.rowStart(f + 1); ++e) {
+          const Index row = m_factorPattern.column(e);
+          if (row < m_stateOffset[l] || row >= m_stateOffset[l + 1]) continue;
+          m_ownFactor[static_cast<std::size_t>(e)] = static_cast<StorageIndex>(
+              m_layers[l]->factorPattern().find(f - m_factorOffset[l], row - m_stateOffset[l]));
+          m_factorLayer[static_cast<std::size_t>(e)] = static_cast<StorageIndex>(l);
+        }
     // Internal couplings, block-diagonal.
     std::vector<std::vector<StorageIndex>> internal(static_cast<std::size_t>(states));
     for (std::size_t l = 0; l < count; ++l) {
@@ -695,6 +728,8 @@ private:
   std::vector<StorageIndex> m_factorFromPhi;  ///< factor pattern entry → its value among the Φ^l rows
   std::vector<StorageIndex> m_ownEntry;       ///< graph entry → its entry in its layer's D^l, or −1
   std::vector<StorageIndex> m_entryLayer;     ///< graph entry → the layer of its row
+  std::vector<StorageIndex> m_ownFactor;      ///< factor pattern entry → its entry in its layer's F^l, or −1
+  std::vector<StorageIndex> m_factorLayer;    ///< factor pattern entry → the layer of its factor
   Index m_phiSize = 0;
   Workspace m_ws;
   Index m_workspaceSize = 0;

@@ -287,7 +287,7 @@ public:
   std::size_t indexBytes() const {
     const std::size_t indices = m_rows.size() + m_localStart.size() + m_localColumn.size() + m_localEntry.size() +
                                 m_entries.size() + m_columnParameter.size() + m_columnSource.size() +
-                                m_homeLocal.size() + m_homeEntry.size();
+                                m_homeLocal.size() + m_homeEntry.size() + m_factorEntries.size();
     return indices * sizeof(StorageIndex) + m_plans.size() * sizeof(GroupPlan) + m_segments.size() * sizeof(Segment) +
            m_pieces.size() * sizeof(Piece) + m_unitStart.size() * sizeof(Index);
   }
@@ -564,14 +564,25 @@ private:
       if (m_plans[static_cast<std::size_t>(piece.group)].kernel == Kernel::Dense)
         widestDenseTile = std::max(widestDenseTile, piece.end - piece.begin);
 
+    // The factor pattern's entries the homes use (in the per-layer mode of a stack, the layers'
+    // own): the only factor values computed per step when the cell can compute a subset.
+    m_factorEntries.assign(m_homeEntry.begin(), m_homeEntry.end());
+    std::sort(m_factorEntries.begin(), m_factorEntries.end());
+    m_factorEntries.erase(std::unique(m_factorEntries.begin(), m_factorEntries.end()), m_factorEntries.end());
+    for (StorageIndex& entry : m_homeEntry)
+      entry = static_cast<StorageIndex>(std::lower_bound(m_factorEntries.begin(), m_factorEntries.end(), entry) -
+                                        m_factorEntries.begin());
     const auto entries = static_cast<Index>(m_entries.size());
-    const Index factors = factorRows.nonZeros(), sourceSize = layout.sourceSize();
+    const Index factors = static_cast<Index>(m_factorEntries.size()), sourceSize = layout.sourceSize();
     detail::requireArray<Scalar>("Batch::streams", streams, detail::checkedSum("cell", entries, factors + sourceSize),
                                  "SnAp per-step scratch (D_t's needed entries, factors and sources of each stream)");
     m_influence = Vector<Scalar>::Zero(values * streams);
     m_dynamicsValues = Matrix<Scalar>::Zero(entries, streams);
     m_factors = Vector<Scalar>::Zero(factors * streams);
-    m_factorColumns = Matrix<Scalar>::Zero(streams > 1 ? factors : 0, streams > 1 ? streams : 0);
+    // Per stream, every factor value when the cell computes them all (then gathered), or the subset.
+    const bool subset = requirement::HasFactorSubset<CellType>;
+    m_factorColumns = Matrix<Scalar>::Zero(subset ? (streams > 1 ? factors : 0) : factorRows.nonZeros(),
+                                           subset && streams == 1 ? 0 : streams);
     m_graphValues = Matrix<Scalar>::Zero(m_config.internal ? graph.nonZeros() : 0, streams);
     m_outputGradient = Vector<Scalar>::Zero(layout.size());
     m_spatialGradients = Matrix<Scalar>::Zero(m_spatial ? cell.stateSize() : 0, streams);
@@ -675,7 +686,7 @@ private:
     const CellType& cell = m_core.cell();
     const Index streams = m_core.streams();
     const Index sourceSize = m_core.m_sources.rows();
-    const auto factorCount = static_cast<std::size_t>(cell.factorPattern().nonZeros());
+    const auto factorCount = m_factorEntries.size();
     m_core.workers().run([&](int t) {
       const detail::Range part = detail::partOf(streams, t, m_core.threads());
       for (Index b = part.begin; b < part.end; ++b) {
@@ -689,14 +700,21 @@ private:
           }
         }
         if (!m_config.internal) cell.dynamicsJacobian(cache, m_entries, std::span<Scalar>(dynamics, m_entries.size()));
-        if (streams == 1) {
-          cell.immediateFactors(cache, std::span<Scalar>(m_factors.data(), factorCount));
-          continue;
+        // The factors the homes use, with the stream innermost for B streams.
+        if constexpr (requirement::HasFactorSubset<CellType>) {
+          if (streams == 1) {
+            cell.immediateFactors(cache, m_factorEntries, std::span<Scalar>(m_factors.data(), factorCount));
+            continue;
+          }
+          Scalar* column = m_factorColumns.col(b).data();
+          cell.immediateFactors(cache, m_factorEntries, std::span<Scalar>(column, factorCount));
+          for (std::size_t i = 0; i < factorCount; ++i) m_factors[static_cast<Index>(i) * streams + b] = column[i];
+        } else {
+          Scalar* column = m_factorColumns.col(b).data();
+          cell.immediateFactors(cache, std::span<Scalar>(column, static_cast<std::size_t>(m_factorColumns.rows())));
+          for (std::size_t i = 0; i < factorCount; ++i) m_factors[static_cast<Index>(i) * streams + b] = column[m_factorEntries[i]];
         }
-        // The factors and the sources with the stream innermost.
-        Scalar* column = m_factorColumns.col(b).data();
-        cell.immediateFactors(cache, std::span<Scalar>(column, factorCount));
-        for (std::size_t i = 0; i < factorCount; ++i) m_factors[static_cast<Index>(i) * streams + b] = column[i];
+        if (streams == 1) continue;
         for (Index s = 0; s < sourceSize; ++s) m_sourcesT(b, s) = m_core.m_sources(s, b);
       }
     });
@@ -1011,14 +1029,15 @@ private:
   SnApPattern m_pattern;
   std::vector<GroupPlan> m_plans;
   std::vector<Segment> m_segments;
-  std::vector<StorageIndex> m_homeLocal, m_homeEntry;  ///< the segments' homes: local row, factor pattern entry
+  std::vector<StorageIndex> m_homeLocal, m_homeEntry;  ///< the segments' homes: local row, index in m_factorEntries
+  std::vector<StorageIndex> m_factorEntries;           ///< the factor pattern entries the homes use, increasing
   std::vector<StorageIndex> m_rows, m_localStart, m_localColumn, m_localEntry, m_entries;
   std::vector<StorageIndex> m_columnParameter, m_columnSource;
   std::vector<Piece> m_pieces;     ///< the units' pieces, unit by unit
   std::vector<Index> m_unitStart;  ///< unit u is pieces [m_unitStart[u], m_unitStart[u + 1])
   Vector<Scalar> m_influence;       ///< home blocks stream innermost, the others a block per stream
-  Vector<Scalar> m_factors;         ///< F_t's values on the factor pattern, stream innermost
-  Matrix<Scalar> m_factorColumns;   ///< the same, one column per stream (B > 1)
+  Vector<Scalar> m_factors;         ///< F_t's values at m_factorEntries, stream innermost
+  Matrix<Scalar> m_factorColumns;   ///< per stream, the values the cell computes (B > 1, or all of them)
   Matrix<Scalar> m_graphValues;     ///< the internal couplings' values, one column per stream (e-prop, RFLO)
   Vector<Scalar> m_outputGradient;  ///< θ-ordered same-step terms: the output's parameters, the per-layer mode's
   Matrix<Scalar> m_spatialGradients, m_spatialFactors;  ///< per-layer mode: δ̃ (k × B) and its factor gradients
