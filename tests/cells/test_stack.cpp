@@ -20,55 +20,6 @@ namespace {
 
 constexpr Index kInputs = 3;
 
-/// A stack and the reference model of the same layers.
-struct StackCase {
-  std::string name;
-  Stack<double> stack;
-  ReferenceModel model;
-};
-
-template <class... Cells>
-StackCase makeCase(std::string name, const Cells&... cells) {
-  return {std::move(name), Stack<double>(cells...), ReferenceModel({referenceLayer(cells)...})};
-}
-
-/// A gated cell with its tensors scaled (scale > 1 saturates its gates).
-template <class C>
-C scaled(C cell, double scale) {
-  CellTensors<double> w = cell.tensors();
-  w.weight_ih *= scale;
-  w.weight_hh *= scale;
-  w.bias_ih *= scale;
-  w.bias_hh *= scale;
-  cell.setTensors(w);
-  return cell;
-}
-
-/// The stacks every check runs on: mixed cells, sparse masks between and inside the layers.
-std::vector<StackCase> stackCases(double scale = 1.0) {
-  const CellOptions sparse{.inputDensity = 0.5, .recurrentDensity = 0.4, .seed = 0};
-  auto options = [&](std::uint64_t seed) {
-    CellOptions o = sparse;
-    o.seed = seed;
-    return o;
-  };
-  std::vector<StackCase> cases;
-  cases.push_back(makeCase("GRU -> LSTM", scaled(GRU<double>(kInputs, 5, options(1)), scale),
-                           scaled(LSTM<double>(5, 4, options(2)), scale)));
-  cases.push_back(makeCase("GRU -> LSTM -> LRU(tanh)", scaled(GRU<double>(kInputs, 5, options(3)), scale),
-                           scaled(LSTM<double>(5, 4, options(4)), scale),
-                           LRU<double>(4, 3, {.inputDensity = 0.5, .activation = LRUActivation::Tanh, .seed = 5})));
-  cases.push_back(makeCase("LRU -> LRU(GELU) -> GRU", LRU<double>(kInputs, 4, {.inputDensity = 0.7, .seed = 6}),
-                           LRU<double>(kInputs, 4, {.inputDensity = 0.5, .activation = LRUActivation::GELU, .seed = 7}),
-                           scaled(GRU<double>(kInputs, 5, options(8)), scale)));
-  cases.push_back(makeCase("RNN(leak 0.3) -> GRU", scaled(RNN<double>(kInputs, 6, options(9), {.leak = 0.3}), scale),
-                           scaled(GRU<double>(6, 4, options(10)), scale)));
-  cases.push_back(makeCase("LRU(no skip, o 5) -> RNN",
-                           LRU<double>(kInputs, 4, {.outputSize = 5, .skip = false, .seed = 11}),
-                           scaled(RNN<double>(5, 4, options(12)), scale)));
-  return cases;
-}
-
 enum class PointKind { Random, Tiny, Saturated };
 const char* name(PointKind kind) {
   return kind == PointKind::Random ? "random" : kind == PointKind::Tiny ? "tiny" : "saturated";
@@ -80,7 +31,7 @@ template <class F>
 void forEachPoint(F&& check) {
   std::uint64_t seed = 20;
   for (PointKind kind : {PointKind::Random, PointKind::Tiny, PointKind::Saturated})
-    for (StackCase& c : stackCases(kind == PointKind::Saturated ? 10.0 : 1.0)) {
+    for (StackCase& c : mixedStacks(kind == PointKind::Saturated ? 10.0 : 1.0)) {
       SCOPED_TRACE(::testing::Message() << c.name << ", " << name(kind) << " point");
       Random random(seed++);
       const double inputScale = kind == PointKind::Tiny ? 1e-7 : kind == PointKind::Saturated ? 5.0 : 1.0;
@@ -115,7 +66,7 @@ Vector<double> statesFromLayer(const ReferenceModel& model, const ReferenceModel
 }
 
 TEST(Stack, SizesOffsetsAndParameters) {
-  for (const StackCase& c : stackCases()) {
+  for (const StackCase& c : mixedStacks()) {
     SCOPED_TRACE(c.name);
     const Stack<double>& stack = c.stack;
     const ReferenceModel& model = c.model;

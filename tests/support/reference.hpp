@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -470,6 +471,51 @@ struct ReferenceModel {
     return input;
   }
 };
+
+/// A stack and the reference model of the same layers.
+struct StackCase {
+  std::string name;
+  Stack<double> stack;
+  ReferenceModel model;
+};
+
+template <class... Cells>
+StackCase makeStackCase(std::string name, const Cells&... cells) {
+  return {std::move(name), Stack<double>(cells...), ReferenceModel({referenceLayer(cells)...})};
+}
+
+/// A gated cell with its tensors scaled (scale > 1 saturates its gates).
+template <class C>
+C scaledTensors(C cell, double scale) {
+  CellTensors<double> w = cell.tensors();
+  w.weight_ih *= scale;
+  w.weight_hh *= scale;
+  w.bias_ih *= scale;
+  w.bias_hh *= scale;
+  cell.setTensors(w);
+  return cell;
+}
+
+/// Stacks of mixed layers on inputs of size 3, with sparse masks inside and between the layers
+/// (the gated layers' tensors scaled by `scale`): GRU → LSTM, GRU → LSTM → LRU(tanh),
+/// LRU → LRU(GELU) → GRU, leaky RNN (α = 0.3) → GRU, and an LRU without the skip → RNN.
+inline std::vector<StackCase> mixedStacks(double scale = 1.0) {
+  auto options = [](std::uint64_t seed) { return CellOptions{.inputDensity = 0.5, .recurrentDensity = 0.4, .seed = seed}; };
+  std::vector<StackCase> cases;
+  cases.push_back(makeStackCase("GRU -> LSTM", scaledTensors(GRU<double>(3, 5, options(1)), scale),
+                                scaledTensors(LSTM<double>(5, 4, options(2)), scale)));
+  cases.push_back(makeStackCase("GRU -> LSTM -> LRU(tanh)", scaledTensors(GRU<double>(3, 5, options(3)), scale),
+                                scaledTensors(LSTM<double>(5, 4, options(4)), scale),
+                                LRU<double>(4, 3, {.inputDensity = 0.5, .activation = LRUActivation::Tanh, .seed = 5})));
+  cases.push_back(makeStackCase("LRU -> LRU(GELU) -> GRU", LRU<double>(3, 4, {.inputDensity = 0.7, .seed = 6}),
+                                LRU<double>(3, 4, {.inputDensity = 0.5, .activation = LRUActivation::GELU, .seed = 7}),
+                                scaledTensors(GRU<double>(3, 5, options(8)), scale)));
+  cases.push_back(makeStackCase("RNN(leak 0.3) -> GRU", scaledTensors(RNN<double>(3, 6, options(9), {.leak = 0.3}), scale),
+                                scaledTensors(GRU<double>(6, 4, options(10)), scale)));
+  cases.push_back(makeStackCase("LRU(no skip, o 5) -> RNN", LRU<double>(3, 4, {.outputSize = 5, .skip = false, .seed = 11}),
+                                scaledTensors(RNN<double>(5, 4, options(12)), scale)));
+  return cases;
+}
 
 /// Inputs x_t, loss gradients δ_t over the outputs (o values) and an initial state (k values),
 /// drawn in that order from one seed.

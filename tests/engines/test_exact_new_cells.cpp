@@ -1,0 +1,129 @@
+// docs/math.md §3 for the new cells: RTRL and untruncated BPTT give the same gradient of the loss
+// L = Σ_t δ_tᵀ y_t on the outputs, and both equal central finite differences of L computed from
+// the reference equations, for the LRU (with and without the skip, each output function, dense and
+// sparse B), the leaky RNN (α = 0.3) and stacks of mixed layers with sparse masks.
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "../support/reference.hpp"
+
+namespace snap::test {
+namespace {
+
+constexpr Index kSteps = 16;
+
+/// RTRL (both kernels) = BPTT = finite differences of the reference loss, and the engines'
+/// outputs are the reference outputs.
+template <class C>
+void expectExact(const C& cell, const ReferenceModel& model, std::uint64_t seed) {
+  ASSERT_EQ(cell.parameterCount(), model.parameterCount());
+  const OutputStream stream(cell.inputSize(), cell.outputSize(), cell.stateSize(), seed, kSteps);
+  RTRL<C> rtrl(cell), sparse(cell, {.denseDynamicsAbove = 2.0});
+  BPTT<C> bptt(cell);
+  const Vector<double> gradientRtrl = gradientOverOutputs(rtrl, stream);
+  const Vector<double> gradientSparse = gradientOverOutputs(sparse, stream);
+  const Vector<double> gradientBptt = gradientOverOutputs(bptt, stream);
+  const Vector<double> numeric = finiteDifferenceOutputGradient(model, cell.parameters(), stream);
+  ASSERT_GT(numeric.norm(), 0.0);
+  EXPECT_LE(relativeError(gradientRtrl, gradientBptt), 1e-10);
+  EXPECT_LE(relativeError(gradientSparse, gradientRtrl), 1e-13);
+  EXPECT_LE(relativeError(gradientRtrl, numeric), 1e-6);
+  EXPECT_LE(relativeError(gradientBptt, numeric), 1e-6);
+  // Every parameter takes part: a gradient entry exactly 0 where the differences are not would
+  // be a parameter the engines forgot.
+  for (Index j = 0; j < numeric.size(); ++j)
+    if (std::abs(numeric[j]) > 1e-6) {
+      EXPECT_NE(gradientRtrl[j], 0.0) << "parameter " << j;
+    }
+  // The outputs the engines report are the reference outputs.
+  const ReferenceModel::Weights w = model.weights(cell.parameters());
+  RTRL<C> engine(cell);
+  engine.resetState(stream.initial);
+  Vector<double> s = stream.initial;
+  for (std::size_t t = 0; t < stream.inputs.size(); ++t) {
+    const ReferenceModel::Step step = model.step(w, stream.inputs[t], s);
+    engine.step(stream.inputs[t]);
+    EXPECT_LE(relativeError(Vector<double>(engine.state().col(0)), step.next), 1e-12) << "state after step " << t;
+    EXPECT_LE(relativeError(Vector<double>(engine.outputs().col(0)), step.output), 1e-12) << "output after step " << t;
+    s = step.next;
+  }
+}
+
+TEST(ExactNewCells, LRU) {
+  std::uint64_t seed = 100;
+  for (bool skip : {true, false})
+    for (LRUActivation activation : {LRUActivation::None, LRUActivation::Tanh, LRUActivation::GELU})
+      for (double density : {1.0, 0.4}) {
+        SCOPED_TRACE(::testing::Message() << (skip ? "skip" : "no skip") << ", activation " << static_cast<int>(activation)
+                                          << ", input density " << density);
+        const LRU<double> cell(3, 5, {.outputSize = skip ? 0 : 4, .inputDensity = density, .skip = skip,
+                                      .activation = activation, .seed = seed++});
+        expectExact(cell, ReferenceModel({referenceLayer(cell)}), seed++);
+      }
+}
+
+TEST(ExactNewCells, LRUNearTheUnitCircle) {
+  // |λ| in [0.99, 0.999]: long memory, γ small.
+  const LRU<double> cell(3, 5, {.rMin = 0.99, .rMax = 0.999, .inputDensity = 0.6, .activation = LRUActivation::Tanh,
+                                .seed = 120});
+  expectExact(cell, ReferenceModel({referenceLayer(cell)}), 121);
+}
+
+TEST(ExactNewCells, LeakyRNN) {
+  std::uint64_t seed = 200;
+  for (double density : {1.0, 0.3}) {
+    SCOPED_TRACE(::testing::Message() << "recurrent density " << density);
+    const RNN<double> cell(3, 7, {.inputDensity = 0.7, .recurrentDensity = density, .seed = seed++}, {.leak = 0.3});
+    expectExact(cell, ReferenceModel({referenceLayer(cell)}), seed++);
+  }
+}
+
+TEST(ExactNewCells, Stacks) {
+  std::uint64_t seed = 300;
+  for (const StackCase& c : mixedStacks()) {
+    SCOPED_TRACE(c.name);
+    expectExact(c.stack, c.model, seed++);
+  }
+}
+
+TEST(ExactNewCells, SingleLayerStackIsItsCell) {
+  // A stack of one layer is the cell: the same gradients (the composition adds exact zeros).
+  const GRU<double> gru(3, 6, {.recurrentDensity = 0.4, .seed = 400});
+  const LRU<double> lru(3, 4, {.activation = LRUActivation::GELU, .seed = 401});
+  const Stack<double> gruStack(gru), lruStack(lru);
+  const OutputStream gruStream(3, 6, 6, 402, kSteps), lruStream(3, 3, 8, 403, kSteps);
+  RTRL<GRU<double>> gruEngine(gru);
+  RTRL<Stack<double>> gruStackEngine(gruStack);
+  RTRL<LRU<double>> lruEngine(lru);
+  RTRL<Stack<double>> lruStackEngine(lruStack);
+  EXPECT_LE(relativeError(gradientOverOutputs(gruStackEngine, gruStream), gradientOverOutputs(gruEngine, gruStream)), 1e-13);
+  EXPECT_LE(relativeError(gradientOverOutputs(lruStackEngine, lruStream), gradientOverOutputs(lruEngine, lruStream)), 1e-13);
+}
+
+TEST(ExactNewCells, ReadingTheGradientMidSequence) {
+  // RTRL's gradient and BPTT's agree after every step (BPTT backpropagates its open window at
+  // each read), with a reset of the gradient half way.
+  const StackCase c = mixedStacks()[1];
+  const OutputStream stream(3, c.stack.outputSize(), c.stack.stateSize(), 500, kSteps);
+  RTRL<Stack<double>> rtrl(c.stack);
+  BPTT<Stack<double>> bptt(c.stack);
+  rtrl.resetState(stream.initial);
+  bptt.resetState(stream.initial);
+  for (Index t = 0; t < kSteps; ++t) {
+    const auto i = static_cast<std::size_t>(t);
+    rtrl.step(stream.inputs[i]);
+    bptt.step(stream.inputs[i]);
+    rtrl.accumulate(stream.deltas[i]);
+    bptt.accumulate(stream.deltas[i]);
+    EXPECT_LE(relativeError(bptt.gradient(), rtrl.gradient()), 1e-10) << "after step " << t;
+    if (t == 7) {
+      rtrl.resetGradient();
+      bptt.resetGradient();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace snap::test
