@@ -65,27 +65,27 @@ struct TrainerOptions {
 /// outputs: a Readout against a class per stream (observe(inputs, targets) with −1 for
 /// unscored), a RegressionReadout against a vector of real values per stream
 /// (observe(inputs, targets, scored), targets outputs × B).
-template <Engine EngineType, class ReadoutType = Readout<typename EngineType::Scalar>>
+template <Engine EngineType, class ReadoutType_ = Readout<typename EngineType::Scalar>>
 class Trainer {
-  static_assert(requirement::ReadoutHasScalar<ReadoutType> && requirement::ReadoutHasSizes<ReadoutType>,
+  static_assert(requirement::ReadoutHasScalar<ReadoutType_> && requirement::ReadoutHasSizes<ReadoutType_>,
                 "snap: a Trainer's readout needs `using Scalar`, hiddenSize() and outputs() (see snap::Readout)");
-  static_assert(std::is_same_v<typename ReadoutType::Scalar, typename EngineType::Scalar>,
+  static_assert(std::is_same_v<typename ReadoutType_::Scalar, typename EngineType::Scalar>,
                 "snap: a Trainer's readout needs the engine's Scalar");
-  static_assert(requirement::ReadoutHasParameters<ReadoutType>,
+  static_assert(requirement::ReadoutHasParameters<ReadoutType_>,
                 "snap: a Trainer's readout needs parameters() (const and writable), gradient() and resetGradient()");
-  static_assert(requirement::ReadoutHasTwoPhaseLoss<ReadoutType>,
+  static_assert(requirement::ReadoutHasTwoPhaseLoss<ReadoutType_>,
                 "snap: a Trainer's readout needs commitLoss() and discardLosses() (see snap::Readout::evaluateLoss)");
-  static_assert(requirement::ReadoutOfClasses<ReadoutType> || requirement::ReadoutOfValues<ReadoutType>,
+  static_assert(requirement::ReadoutOfClasses<ReadoutType_> || requirement::ReadoutOfValues<ReadoutType_>,
                 "snap: a Trainer's readout needs evaluateLoss(output, target, outputGradient, slot) with a class "
                 "(Index) or a vector of real values as the target");
-  static_assert(requirement::ReadoutHasState<ReadoutType>,
+  static_assert(requirement::ReadoutHasState<ReadoutType_>,
                 "snap: a Trainer's readout needs saveState(archive, prefix) and loadState(archive, prefix)");
-  static_assert(std::copyable<ReadoutType>, "snap: a Trainer's readout needs to be copyable (loadState checks a copy)");
+  static_assert(std::copyable<ReadoutType_>, "snap: a Trainer's readout needs to be copyable (loadState checks a copy)");
 
 public:
   using CellType = typename EngineType::CellType;  ///< the engine's cell type
   using Scalar = typename EngineType::Scalar;      ///< the engine's scalar, float or double
-  using ReadoutT = ReadoutType;                    ///< the readout's type
+  using ReadoutType = ReadoutType_;                ///< the readout's type, a TrainableReadout
 
   /// Trains `cell` and `readout` (which must outlive the trainer and stay at the same
   /// addresses) with `optimizer`: one engine of B = options.batch streams and T = options.threads
@@ -137,7 +137,6 @@ public:
     m_nextOutputs = Matrix<Scalar>::Zero(cell.outputSize(), options.batch);
     m_nextCache = cell.makeCache();
     m_losses = Vector<Scalar>::Zero(options.batch);
-    m_scoredStreams.assign(static_cast<std::size_t>(options.batch), 0);
     m_maskVersion = cell.maskVersion();
   }
 
@@ -166,17 +165,19 @@ public:
   /// skippedSteps() + skippedUpdates().
   long long skipped() const { return m_skippedSteps + m_skippedUpdates; }
 
-  /// One step of the B streams: feeds the inputs (m × B, stream b in column b), scores stream
-  /// b's readout against targets[b] (−1: unscored), and gives the state gradients to the
-  /// engine. Returns the summed loss in nats (losses() has each stream's; 0 when unscored or
-  /// skipped). A NaN or an infinity in the inputs is caught before the engine sees them; one in
-  /// a next state or a loss before the state gradients reach the engine
-  /// (TrainerOptions::nonFinite says what happens then: with NonFinitePolicy::Skip, a
+  /// One step of the B streams scored by a Readout: feeds the inputs (m × B, stream b in column
+  /// b), scores stream b's output against the class targets[b] (−1: unscored), and gives the
+  /// output gradients to the engine. Returns the summed loss in nats (losses() has each
+  /// stream's; 0 when unscored or skipped). A NaN or an infinity in the inputs is caught before
+  /// the engine sees them; one in a next state or a loss before the output gradients reach the
+  /// engine (TrainerOptions::nonFinite says what happens then: with NonFinitePolicy::Skip, a
   /// non-finite input or next state skips the batch step, a non-finite loss the contribution of
   /// that stream). With NonFinitePolicy::Throw a refused call changes nothing: a scored step has
-  /// the engine prepare the step, scores its next states, and lets the engine take it only once
+  /// the engine prepare the step, scores its next outputs, and lets the engine take it only once
   /// the states and the losses are finite.
-  Scalar observe(const MatrixView<Scalar>& inputs, std::span<const Index> targets) {
+  Scalar observe(const MatrixView<Scalar>& inputs, std::span<const Index> targets)
+    requires requirement::ReadoutOfClasses<ReadoutType>
+  {
     if (m_options.nonFinite == NonFinitePolicy::Skip) detail::requireCounterRoom("skipped steps", m_skippedSteps);
     detail::requireColumns("input", inputs.rows(), inputs.cols(), m_cell->inputSize(), m_options.batch);
     detail::requireLength("targets", static_cast<Index>(targets.size()), m_options.batch);
@@ -189,42 +190,58 @@ public:
       scored = scored || targets[b] >= 0;
     }
     requireTrainedMasks();
-    try {
-      detail::requireFinite(detail::batchName("input", m_options.batch), inputs);
-      if (scored && m_options.nonFinite == NonFinitePolicy::Throw) return observeScored(inputs, targets);
-      m_engine.step(inputs);
-      const Matrix<Scalar>& outputs = engineOutputs();
-      m_stepObserved = true;
-      m_losses.setZero();
-      if (!scored) return Scalar(0);
-      bool evaluated = false;
-      for (Index b = 0; b < m_options.batch; ++b) {
-        auto outputGradient = m_outputGradients.col(b);
-        outputGradient.setZero();
-        const Index target = targets[static_cast<std::size_t>(b)];
-        if (target < 0) continue;
-        try {
-          m_losses[b] = m_readout->evaluateLoss(outputs.col(b), target, outputGradient, b);
-          evaluated = true;
-        } catch (const NonFiniteError&) {  // NonFinitePolicy::Skip: this stream's contribution
-          outputGradient.setZero();
-          ++m_skippedSteps;
-        }
-      }
-      if (evaluated) m_readout->commitLoss();
-      m_engine.accumulate(m_outputGradients);
-      return m_losses.sum();
-    } catch (const NonFiniteError&) {
-      if (m_options.nonFinite == NonFinitePolicy::Throw) throw;
-      ++m_skippedSteps;
-      m_stepSkipped = true;
-      m_losses.setZero();
-      return Scalar(0);
-    }
+    return observeStreams(
+        inputs, scored, [&](Index b) { return targets[static_cast<std::size_t>(b)] >= 0; },
+        [&](Index b, const VectorView<Scalar>& output, VectorSpan<Scalar> outputGradient) {
+          return m_readout->evaluateLoss(output, targets[static_cast<std::size_t>(b)], outputGradient, b);
+        });
   }
 
-  /// B = 1 shorthand: one stream's input and target (−1: unscored).
-  Scalar observe(const VectorView<Scalar>& input, Index target) { return observe(MatrixView<Scalar>(input), {&target, 1}); }
+  /// B = 1 shorthand: one stream's input and target class (−1: unscored).
+  Scalar observe(const VectorView<Scalar>& input, Index target)
+    requires requirement::ReadoutOfClasses<ReadoutType>
+  {
+    return observe(MatrixView<Scalar>(input), {&target, 1});
+  }
+
+  /// One step of the B streams scored by a RegressionReadout: as observe(inputs, targets) of a
+  /// Readout, with stream b's output scored against the real values of column b of `targets`
+  /// (outputs × B; for B = 1 a vector of outputs() values) where scored[b] is true. The columns
+  /// of unscored streams are not read (they may hold anything, a NaN included). A NaN or an
+  /// infinity in a scored target is refused like one in a loss: NonFiniteError naming
+  /// `target` (B = 1) or `targets[b]` before anything changes, or with NonFinitePolicy::Skip
+  /// the skipped contribution of that stream.
+  Scalar observe(const MatrixView<Scalar>& inputs, const MatrixView<Scalar>& targets, std::span<const bool> scored)
+    requires requirement::ReadoutOfValues<ReadoutType>
+  {
+    return observeValues(inputs, targets, static_cast<Index>(scored.size()),
+                         [&](Index b) { return scored[static_cast<std::size_t>(b)]; });
+  }
+  /// observe(inputs, targets, scored) with the flags in a std::vector<bool> (which no span can view).
+  Scalar observe(const MatrixView<Scalar>& inputs, const MatrixView<Scalar>& targets, const std::vector<bool>& scored)
+    requires requirement::ReadoutOfValues<ReadoutType>
+  {
+    return observeValues(inputs, targets, static_cast<Index>(scored.size()),
+                         [&](Index b) { return static_cast<bool>(scored[static_cast<std::size_t>(b)]); });
+  }
+  /// observe(inputs, targets, scored) with every stream scored. For B = 1, `inputs` and
+  /// `targets` may be vectors (one column each).
+  Scalar observe(const MatrixView<Scalar>& inputs, const MatrixView<Scalar>& targets)
+    requires requirement::ReadoutOfValues<ReadoutType>
+  {
+    return observeValues(inputs, targets, m_options.batch, [](Index) { return true; });
+  }
+
+  /// One step of the B streams that scores none (any readout): what observe() with every
+  /// target −1, or every stream unscored, does. Returns 0.
+  Scalar observe(const MatrixView<Scalar>& inputs) {
+    if (m_options.nonFinite == NonFinitePolicy::Skip) detail::requireCounterRoom("skipped steps", m_skippedSteps);
+    detail::requireColumns("input", inputs.rows(), inputs.cols(), m_cell->inputSize(), m_options.batch);
+    requireTrainedMasks();
+    return observeStreams(
+        inputs, false, [](Index) { return false; },
+        [](Index, const VectorView<Scalar>&, VectorSpan<Scalar>) { return Scalar(0); });
+  }
 
   /// Ends a step of the batch (after observe()); on the online schedule, updates when K steps
   /// have passed. Returns true when it applied an update. A batch step that observe() skipped
@@ -251,13 +268,50 @@ public:
 
   /// observe() then endStep(). Returns the summed loss in nats. (Two calls: an update refused
   /// in endStep() leaves the observation made and the step open.)
-  Scalar step(const MatrixView<Scalar>& inputs, std::span<const Index> targets) {
+  Scalar step(const MatrixView<Scalar>& inputs, std::span<const Index> targets)
+    requires requirement::ReadoutOfClasses<ReadoutType>
+  {
     const Scalar loss = observe(inputs, targets);
     endStep();
     return loss;
   }
   /// B = 1 shorthand: one stream's input and target.
-  Scalar step(const VectorView<Scalar>& input, Index target) { return step(MatrixView<Scalar>(input), {&target, 1}); }
+  Scalar step(const VectorView<Scalar>& input, Index target)
+    requires requirement::ReadoutOfClasses<ReadoutType>
+  {
+    return step(MatrixView<Scalar>(input), {&target, 1});
+  }
+  /// observe(inputs, targets, scored) then endStep(), for a RegressionReadout. Returns the
+  /// summed loss.
+  Scalar step(const MatrixView<Scalar>& inputs, const MatrixView<Scalar>& targets, std::span<const bool> scored)
+    requires requirement::ReadoutOfValues<ReadoutType>
+  {
+    const Scalar loss = observe(inputs, targets, scored);
+    endStep();
+    return loss;
+  }
+  /// observe(inputs, targets, scored) then endStep(), the flags in a std::vector<bool>.
+  Scalar step(const MatrixView<Scalar>& inputs, const MatrixView<Scalar>& targets, const std::vector<bool>& scored)
+    requires requirement::ReadoutOfValues<ReadoutType>
+  {
+    const Scalar loss = observe(inputs, targets, scored);
+    endStep();
+    return loss;
+  }
+  /// observe(inputs, targets) then endStep(), every stream scored, for a RegressionReadout.
+  Scalar step(const MatrixView<Scalar>& inputs, const MatrixView<Scalar>& targets)
+    requires requirement::ReadoutOfValues<ReadoutType>
+  {
+    const Scalar loss = observe(inputs, targets);
+    endStep();
+    return loss;
+  }
+  /// observe(inputs), unscored, then endStep(). Returns 0.
+  Scalar step(const MatrixView<Scalar>& inputs) {
+    const Scalar loss = observe(inputs);
+    endStep();
+    return loss;
+  }
 
   /// Starts a new sequence on stream b: zero state, zero influence (docs/math.md §6); the other
   /// streams go on.
@@ -370,8 +424,8 @@ public:
     const bool stepSkipped = readScalar<std::int64_t>(archive, prefix + "step_skipped", 0, 1) == 1;
     CellType cell = *m_cell;
     detail::loadCell(archive, prefix + "cell/", cell);
-    const bool sameMasks = cell.mask_ih() == m_cell->mask_ih() && cell.mask_hh() == m_cell->mask_hh();
-    Readout<Scalar> readout = *m_readout;
+    const bool sameMasks = cell.maskVersion() == m_cell->maskVersion();  // loadCell sets only masks that differ
+    ReadoutType readout = *m_readout;
     readout.loadState(archive, prefix + "readout/");
     OptimizerState cellState = makeState(cell.parameterCount()), readoutState = makeState(readout.parameters().size());
     std::visit(
@@ -467,20 +521,82 @@ private:
                                "masks changed by setMasks since");
   }
 
+  /// A batch step of real-valued targets (RegressionReadout): the checks of observe(inputs,
+  /// targets, scored), then observeStreams(). `isScored(b)` reads the flags, of `flags` entries.
+  template <class IsScored>
+  Scalar observeValues(const MatrixView<Scalar>& inputs, const MatrixView<Scalar>& targets, Index flags,
+                       const IsScored& isScored) {
+    if (m_options.nonFinite == NonFinitePolicy::Skip) detail::requireCounterRoom("skipped steps", m_skippedSteps);
+    detail::requireColumns("input", inputs.rows(), inputs.cols(), m_cell->inputSize(), m_options.batch);
+    detail::requireColumns("target", targets.rows(), targets.cols(), m_readout->outputs(), m_options.batch);
+    detail::requireLength("scored", flags, m_options.batch);
+    bool scored = false;
+    for (Index b = 0; b < m_options.batch; ++b) {
+      if (!isScored(b)) continue;
+      scored = true;
+      if (m_options.nonFinite == NonFinitePolicy::Throw)
+        detail::requireFinite(m_options.batch == 1 ? std::string("target") : "targets[" + detail::describe(b) + "]",
+                              targets.col(b));
+    }
+    requireTrainedMasks();
+    return observeStreams(inputs, scored, isScored,
+                          [&](Index b, const VectorView<Scalar>& output, VectorSpan<Scalar> outputGradient) {
+                            return m_readout->evaluateLoss(output, targets.col(b), outputGradient, b);
+                          });
+  }
+
+  /// The batch step once its arguments are checked: `scored` when isScored(b) for some stream
+  /// b, whose loss `evaluate(b, output, outputGradient)` gives (writing ∂L/∂y into the gradient).
+  template <class IsScored, class Evaluate>
+  Scalar observeStreams(const MatrixView<Scalar>& inputs, bool scored, const IsScored& isScored,
+                        const Evaluate& evaluate) {
+    try {
+      detail::requireFinite(detail::batchName("input", m_options.batch), inputs);
+      if (scored && m_options.nonFinite == NonFinitePolicy::Throw) return observeScored(inputs, isScored, evaluate);
+      m_engine.step(inputs);
+      const Matrix<Scalar>& outputs = engineOutputs();
+      m_stepObserved = true;
+      m_losses.setZero();
+      if (!scored) return Scalar(0);
+      bool evaluated = false;
+      for (Index b = 0; b < m_options.batch; ++b) {
+        auto outputGradient = m_outputGradients.col(b);
+        outputGradient.setZero();
+        if (!isScored(b)) continue;
+        try {
+          m_losses[b] = evaluate(b, outputs.col(b), outputGradient);
+          evaluated = true;
+        } catch (const NonFiniteError&) {  // NonFinitePolicy::Skip: this stream's contribution
+          outputGradient.setZero();
+          ++m_skippedSteps;
+        }
+      }
+      if (evaluated) m_readout->commitLoss();
+      m_engine.accumulate(m_outputGradients);
+      return m_losses.sum();
+    } catch (const NonFiniteError&) {
+      if (m_options.nonFinite == NonFinitePolicy::Throw) throw;
+      ++m_skippedSteps;
+      m_stepSkipped = true;
+      m_losses.setZero();
+      return Scalar(0);
+    }
+  }
+
   /// A scored batch step under NonFinitePolicy::Throw, all or nothing: the next states and
   /// their losses are computed first, from the engine's current states, and the engine steps
   /// only when all are finite (an engine computes the same next states from the same cell step).
   /// Engines with prepareStep() and commitStep() (the built-in ones) compute the step once;
   /// others are stepped after the trainer has computed the step itself, stream by stream.
-  Scalar observeScored(const MatrixView<Scalar>& inputs, std::span<const Index> targets) {
-    auto evaluate = [&](const Matrix<Scalar>& next) {
+  template <class IsScored, class Evaluate>
+  Scalar observeScored(const MatrixView<Scalar>& inputs, const IsScored& isScored, const Evaluate& evaluate) {
+    auto evaluateAll = [&](const Matrix<Scalar>& next) {
       m_losses.setZero();
       try {
         for (Index b = 0; b < m_options.batch; ++b) {
           auto outputGradient = m_outputGradients.col(b);
           outputGradient.setZero();
-          const Index target = targets[static_cast<std::size_t>(b)];
-          if (target >= 0) m_losses[b] = m_readout->evaluateLoss(next.col(b), target, outputGradient, b);
+          if (isScored(b)) m_losses[b] = evaluate(b, next.col(b), outputGradient);
         }
       } catch (const Error&) {
         m_readout->discardLosses();
@@ -489,7 +605,7 @@ private:
     };
     if constexpr (requires(EngineType& e) { e.prepareStep(inputs); e.preparedOutputs(); e.commitStep(); }) {
       m_engine.prepareStep(inputs);
-      evaluate(m_engine.preparedOutputs());
+      evaluateAll(m_engine.preparedOutputs());
       m_engine.commitStep();
     } else {
       // The losses and δ are those of the cell's step from the engine's states, which are the
@@ -499,7 +615,7 @@ private:
         m_cell->output(m_nextCache, m_nextStates.col(b), m_nextOutputs.col(b));
       }
       detail::requireFinite("next state", m_nextStates);
-      evaluate(m_nextOutputs);
+      evaluateAll(m_nextOutputs);
       m_engine.step(inputs);
     }
     m_stepObserved = true;
@@ -539,7 +655,7 @@ private:
   }
 
   CellType* m_cell;
-  Readout<Scalar>* m_readout;
+  ReadoutType* m_readout;
   AnyOptimizer m_optimizer;
   TrainerOptions m_options;
   typename EngineType::Options m_engineOptions;
