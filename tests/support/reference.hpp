@@ -5,6 +5,7 @@
 
 #include <snap/snap.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstdint>
@@ -459,16 +460,21 @@ struct ReferenceModel {
       input = layers[l].output(w[l], input, next.segment(stateOffset[l], layers[l].states));
     return input;
   }
-  /// The output of the step when layer l's new state is `own` (the layers below as in `at`,
-  /// the layers above recomputed from `previous`): the same-step paths from s^l_t to y_t.
-  Vector<double> outputFromLayer(const Weights& w, std::size_t l, const Step& at, const Vector<double>& previous,
-                                 const Vector<double>& own) const {
-    Vector<double> input = layers[l].output(w[l], at.inputs[l], own);
+  /// The output of the step when layer l's output is `output` (the layers above recomputed from
+  /// their `previous` states): the same-step paths from y^l_t to y_t.
+  Vector<double> outputAbove(const Weights& w, std::size_t l, const Vector<double>& previous, const Vector<double>& output) const {
+    Vector<double> input = output;
     for (std::size_t above = l + 1; above < layers.size(); ++above) {
       const Vector<double> next = layers[above].step(w[above], input, previous.segment(stateOffset[above], layers[above].states));
       input = layers[above].output(w[above], input, next);
     }
     return input;
+  }
+  /// The output of the step when layer l's new state is `own` (its input as in `at`): the
+  /// same-step paths from s^l_t to y_t.
+  Vector<double> outputFromLayer(const Weights& w, std::size_t l, const Step& at, const Vector<double>& previous,
+                                 const Vector<double>& own) const {
+    return outputAbove(w, l, previous, layers[l].output(w[l], at.inputs[l], own));
   }
 };
 
@@ -552,6 +558,57 @@ inline Vector<double> finiteDifferenceOutputGradient(const ReferenceModel& model
     return Vector<double>::Constant(1, referenceOutputLoss(model, at, stream));
   };
   return finiteDifferences(loss, theta).row(0).transpose();
+}
+
+/// The gradient of the per-layer rule (docs/math.md §9) from dense matrices of the reference
+/// equations. For each layer l, its own influence J^l_t = A^l_t J^l_{t−1} + I^l_t: θ^l on s^l
+/// through layer l's own step alone, its input sequence given (A^l = ∂f^l/∂s^l and I^l = ∂f^l/∂θ^l
+/// by finite differences; with `internal`, A^l is e-prop's E^l, the couplings inside each unit,
+/// and J^l keeps each parameter's own unit rows). It is contracted with ṽ^l_t = ∂(δ_tᵀ y_t)/∂s^l_t
+/// through the same step only, and the same-step term ∂(δ_tᵀ y_t)/∂θ^l with s^l_t fixed (the
+/// output maps' parameters) is added, as (∂y_t/∂y^l_t · ∂y^l_t/∂θ^l)ᵀ δ_t.
+inline Vector<double> perLayerGradient(const ReferenceModel& model, const Vector<double>& theta, const OutputStream& stream,
+                                       bool internal = false) {
+  const ReferenceModel::Weights w = model.weights(theta);
+  std::vector<Matrix<double>> influence;
+  for (const ReferenceLayer& layer : model.layers) influence.push_back(Matrix<double>::Zero(layer.states, layer.parameters));
+  Vector<double> gradient = Vector<double>::Zero(model.parameterCount());
+  Vector<double> s = stream.initial;
+  for (std::size_t t = 0; t < stream.inputs.size(); ++t) {
+    const ReferenceModel::Step at = model.step(w, stream.inputs[t], s);
+    const Vector<double>& delta = stream.deltas[t];
+    for (std::size_t l = 0; l < model.layers.size(); ++l) {
+      const ReferenceLayer& layer = model.layers[l];
+      const Index offset = model.parameterOffset[l];
+      const Vector<double> own = theta.segment(offset, layer.parameters);
+      const Vector<double> previous = model.layerState(s, static_cast<Index>(l));
+      const Vector<double> next = model.layerState(at.next, static_cast<Index>(l));
+      const Vector<double>& input = at.inputs[l];
+      const Matrix<double> dynamics =
+          internal ? layer.internalJacobian(w[l], input, previous)
+                   : finiteDifferences([&](const Vector<double>& state) { return layer.step(w[l], input, state); }, previous);
+      const Matrix<double> immediate = finiteDifferences(
+          [&](const Vector<double>& parameters) { return layer.step(layer.tensors(parameters), input, previous); }, own);
+      Matrix<double> updated = dynamics * influence[l] + immediate;
+      if (internal)
+        for (Index j = 0; j < layer.parameters; ++j) {
+          const std::vector<Index> rows = layer.rowsOfUnit(layer.unitOf[static_cast<std::size_t>(j)]);
+          for (Index r = 0; r < layer.states; ++r)
+            if (std::find(rows.begin(), rows.end(), r) == rows.end()) updated(r, j) = 0;
+        }
+      influence[l] = updated;
+      const Matrix<double> byState = finiteDifferences(
+          [&](const Vector<double>& state) { return model.outputFromLayer(w, l, at, s, state); }, next);
+      const Matrix<double> byOutput = finiteDifferences(
+          [&](const Vector<double>& output) { return model.outputAbove(w, l, s, output); }, at.outputs[l]);
+      const Matrix<double> outputByParameters = finiteDifferences(
+          [&](const Vector<double>& parameters) { return layer.output(layer.tensors(parameters), input, next); }, own);
+      gradient.segment(offset, layer.parameters) +=
+          influence[l].transpose() * (byState.transpose() * delta) + outputByParameters.transpose() * (byOutput.transpose() * delta);
+    }
+    s = at.next;
+  }
+  return gradient;
 }
 
 /// Runs an engine over the stream (from its initial state), δ over the outputs; returns its gradient.
