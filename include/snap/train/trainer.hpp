@@ -534,7 +534,8 @@ private:
     for (Index b = 0; b < m_options.batch; ++b) {
       if (!isScored(b)) continue;
       scored = true;
-      if (m_options.nonFinite == NonFinitePolicy::Throw)
+      // The name is built only for the message: no allocation per step.
+      if (m_options.nonFinite == NonFinitePolicy::Throw && !detail::allFinite(targets.col(b)))
         detail::requireFinite(m_options.batch == 1 ? std::string("target") : "targets[" + detail::describe(b) + "]",
                               targets.col(b));
     }
