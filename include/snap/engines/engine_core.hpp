@@ -294,12 +294,11 @@ public:
       if (rows == m_stateSize) return m_stateSize;
     return m_outputSize;
   }
-  /// "state gradient" when the output is the state, or a gradient over the whole state is given;
-  /// "output gradient" otherwise.
+  /// "state gradient" for a cell whose output is the head of its state when the gradient is over
+  /// the whole state (or the output is the whole state); "output gradient" otherwise.
   std::string_view gradientName(Index rows) const {
-    if (m_outputSize == m_stateSize) return "state gradient";
     if constexpr (requirement::OutputIsStateHead<CellType>)
-      if (rows == m_stateSize) return "state gradient";
+      if (rows == m_stateSize || m_outputSize == m_stateSize) return "state gradient";
     return "output gradient";
   }
   /// True when the last toStateGradients() left factor gradients of the output's parameters.
