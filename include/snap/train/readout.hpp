@@ -159,8 +159,8 @@ protected:
     out += bias();
   }
 
-  /// δ = Wᵀ e or B e (Feedback) into delta(): the gradient sent back for the error `error` at
-  /// the outputs. Throws NonFiniteError ("loss gradient") when δ is not finite.
+  /// δ = Wᵀ e or B e (Feedback), kept for storeSlot(): the gradient sent back for the error
+  /// `error` at the outputs. Throws NonFiniteError ("loss gradient") when δ is not finite.
   void feedBack(const Vector<Scalar>& error) {
     if (m_options.feedback == Feedback::Random)
       m_delta.noalias() = m_feedback * error;
@@ -168,8 +168,6 @@ protected:
       m_delta.noalias() = weight().transpose() * error;
     detail::requireFinite("loss gradient", m_delta);
   }
-  /// The δ over y's first H entries of the last feedBack().
-  const Vector<Scalar>& delta() const { return m_delta; }
 
   /// Makes room for `slot` (the first use of a slot beyond those used so far sizes its storage
   /// once); `extraRows` values per slot that the loss keeps of its own count towards the check.
