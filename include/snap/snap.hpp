@@ -40,8 +40,11 @@
 
 #include "snap/train/optimizers.hpp"
 #include "snap/train/readout.hpp"
+#include "snap/train/readout_concept.hpp"
+#include "snap/train/regression_readout.hpp"
 #include "snap/train/trainer.hpp"
 
+#include "snap/tasks/adding_task.hpp"
 #include "snap/tasks/copy_task.hpp"
 
 #include "snap/io/checkpoint.hpp"

@@ -8,6 +8,7 @@
 ///     snap::saveCheckpoint("run.npz", trainer, &task);          // trainer/…, task/…
 ///     snap::loadCheckpoint("run.npz", trainer, &task);          // FormatError on any mismatch
 
+#include <concepts>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@
 #include "snap/core/error.hpp"
 #include "snap/archive/npz.hpp"
 #include "snap/archive/arrays.hpp"
+#include "snap/tasks/adding_task.hpp"
 #include "snap/tasks/copy_task.hpp"
 #include "snap/train/trainer.hpp"
 
@@ -104,33 +106,42 @@ inline NpzArchive readCheckpoint(const std::string& path) {
   return archive;
 }
 
-/// A trainer's state under `trainer/` and, when given, a copy task's under `task/`.
-template <class EngineType>
-NpzArchive checkpointArrays(const Trainer<EngineType>& trainer, const CopyTask* task = nullptr) {
+/// A task a checkpoint can hold beside the trainer: the copy task, the adding task, or any type
+/// with saveState(archive, prefix) and loadState(archive, prefix) that restores all or nothing.
+template <class Task>
+concept CheckpointTask = std::copy_constructible<Task> && requires(const Task& constTask, Task& task, NpzArchive& out,
+                                                                   const NpzArchive& in) {
+  constTask.saveState(out, std::string());
+  task.loadState(in, std::string());
+};
+
+/// A trainer's state under `trainer/` and, when given, a task's under `task/`.
+template <class EngineType, class ReadoutType, CheckpointTask Task = CopyTask>
+NpzArchive checkpointArrays(const Trainer<EngineType, ReadoutType>& trainer, const Task* task = nullptr) {
   NpzArchive archive;
   trainer.saveState(archive, "trainer/");
   if (task != nullptr) task->saveState(archive, "task/");
   return archive;
 }
 
-/// Restores a trainer (its cell, readout, optimizer and streams) and, when given, a copy task
-/// from a verified checkpoint, all or nothing: on a FormatError nothing has changed.
-template <class EngineType>
-void restoreCheckpoint(const NpzArchive& archive, Trainer<EngineType>& trainer, CopyTask* task = nullptr) {
+/// Restores a trainer (its cell, readout, optimizer and streams) and, when given, a task from a
+/// verified checkpoint, all or nothing: on a FormatError nothing has changed.
+template <class EngineType, class ReadoutType, CheckpointTask Task = CopyTask>
+void restoreCheckpoint(const NpzArchive& archive, Trainer<EngineType, ReadoutType>& trainer, Task* task = nullptr) {
   if (task == nullptr) {
     trainer.loadState(archive, "trainer/");
     return;
   }
-  CopyTask restored = *task;
+  Task restored = *task;
   restored.loadState(archive, "task/");
   trainer.loadState(archive, "trainer/");
   *task = std::move(restored);
 }
 
-/// Saves a trainer, optionally a copy task, and the caller's own arrays (names outside
-/// `trainer/`, `task/`, `format`, `version`, `checksum`) to `path` as one checkpoint.
-template <class EngineType>
-void saveCheckpoint(const std::string& path, const Trainer<EngineType>& trainer, const CopyTask* task = nullptr,
+/// Saves a trainer, optionally a task, and the caller's own arrays (names outside `trainer/`,
+/// `task/`, `format`, `version`, `checksum`) to `path` as one checkpoint.
+template <class EngineType, class ReadoutType, CheckpointTask Task = CopyTask>
+void saveCheckpoint(const std::string& path, const Trainer<EngineType, ReadoutType>& trainer, const Task* task = nullptr,
                     NpzArchive extra = {}) {
   for (const auto& entry : extra)
     if (detail::isCheckpointName(entry.first))
@@ -141,11 +152,11 @@ void saveCheckpoint(const std::string& path, const Trainer<EngineType>& trainer,
   writeCheckpoint(path, std::move(archive));
 }
 
-/// Loads a checkpoint into a trainer and optionally a copy task (all or nothing), and returns
-/// the verified archive so that the caller can read its own arrays. To restore those all or
-/// nothing too, read them from readCheckpoint() first, then call restoreCheckpoint().
-template <class EngineType>
-NpzArchive loadCheckpoint(const std::string& path, Trainer<EngineType>& trainer, CopyTask* task = nullptr) {
+/// Loads a checkpoint into a trainer and optionally a task (all or nothing), and returns the
+/// verified archive so that the caller can read its own arrays. To restore those all or nothing
+/// too, read them from readCheckpoint() first, then call restoreCheckpoint().
+template <class EngineType, class ReadoutType, CheckpointTask Task = CopyTask>
+NpzArchive loadCheckpoint(const std::string& path, Trainer<EngineType, ReadoutType>& trainer, Task* task = nullptr) {
   NpzArchive archive = readCheckpoint(path);
   restoreCheckpoint(archive, trainer, task);
   return archive;
