@@ -483,10 +483,10 @@ private:
   void reverseStep(const StepCache<Scalar>& cache, const Eigen::Ref<const Vector<Scalar>>& epsilon,
                    Eigen::Ref<Vector<Scalar>> adjoint, Eigen::Ref<Vector<Scalar>> previous, bool direct) const {
     if constexpr (requirement::GatedCell<CellType>) {
-    if (m_core.cell().structure().unitStates == 1)
-      reverseStepOf<Eigen::InnerStride<1>>(cache, epsilon, adjoint, previous, direct);
-    else
-      reverseStepOf<Eigen::InnerStride<>>(cache, epsilon, adjoint, previous, direct);
+      if (m_core.cell().structure().unitStates == 1)
+        reverseStepOf<Eigen::InnerStride<1>>(cache, epsilon, adjoint, previous, direct);
+      else
+        reverseStepOf<Eigen::InnerStride<>>(cache, epsilon, adjoint, previous, direct);
     }
   }
   /// reverseStep() with the factors' rows read at the stride U (one state block: contiguous, vectorised).
@@ -494,25 +494,25 @@ private:
   void reverseStepOf(const StepCache<Scalar>& cache, const Eigen::Ref<const Vector<Scalar>>& epsilon,
                      Eigen::Ref<Vector<Scalar>> adjoint, Eigen::Ref<Vector<Scalar>> previous, bool direct) const {
     if constexpr (requirement::GatedCell<CellType>) {
-    using Row = Eigen::Map<const Vector<Scalar>, 0, Stride>;
-    const CellStructure& structure = m_core.cell().structure();
-    const Index hidden = m_core.cell().hiddenSize(), blocks = structure.unitStates, rows = m_core.cell().gateRows();
-    // H entries of row q of a U × n column-major factor matrix, from column `first`.
-    auto row = [&](const Matrix<Scalar>& factors, Index q, Index first) {
-      return Row(factors.data() + first * blocks + q, hidden, Stride(blocks));
-    };
-    for (Index g = 0; g < structure.gates; ++g) {
-      auto input = adjoint.segment(g * hidden, hidden), recurrent = adjoint.segment(rows + g * hidden, hidden);
-      for (Index q = 0; q < blocks; ++q) {
-        const auto v = epsilon.segment(q * hidden, hidden);
-        if (q == 0) {
-          input = row(cache.immediateIh, q, g * hidden).cwiseProduct(v);
-          recurrent = row(cache.immediateHh, q, g * hidden).cwiseProduct(v);
-        } else {
-          input += row(cache.immediateIh, q, g * hidden).cwiseProduct(v);
-          recurrent += row(cache.immediateHh, q, g * hidden).cwiseProduct(v);
+      using Row = Eigen::Map<const Vector<Scalar>, 0, Stride>;
+      const CellStructure& structure = m_core.cell().structure();
+      const Index hidden = m_core.cell().hiddenSize(), blocks = structure.unitStates, rows = m_core.cell().gateRows();
+      // H entries of row q of a U × n column-major factor matrix, from column `first`.
+      auto row = [&](const Matrix<Scalar>& factors, Index q, Index first) {
+        return Row(factors.data() + first * blocks + q, hidden, Stride(blocks));
+      };
+      for (Index g = 0; g < structure.gates; ++g) {
+        auto input = adjoint.segment(g * hidden, hidden), recurrent = adjoint.segment(rows + g * hidden, hidden);
+        for (Index q = 0; q < blocks; ++q) {
+          const auto v = epsilon.segment(q * hidden, hidden);
+          if (q == 0) {
+            input = row(cache.immediateIh, q, g * hidden).cwiseProduct(v);
+            recurrent = row(cache.immediateHh, q, g * hidden).cwiseProduct(v);
+          } else {
+            input += row(cache.immediateIh, q, g * hidden).cwiseProduct(v);
+            recurrent += row(cache.immediateHh, q, g * hidden).cwiseProduct(v);
+          }
         }
-      }
     }
     if (!direct) return;
     previous.setZero();
@@ -562,25 +562,25 @@ private:
   /// tiles of rows.
   void addRecurrentPart(Index t) {
     if constexpr (requirement::GatedCell<CellType>) {
-    const CellType& cell = m_core.cell();
-    const Index streams = m_core.streams(), rows = cell.gateRows(), hidden = cell.hiddenSize();
-    const Index adjointStride = m_adjoints.rows(), stateStride = m_previous.rows();
-    const Index rowTile = recurrentTile(), hiddenTiles = (hidden + rowTile - 1) / rowTile;
-    const auto& weightHh = cell.weight_hh();
-    const Scalar* recurrentAdjoints = m_adjoints.data() + column(t, 0) * adjointStride + rows;
-    m_core.workers().run([&](int thread) {
-      const detail::Range part = detail::partOf(hiddenTiles, thread, m_core.threads());
-      for (Index tile = part.begin; tile < part.end; ++tile) {
-        const Index r0 = tile * rowTile, count = std::min(rowTile, hidden - r0);
-        if (streams == 1)
-          m_previous.col(0).segment(r0, count).noalias() +=
-              weightHh.middleCols(r0, count).transpose() * m_adjoints.col(column(t, 0)).tail(rows);
-        else  // W_hhᵀ is H × G·H column-major with leading dimension H
-          m_recurrentGemms[static_cast<std::size_t>(thread)].template accumulate<Eigen::ColMajor, Eigen::ColMajor>(
-              count, streams, rows, weightHh.data() + r0, hidden, recurrentAdjoints, adjointStride,
-              m_previous.data() + r0, stateStride);
-      }
-    });
+      const CellType& cell = m_core.cell();
+      const Index streams = m_core.streams(), rows = cell.gateRows(), hidden = cell.hiddenSize();
+      const Index adjointStride = m_adjoints.rows(), stateStride = m_previous.rows();
+      const Index rowTile = recurrentTile(), hiddenTiles = (hidden + rowTile - 1) / rowTile;
+      const auto& weightHh = cell.weight_hh();
+      const Scalar* recurrentAdjoints = m_adjoints.data() + column(t, 0) * adjointStride + rows;
+      m_core.workers().run([&](int thread) {
+        const detail::Range part = detail::partOf(hiddenTiles, thread, m_core.threads());
+        for (Index tile = part.begin; tile < part.end; ++tile) {
+          const Index r0 = tile * rowTile, count = std::min(rowTile, hidden - r0);
+          if (streams == 1)
+            m_previous.col(0).segment(r0, count).noalias() +=
+                weightHh.middleCols(r0, count).transpose() * m_adjoints.col(column(t, 0)).tail(rows);
+          else  // W_hhᵀ is H × G·H column-major with leading dimension H
+            m_recurrentGemms[static_cast<std::size_t>(thread)].template accumulate<Eigen::ColMajor, Eigen::ColMajor>(
+                count, streams, rows, weightHh.data() + r0, hidden, recurrentAdjoints, adjointStride,
+                m_previous.data() + r0, stateStride);
+        }
+      });
     }
   }
 

@@ -464,33 +464,33 @@ private:
   /// W_hh tiles, so that each thread's share holds both kinds (W_hh's are the larger for m < H).
   void computePreactivations(const MatrixView<Scalar>& inputs) {
     if constexpr (requirement::GatedCell<CellType>) {
-    const CellType& cell = *m_cell;
-    const Index rows = cell.gateRows(), tiles = (rows + rowTile - 1) / rowTile;
-    m_workers.run([&](int t) {
-      const Range part = partOf(2 * tiles, t, threads());
-      for (Index unit = part.begin; unit < part.end; ++unit) {
-        const bool recurrent = unit % 2 == 1;
-        const Index r0 = unit / 2 * rowTile, count = std::min(rowTile, rows - r0);
-        const auto& weight = recurrent ? cell.weight_hh() : cell.weight_ih();
-        const auto& bias = recurrent ? cell.bias_hh() : cell.bias_ih();
-        const Index depth = weight.cols(), offset = recurrent ? rows + r0 : r0;
-        auto target = m_preactivations.middleRows(offset, count);
-        if (m_streams == 1) {
-          if (recurrent)
-            target.col(0).noalias() = weight.middleRows(r0, count) * m_state.col(0).head(cell.hiddenSize());
-          else
-            target.col(0).noalias() = weight.middleRows(r0, count) * inputs.col(0);
-        } else {
-          target.setZero();
-          const Scalar* rhs = recurrent ? m_state.data() : inputs.data();
-          const Index rhsStride = recurrent ? m_state.rows() : inputs.outerStride();
-          m_gemms[static_cast<std::size_t>(t)].template accumulate<Eigen::RowMajor, Eigen::ColMajor>(
-              count, m_streams, depth, weight.data() + r0 * depth, depth, rhs, rhsStride, target.data(),
-              m_preactivations.rows());
+      const CellType& cell = *m_cell;
+      const Index rows = cell.gateRows(), tiles = (rows + rowTile - 1) / rowTile;
+      m_workers.run([&](int t) {
+        const Range part = partOf(2 * tiles, t, threads());
+        for (Index unit = part.begin; unit < part.end; ++unit) {
+          const bool recurrent = unit % 2 == 1;
+          const Index r0 = unit / 2 * rowTile, count = std::min(rowTile, rows - r0);
+          const auto& weight = recurrent ? cell.weight_hh() : cell.weight_ih();
+          const auto& bias = recurrent ? cell.bias_hh() : cell.bias_ih();
+          const Index depth = weight.cols(), offset = recurrent ? rows + r0 : r0;
+          auto target = m_preactivations.middleRows(offset, count);
+          if (m_streams == 1) {
+            if (recurrent)
+              target.col(0).noalias() = weight.middleRows(r0, count) * m_state.col(0).head(cell.hiddenSize());
+            else
+              target.col(0).noalias() = weight.middleRows(r0, count) * inputs.col(0);
+          } else {
+            target.setZero();
+            const Scalar* rhs = recurrent ? m_state.data() : inputs.data();
+            const Index rhsStride = recurrent ? m_state.rows() : inputs.outerStride();
+            m_gemms[static_cast<std::size_t>(t)].template accumulate<Eigen::RowMajor, Eigen::ColMajor>(
+                count, m_streams, depth, weight.data() + r0 * depth, depth, rhs, rhsStride, target.data(),
+                m_preactivations.rows());
+          }
+          target.colwise() += bias.segment(r0, count);
         }
-        target.colwise() += bias.segment(r0, count);
-      }
-    });
+      });
     }
   }
 
