@@ -161,7 +161,8 @@ public:
 
   /// @name The parameter tensors in layout order (weights files, checkpoints, any cell alike)
   /// @{
-  /// [weight_ih, weight_hh, bias_ih, bias_hh], the biases as G·H × 1.
+
+  /// The tensors of layout order, [weight_ih, weight_hh, bias_ih, bias_hh], the biases as G·H × 1.
   ParameterTensors<Scalar> parameterTensors() const {
     return {m_tensors.weight_ih, m_tensors.weight_hh, m_tensors.bias_ih, m_tensors.bias_hh};
   }
@@ -197,7 +198,9 @@ public:
   /// The output reads the state only, y = h: ∂y/∂s_t is the identity on the h rows (o × k),
   /// ∂y/∂x_t is empty (o × m), and no factor moves y directly (F × o).
   const SparsityPattern& outputStateGraph() const { return m_outputStateGraph; }
+  /// ∂y/∂x_t's structure: empty (o × m).
   const SparsityPattern& outputInputGraph() const { return m_outputInputGraph; }
+  /// The output rows each factor moves directly: none (F × o).
   const SparsityPattern& outputFactorPattern() const { return m_outputFactorPattern; }
   /// y_t is the first o rows of s_t, with no parameter of its own: a state gradient (k rows)
   /// may stand for an output gradient.
@@ -355,6 +358,7 @@ public:
 
   /// @name Configuration: what fixes the cell's equations besides θ (checkpoints)
   /// @{
+
   /// Writes `<prefix>gates` and `<prefix>unit_states`.
   void saveConfiguration(NpzArchive& archive, const std::string& prefix) const {
     putScalar<std::int64_t>(archive, prefix + "gates", m_structure.gates);
@@ -369,6 +373,7 @@ public:
 
   /// @name Gated cells' parameters by gate and unit
   /// @{
+
   /// The gate block of parameter j.
   Index gateOf(Index j) const { return (m_layout.factor(j) % gateRows()) / m_hiddenSize; }
   /// The home unit of parameter j (docs/math.md §2).

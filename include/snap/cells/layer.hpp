@@ -210,12 +210,16 @@ public:
   Layer(C&& cell)  // NOLINT(google-explicit-constructor): a cell is a layer
       : m_model(std::make_unique<detail::LayerModel<std::remove_cvref_t<C>>>(std::forward<C>(cell))) {}
 
+  /// A copy of the other layer's cell.
   Layer(const Layer& other) : m_model(other.m_model->clone()) {}
+  /// Takes the other layer's cell.
   Layer(Layer&&) noexcept = default;
+  /// A copy of the other layer's cell.
   Layer& operator=(const Layer& other) {
     if (this != &other) m_model = other.m_model->clone();
     return *this;
   }
+  /// Takes the other layer's cell.
   Layer& operator=(Layer&&) noexcept = default;
   ~Layer() = default;
 
@@ -236,7 +240,9 @@ public:
 
   /// The model of the operations (what a Stack calls).
   const detail::LayerInterface<Scalar>& operator*() const { return *m_model; }
+  /// The model's operations, read only.
   const detail::LayerInterface<Scalar>* operator->() const { return m_model.get(); }
+  /// The model's operations (a stack changes a layer through them).
   detail::LayerInterface<Scalar>* operator->() { return m_model.get(); }
 
 private:

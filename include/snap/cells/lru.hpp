@@ -40,6 +40,7 @@ struct LRUOptions {
   Index outputSize = 0;
   /// The ring of the initial eigenvalues: |λ| uniform in area on [rMin, rMax], 0 ≤ rMin < rMax ≤ 1.
   double rMin = 0.0;
+  /// The ring's outer radius (see rMin).
   double rMax = 1.0;
   /// Initial phases arg λ uniform in [0, maxPhase), maxPhase > 0.
   double maxPhase = 2 * std::numbers::pi;
@@ -137,21 +138,30 @@ public:
 
   /// @name The parameter tensors
   /// @{
+
+  /// B_re, N × m (0 where mask_re is 0).
   const RowMatrix<Scalar>& B_re() const { return m_bRe; }
+  /// B_im, N × m (0 where mask_im is 0).
   const RowMatrix<Scalar>& B_im() const { return m_bIm; }
+  /// ν, N values: |λ_j| = exp(−exp(ν_j)).
   const Vector<Scalar>& nu_log() const { return m_nu; }
+  /// θ, N values: arg λ_j = exp(θ_j).
   const Vector<Scalar>& theta_log() const { return m_theta; }
+  /// C_re, o × N.
   const RowMatrix<Scalar>& C_re() const { return m_cRe; }
+  /// C_im, o × N.
   const RowMatrix<Scalar>& C_im() const { return m_cIm; }
   /// D (o values; empty without the skip).
   const Vector<Scalar>& D() const { return m_d; }
-  /// The 0/1 masks of B_re and B_im.
+  /// The 0/1 mask of B_re.
   const RowMatrix<Scalar>& mask_re() const { return m_maskRe; }
+  /// The 0/1 mask of B_im.
   const RowMatrix<Scalar>& mask_im() const { return m_maskIm; }
   /// @}
 
   /// @name Configuration: what fixes the cell's equations besides θ (checkpoints)
   /// @{
+
   /// Writes `<prefix>units`, `output_size`, `skip` (0/1) and `activation` (0 None, 1 Tanh, 2 GELU).
   void saveConfiguration(NpzArchive& archive, const std::string& prefix) const {
     for (const auto& [name, value] : configuration()) putScalar<std::int64_t>(archive, prefix + name, value);
@@ -164,8 +174,10 @@ public:
 
   /// @name Eigenvalues
   /// @{
-  /// λ_j = exp(−exp(ν_j) + i·exp(θ_j)) as (Re, Im), and γ_j = √(1 − |λ_j|²), of the current parameters.
+
+  /// Re λ_j of the current parameters, λ_j = exp(−exp(ν_j) + i·exp(θ_j)).
   Scalar lambdaRe(Index j) const { return std::exp(-std::exp(m_nu[j])) * std::cos(std::exp(m_theta[j])); }
+  /// Im λ_j of the current parameters.
   Scalar lambdaIm(Index j) const { return std::exp(-std::exp(m_nu[j])) * std::sin(std::exp(m_theta[j])); }
   /// @}
 
@@ -253,7 +265,9 @@ public:
   const SparsityPattern& inputGraph() const { return m_inputGraph; }
   /// ∂y/∂s' (dense: C), ∂y/∂x (D's diagonal), and the output factors' rows of y.
   const SparsityPattern& outputStateGraph() const { return m_outputStateGraph; }
+  /// ∂y/∂x's structure: y_b ← x_b with the skip, else empty.
   const SparsityPattern& outputInputGraph() const { return m_outputInputGraph; }
+  /// The output rows each factor moves directly: C's rows and D's on y_b.
   const SparsityPattern& outputFactorPattern() const { return m_outputFactorPattern; }
   /// Changes whenever the masks change (unique across cells in the process).
   std::uint64_t maskVersion() const { return m_maskVersion; }
@@ -333,14 +347,19 @@ public:
 
   /// @name Jacobian products on a step's cache (docs/math.md §2)
   /// @{
+
+  /// values[i] = D_t at dynamicsGraph() entry entries[i].
   void dynamicsJacobian(const StepCache<Scalar>& cache, std::span<const StorageIndex> entries,
                         std::span<Scalar> values) const {
     for (std::size_t i = 0; i < entries.size(); ++i) values[i] = dynamicsEntry(cache, entries[i]);
   }
+  /// values[e] = D_t at every entry of dynamicsGraph(): each unit's λ as a 2 × 2 block.
   void dynamicsJacobian(const StepCache<Scalar>& cache, std::span<Scalar> values) const {
     for (Index e = 0; e < m_dynamicsGraph.nonZeros(); ++e) values[static_cast<std::size_t>(e)] = dynamicsEntry(cache, e);
   }
+  /// The internal couplings' values: D_t's, as every coupling is internal.
   void internalJacobian(const StepCache<Scalar>& cache, std::span<Scalar> values) const { dynamicsJacobian(cache, values); }
+  /// values[e] = F_t at every entry of factorPattern(): γ for B's rows, ∂h'/∂ν and ∂h'/∂θ (Re, Im).
   void immediateFactors(const StepCache<Scalar>& cache, std::span<Scalar> values) const {
     const Index n = m_units;
     const Scalar* v = cache.values.data();

@@ -66,6 +66,7 @@ public:
 
   /// @name Sizes and layers
   /// @{
+
   /// L, the number of layers.
   Index layerCount() const { return static_cast<Index>(m_layers.size()); }
   /// Layer l (its cell: layer(l).cell<GRU<double>>()).
@@ -109,12 +110,14 @@ public:
 
   /// @name Parameters
   /// @{
+
   /// θ = [θ¹; …; θ^L].
   Vector<Scalar> parameters() const {
     Vector<Scalar> theta(parameterCount());
     parametersInto(theta);
     return theta;
   }
+  /// Writes θ into `theta` (of length p), without allocating.
   void parametersInto(VectorSpan<Scalar> theta) const {
     detail::requireLength("parameter vector", theta.size(), parameterCount());
     for (std::size_t l = 0; l < m_layers.size(); ++l)
@@ -127,7 +130,7 @@ public:
     for (std::size_t l = 0; l < m_layers.size(); ++l)
       m_layers[l]->setParameters(theta.segment(m_parameterOffset[l], m_layers[l]->parameterCount()));
   }
-  /// The layers' tensors in order (named layer<l>/<name> in layout()).
+  /// The layers' tensors in order (named `layer<l>/<name>` in layout()).
   ParameterTensors<Scalar> parameterTensors() const {
     ParameterTensors<Scalar> tensors;
     for (const Layer<Scalar>& layer : m_layers)
@@ -166,8 +169,9 @@ public:
 
   /// @name Configuration (checkpoints)
   /// @{
-  /// Writes `<prefix>layers` (L), and for each layer `<prefix>layer<l>/cell` (its type name) and
-  /// its own configuration under `<prefix>layer<l>/`.
+
+  /// Writes `<prefix>layers` (L), and for each layer l `<prefix>layer``l``/cell` (its type name)
+  /// and its own configuration under that prefix.
   void saveConfiguration(NpzArchive& archive, const std::string& prefix) const {
     putScalar<std::int64_t>(archive, prefix + "layers", layerCount());
     for (std::size_t l = 0; l < m_layers.size(); ++l) {
@@ -189,6 +193,8 @@ public:
 
   /// @name Structure (fixed by the layers' masks)
   /// @{
+
+  /// θ's tensors, the layers' in order, named `layer<l>/<name>`, at the layers' factors and sources.
   const ParameterLayout& layout() const { return m_layout; }
   /// The stack's D_t pattern: the layers' own graphs on the diagonal, and below it every
   /// (row of layer l', row of layer l < l') a same-step path connects.
@@ -201,6 +207,7 @@ public:
   /// The top layer's output is the head of the stack's state when it is the head of the top
   /// layer's state... which it never is at L > 1 (the top layer's rows come last): false.
   static constexpr bool outputIsStateHead() { return false; }
+  /// Changes whenever a layer or its masks change through the stack.
   std::uint64_t maskVersion() const { return m_maskVersion; }
   /// @}
 
@@ -312,6 +319,7 @@ public:
 
   /// @name Jacobian products (docs/math.md §2, §9)
   /// @{
+
   /// values[i] = D_t at stack graph entry entries[i]: entries inside a layer's own block are
   /// that layer's D^l; any other composes the layers' same-step Jacobians.
   void dynamicsJacobian(const StepCache<Scalar>& cache, std::span<const StorageIndex> entries,

@@ -92,10 +92,11 @@ struct StepCache {
 /// or a vector (rows values, cols = 1).
 template <class Pointer>
 struct CacheArray {
-  std::string name;
-  Pointer data;  ///< column-major for a matrix
-  Index rows = 0, cols = 1;
-  bool isVector = false;
+  std::string name;      ///< its name in a checkpoint, under the caller's prefix
+  Pointer data;          ///< its values, column-major for a matrix
+  Index rows = 0;        ///< its rows (a vector's length)
+  Index cols = 1;        ///< its columns (1 for a vector)
+  bool isVector = false; ///< saved as a vector (one dimension per stream) rather than a matrix
 };
 
 /// The arrays of `cache` in a fixed order, named under `prefix`: immediate_ih, immediate_hh,

@@ -354,6 +354,7 @@ public:
 
   /// @name Saving and loading (docs/reliability.md, "Checkpoint format")
   /// @{
+
   /// Writes `<prefix>engine` (the engine's name), `<prefix>streams` (B), `<prefix>state`
   /// (B × k: one row per stream), `<prefix>outputs` (B × o), `<prefix>steps` and
   /// `<prefix>stream_steps` (B).

@@ -46,6 +46,7 @@ public:
   const Options& options() const { return m_options; }
 
 protected:
+  /// The SnAp family's configuration of e-prop's traces, named `name` in checkpoints.
   static detail::TraceConfig config(const CellType& cell, const Options& options, const char* name) {
     // n = k + 1 follows any chain of internal couplings to its end: the closure of the home rows.
     return {{.n = static_cast<int>(std::min<Index>(cell.stateSize() + 1, 1 << 30)),
@@ -54,6 +55,7 @@ protected:
             true,
             name};
   }
+  /// An e-prop engine named `name` in checkpoints (RFLO's).
   EProp(const CellType& cell, const Options& options, const Batch& batch, const char* name)
       : Base(detail::TraceTag{}, cell, config(cell, options, name), batch), m_options(options) {}
 
@@ -82,6 +84,7 @@ public:
   static_assert(std::is_same_v<CellType, RNN<Scalar>>,
                 "snap: RFLO is defined for the (leaky) vanilla RNN, snap::RNN; EProp is the same trace for any cell");
 
+  /// Binds to `cell` (a leaky RNN, which must outlive the engine and stay at the same address).
   explicit RFLO(const CellType& cell, const Options& options = {}, const Batch& batch = {})
       : Base(cell, EPropOptions{}, batch, "RFLO"), m_options(options) {}
 

@@ -149,10 +149,15 @@ public:
   const Matrix<Scalar>& state() const { return m_core.state(); }
   /// y_t of every stream, o × B.
   const Matrix<Scalar>& outputs() const { return m_core.outputs(); }
+  /// The cell the engine is bound to.
   const CellType& cell() const { return m_core.cell(); }
+  /// Batch steps since construction or the last resetState().
   Index steps() const { return m_core.steps(); }
+  /// B, the streams advanced together.
   Index streams() const { return m_core.streams(); }
+  /// The streams and threads the engine was built with.
   Batch batch() const { return {m_core.streams(), m_core.threads()}; }
+  /// The options the engine was built with.
   const Options& options() const { return m_options; }
   /// Steps in stream b's window (at most L).
   Index windowSteps(Index stream = 0) const { return m_counts[static_cast<std::size_t>(m_core.checkedStream(stream))]; }
@@ -219,7 +224,9 @@ public:
     *this = std::move(loaded);
   }
 
+  /// Takes the other engine's state.
   RollingBPTT(RollingBPTT&&) noexcept = default;
+  /// Takes the other engine's state.
   RollingBPTT& operator=(RollingBPTT&&) noexcept = default;
 
 private:
