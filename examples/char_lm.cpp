@@ -1,6 +1,6 @@
-// Character-level language modelling, the SnAp paper's other experiment: a sparse GRU or LSTM
-// learns to predict the next character of a text online, with any engine, reading the text as
-// one long stream. It reports bits per character on a held-out tail (the last 10 % of the
+// Character-level language modelling, the SnAp paper's other experiment: a sparse GRU or LSTM (or
+// an RNN, an LRU, or a stack of layers of any of them) learns to predict the next character of a
+// text online, with any engine, reading the text as one long stream. It reports bits per character on a held-out tail (the last 10 % of the
 // text, never trained on) and samples text at the end. Without --text it reads
 // examples/data/snap_story.txt, a short story written for this repository.
 //
@@ -9,6 +9,7 @@
 //
 //   char_lm --cell gru --engine snap:2 --hidden 128 --density 0.25 --steps 20000
 //   char_lm --text my_book.txt --engine bptt:32 --steps 1000000 --batch 16 --threads 2
+//   char_lm --cell lru --layers 2 --hidden 64 --engine snap:2 --per-layer
 
 #include <snap/snap.hpp>
 
@@ -25,6 +26,7 @@
 
 #include "common/command_line.hpp"
 #include "common/engine_flag.hpp"
+#include "common/network_flags.hpp"
 
 namespace {
 
@@ -57,12 +59,10 @@ struct Corpus {
 };
 
 struct Config {
-  std::string cell;
+  snap::examples::NetworkChoice network;
   snap::examples::EngineChoice engine;
-  Index hidden = 0, updateEvery = 1, batch = 1;
+  Index updateEvery = 1, batch = 1;
   int threads = 1;
-  double density = 1;
-  snap::MaskSharing sharing = snap::MaskSharing::Shared;
   snap::AnyOptimizer optimizer;
   double clip = 0, temperature = 1;
   long long steps = 0, report = 0, evalChars = 0, sample = 0;
@@ -76,7 +76,7 @@ double bitsPerCharacter(const Cell& cell, snap::Readout<float>& readout, const s
                         long long limit, Index symbols) {
   const auto count = static_cast<Index>(std::min<long long>(limit, static_cast<long long>(text.size())));
   snap::Vector<float> state = snap::Vector<float>::Zero(cell.stateSize()), next(cell.stateSize());
-  snap::Vector<float> input = snap::Vector<float>::Zero(symbols);
+  snap::Vector<float> input = snap::Vector<float>::Zero(symbols), output(cell.outputSize());
   snap::StepCache<float> cache = cell.makeCache();
   double bits = 0;
   for (Index i = 0; i + 1 < count; ++i) {
@@ -84,7 +84,8 @@ double bitsPerCharacter(const Cell& cell, snap::Readout<float>& readout, const s
     input[text[static_cast<std::size_t>(i)]] = 1;
     cell.forward(input, state, next, cache);
     state.swap(next);
-    const float p = readout.predict(state)[text[static_cast<std::size_t>(i + 1)]];
+    cell.output(cache, state, output);
+    const float p = readout.predict(output)[text[static_cast<std::size_t>(i + 1)]];
     bits -= std::log2(std::max(static_cast<double>(p), 1e-30));
   }
   return bits / static_cast<double>(std::max<Index>(1, count - 1));
@@ -95,7 +96,7 @@ template <class Cell>
 void sample(const Cell& cell, snap::Readout<float>& readout, const Corpus& corpus, const Config& config) {
   const Index symbols = corpus.size();
   snap::Vector<float> state = snap::Vector<float>::Zero(cell.stateSize()), next(cell.stateSize());
-  snap::Vector<float> input(symbols);
+  snap::Vector<float> input(symbols), output(cell.outputSize());
   snap::StepCache<float> cache = cell.makeCache();
   snap::Random random(config.seed + 5);
   std::vector<double> weights(static_cast<std::size_t>(symbols));
@@ -104,6 +105,7 @@ void sample(const Cell& cell, snap::Readout<float>& readout, const Corpus& corpu
     input[symbol] = 1;
     cell.forward(input, state, next, cache);
     state.swap(next);
+    cell.output(cache, state, output);
   };
   std::string text;
   for (unsigned char c : config.prime)
@@ -117,7 +119,7 @@ void sample(const Cell& cell, snap::Readout<float>& readout, const Corpus& corpu
   }
   for (long long i = 0; i < config.sample; ++i) {
     // p^(1/temperature), renormalised: the softmax of the logits divided by the temperature.
-    const snap::Vector<float>& p = readout.predict(state);
+    const snap::Vector<float>& p = readout.predict(output);
     double total = 0;
     for (Index c = 0; c < symbols; ++c)
       total += weights[static_cast<std::size_t>(c)] = std::pow(static_cast<double>(p[c]), 1.0 / config.temperature);
@@ -139,16 +141,15 @@ int train(const Config& config, const Corpus& corpus, const typename Engine::Opt
   using Cell = typename Engine::CellType;
   using Clock = std::chrono::steady_clock;
   const Index symbols = corpus.size();
-  Cell cell(symbols, config.hidden,
-            {.recurrentDensity = config.density, .maskSharing = config.sharing, .seed = config.seed});
-  snap::Readout<float> readout(config.hidden, symbols, config.seed + 1);
+  Cell cell = snap::examples::makeNetwork<Cell>(config.network, symbols);
+  snap::Readout<float> readout(cell.outputSize(), symbols, config.seed + 1, config.engine.readoutOptions());
   snap::Trainer<Engine> trainer(
       cell, readout, config.optimizer,
       {.batch = config.batch, .threads = config.threads, .updateEvery = config.updateEvery, .clipNorm = config.clip},
       engineOptions);
-  std::printf("char_lm: %s, %s, H = %ld, recurrent density %g, %ld parameters, batch %ld; %zu training and %zu "
-              "held-out characters, %ld symbols\n",
-              config.cell.c_str(), config.engine.label().c_str(), static_cast<long>(config.hidden), config.density,
+  std::printf("char_lm: %s, %s, %s, %ld parameters, batch %ld; %zu training and %zu held-out characters, %ld "
+              "symbols\n",
+              config.network.label().c_str(), config.engine.description().c_str(), config.network.shape().c_str(),
               static_cast<long>(cell.parameterCount()), static_cast<long>(config.batch), corpus.train.size(),
               corpus.heldOut.size(), static_cast<long>(symbols));
   std::printf("before training: held-out %.3f bits/char (uniform: %.3f)\n",
@@ -202,15 +203,19 @@ int dispatch(const Config& config, const Corpus& corpus) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  snap::examples::CommandLine line("char_lm",
-                                   "Trains a sparse recurrent cell online to predict the next character of a text, and\n"
-                                   "reports bits per character on its last 10 % (held out).");
+  snap::examples::CommandLine line(
+      "char_lm", std::string("Trains a sparse recurrent cell, or a stack of layers, online to predict the next character of a\n"
+                             "text, and reports bits per character on its last 10 % (held out).\n\n") +
+                     snap::examples::networkHelp + "\n" + snap::examples::engineHelp);
   line.flag("text", SNAP_EXAMPLE_DATA "/snap_story.txt", "the text file to learn");
-  line.flag("cell", "gru", "rnn | gru | lstm");
-  line.flag("engine", "snap:2", "bptt:T | rtrl | uoro | snap:N");
-  line.flag("hidden", "128", "hidden units H");
-  line.flag("density", "0.25", "recurrent weight density, in (0, 1]");
+  line.flag("cell", "gru", snap::examples::cellHelp);
+  line.flag("layers", "1", snap::examples::layersHelp);
+  line.flag("engine", "snap:2", snap::examples::engineValues(false));
+  line.toggle("per-layer", snap::examples::perLayerHelp);
+  line.flag("hidden", "128", "hidden units H (per layer; an LRU's complex units N and outputs)");
+  line.flag("density", "0.25", "recurrent weight density, in (0, 1] (gated cells)");
   line.flag("masks", "shared", "shared (one mask for all gate blocks) | per-gate");
+  line.flag("leak", "1", snap::examples::leakHelp);
   line.flag("optimizer", "adam", "adam | sgd");
   line.flag("lr", "0.002", "learning rate");
   line.flag("clip", "1", "clip the global gradient norm to this (0: off)");
@@ -227,12 +232,17 @@ int main(int argc, char** argv) {
   try {
     if (!line.parse(argc, argv)) return 0;
     Config config;
-    config.cell = line.choice("cell", {"rnn", "gru", "lstm"});
+    snap::examples::NetworkChoice& network = config.network;
+    network.cell = line.choice("cell", snap::examples::cellValues);
+    network.layers = line.integer("layers", 1, 64);
     config.engine = snap::examples::parseEngine(line.text("engine"), false);
-    config.hidden = line.integer("hidden", 1, 100000);
-    config.density = line.number("density", 1e-9, 1.0);
-    config.sharing = line.choice("masks", {"shared", "per-gate"}) == "shared" ? snap::MaskSharing::Shared
-                                                                              : snap::MaskSharing::PerGate;
+    network.hidden = line.integer("hidden", 1, 100000);
+    network.density = line.number("density", 1e-9, 1.0);
+    network.sharing = line.choice("masks", {"shared", "per-gate"}) == "shared" ? snap::MaskSharing::Shared
+                                                                               : snap::MaskSharing::PerGate;
+    network.leak = line.number("leak", 1e-6, 1.0);
+    snap::examples::checkNetwork(network, line);
+    snap::examples::checkEngineFits(config.engine, network.cell, network.layers, line.on("per-layer"));
     const double lr = line.number("lr", 1e-12, 1e3);
     config.optimizer = line.choice("optimizer", {"adam", "sgd"}) == "adam" ? snap::AnyOptimizer(snap::Adam{.learningRate = lr})
                                                                            : snap::AnyOptimizer(snap::SGD{.learningRate = lr});
@@ -248,10 +258,11 @@ int main(int argc, char** argv) {
     config.temperature = line.number("temperature", 1e-3, 100);
     config.prime = line.text("prime");
     config.seed = static_cast<std::uint64_t>(line.integer("seed", 0, 1LL << 62));
+    network.seed = config.seed;
     const Corpus corpus(line.text("text"));
-    if (config.cell == "rnn") return dispatch<snap::RNN<float>>(config, corpus);
-    if (config.cell == "gru") return dispatch<snap::GRU<float>>(config, corpus);
-    return dispatch<snap::LSTM<float>>(config, corpus);
+    return snap::examples::withNetwork<float>(network, [&](auto cell) {
+      return dispatch<typename decltype(cell)::type>(config, corpus);
+    });
   } catch (const snap::examples::CommandLineError& error) {
     std::fprintf(stderr, "char_lm: %s\n", error.message.c_str());
     return 2;

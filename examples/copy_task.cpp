@@ -1,10 +1,11 @@
-// The copy task of the SnAp paper (docs/math.md §7): trains a recurrent cell online with any engine
-// and reports the curriculum length L reached against data time. With --checkpoint it saves
+// The copy task of the SnAp paper (docs/math.md §7): trains a recurrent cell, or a stack of layers
+// (--layers), online with any engine and reports the curriculum length L reached against data time. With --checkpoint it saves
 // the whole run every --checkpoint-every steps of data, at the end, and on Ctrl-C (SIGINT) or
 // SIGTERM; --resume continues a saved run exactly, its CSV log included (docs/reliability.md).
 // --save writes the trained model as a weights file, which --evaluate scores on fresh sequences.
 //
 //   copy_task --cell gru --engine snap:2 --hidden 128 --density 0.1 --steps 3000000
+//   copy_task --cell lru --layers 3 --hidden 32 --engine snap:2 --per-layer
 //   copy_task --steps 3000000 --checkpoint run.npz            # Ctrl-C: saved, exits
 //   copy_task --steps 3000000 --checkpoint run.npz --resume run.npz
 //   copy_task --save model.npz && copy_task --evaluate model.npz
@@ -31,6 +32,7 @@
 
 #include "common/command_line.hpp"
 #include "common/engine_flag.hpp"
+#include "common/network_flags.hpp"
 #include "common/output_path.hpp"
 
 namespace {
@@ -39,11 +41,8 @@ using snap::Index;
 using Clock = std::chrono::steady_clock;
 
 struct Config {
-  std::string cell;
+  snap::examples::NetworkChoice network;
   snap::examples::EngineChoice engine;
-  Index hidden = 0;
-  double density = 1, inputDensity = 1;
-  snap::MaskSharing sharing = snap::MaskSharing::Shared;
   snap::AnyOptimizer optimizer;
   std::string optimizerName;
   double learningRate = 0;
@@ -66,29 +65,38 @@ struct Evaluation {
   std::uint64_t seed = 0;
 };
 
+/// A number as text that reads back as the same double.
+std::string exactNumber(double value) {
+  std::ostringstream text;
+  text.precision(17);
+  text << value;
+  return text.str();
+}
+
 /// The flags a resumed run must repeat, as "name=value" pairs (--steps, --csv and the
 /// checkpoint flags may change).
 std::map<std::string, std::string> runFlags(const Config& config) {
-  auto number = [](double value) {
-    std::ostringstream text;
-    text.precision(17);
-    text << value;
-    return text.str();
-  };
-  return {{"cell", config.cell},
+  const snap::examples::NetworkChoice& network = config.network;
+  return {{"cell", network.cell},
           {"engine", config.engine.label()},
-          {"hidden", std::to_string(config.hidden)},
-          {"density", number(config.density)},
-          {"input-density", number(config.inputDensity)},
-          {"masks", config.sharing == snap::MaskSharing::Shared ? "shared" : "per-gate"},
+          {"per-layer", config.engine.perLayer ? "on" : "off"},
+          {"layers", std::to_string(network.layers)},
+          {"leak", exactNumber(network.leak)},
+          {"hidden", std::to_string(network.hidden)},
+          {"density", exactNumber(network.density)},
+          {"input-density", exactNumber(network.inputDensity)},
+          {"masks", network.sharing == snap::MaskSharing::Shared ? "shared" : "per-gate"},
           {"optimizer", config.optimizerName},
-          {"lr", number(config.learningRate)},
-          {"clip", number(config.clip)},
+          {"lr", exactNumber(config.learningRate)},
+          {"clip", exactNumber(config.clip)},
           {"batch", std::to_string(config.batch)},
           {"seed", std::to_string(config.seed)},
           {"update", config.perSequence ? "sequence" : "every"},
           {"on-nonfinite", config.nonFinite == snap::NonFinitePolicy::Skip ? "skip" : "throw"}};
 }
+/// The value a flag added after checkpoints were first written has when it is not given: a
+/// checkpoint without it was saved with this value.
+const std::map<std::string, std::string> laterFlagDefaults{{"per-layer", "off"}, {"layers", "1"}, {"leak", "1"}};
 std::string flagText(const std::map<std::string, std::string>& flags) {
   std::string text;
   for (const auto& [name, value] : flags) text += (text.empty() ? "" : " ") + name + "=" + value;
@@ -306,12 +314,13 @@ constexpr PublishedResult publishedResults[] = {
 /// The summary's last lines: the L this configuration reached where the docs report it, and
 /// what to try next.
 void printContext(const Config& config, Index reached) {
+  const snap::examples::NetworkChoice& network = config.network;
   const bool defaults = config.optimizerName == "adam" && config.learningRate == 0.003 && config.clip == 1 &&
-                        config.sharing == snap::MaskSharing::Shared && config.inputDensity == 1 && config.batch == 1 &&
-                        !config.perSequence;
+                        network.sharing == snap::MaskSharing::Shared && network.inputDensity == 1 && config.batch == 1 &&
+                        !config.perSequence && network.layers == 1 && network.leak == 1 && !config.engine.perLayer;
   for (const PublishedResult& result : publishedResults) {
-    if (!defaults || config.cell != result.cell || config.engine.label() != result.engine ||
-        config.hidden != result.hidden || config.density != result.density)
+    if (!defaults || network.cell != result.cell || config.engine.label() != result.engine ||
+        network.hidden != result.hidden || network.density != result.density)
       continue;
     std::printf("for comparison: %s reports L = %s for this configuration after %lld steps of data", result.page,
                 result.length, result.steps);
@@ -324,23 +333,20 @@ void printContext(const Config& config, Index reached) {
               reached <= 3 ? "; L <= 3 suggests too few steps or a learning rate off (--lr)" : "");
 }
 
-/// Scores the model of a weights file (copy_task --save) on fresh sequences of each length
+/// Scores a model read from a weights file (copy_task --save) on fresh sequences of each length
 /// 1..maxLength: the fraction of recalled symbols that are right and the loss per recall step.
 template <class Cell>
-int evaluate(const Evaluation& evaluation, const snap::WeightsInfo& info) {
-  const Index alphabet = info.outputs;
-  if (info.inputSize != alphabet + 1)
+int evaluate(const Evaluation& evaluation, const Cell& cell, snap::Readout<float>& readout, const std::string& label) {
+  const Index alphabet = readout.outputs();
+  if (cell.inputSize() != alphabet + 1)
     throw snap::FormatError("snap: --evaluate " + evaluation.path + ": expected a copy-task model (inputs = classes + 1), got " +
-                            std::to_string(info.inputSize) + " inputs and " + std::to_string(alphabet) + " classes");
-  Cell cell(info.inputSize, info.hiddenSize);
-  snap::Readout<float> readout(info.hiddenSize, alphabet);
-  snap::loadWeights(evaluation.path, cell, readout);
+                            std::to_string(cell.inputSize()) + " inputs and " + std::to_string(alphabet) + " classes");
   std::printf("%s: %s, H = %ld, %ld parameters; %ld fresh sequences per length (seed %llu)\n", evaluation.path.c_str(),
-              info.cell.c_str(), static_cast<long>(info.hiddenSize), static_cast<long>(cell.parameterCount()),
+              label.c_str(), static_cast<long>(cell.outputSize()), static_cast<long>(cell.parameterCount()),
               static_cast<long>(evaluation.sequences), static_cast<unsigned long long>(evaluation.seed));
   std::printf("%4s  %9s  %16s\n", "L", "accuracy", "loss (bits/step)");
   snap::Random random(evaluation.seed);
-  snap::Vector<float> state(cell.stateSize()), next(cell.stateSize()), input(info.inputSize);
+  snap::Vector<float> state(cell.stateSize()), next(cell.stateSize()), input(cell.inputSize()), output(cell.outputSize());
   snap::StepCache<float> cache = cell.makeCache();
   Index solved = 0;
   for (Index length = 1; length <= evaluation.maxLength; ++length) {
@@ -357,7 +363,8 @@ int evaluate(const Evaluation& evaluation, const snap::WeightsInfo& info) {
         state.swap(next);
         const int target = sequence.target(t);
         if (target < 0) continue;
-        const snap::Vector<float>& p = readout.predict(state);
+        cell.output(cache, state, output);
+        const snap::Vector<float>& p = readout.predict(output);
         Index guess = 0;
         p.maxCoeff(&guess);
         right += guess == target ? 1 : 0;
@@ -377,25 +384,81 @@ int evaluate(const Evaluation& evaluation, const snap::WeightsInfo& info) {
   return 0;
 }
 
+/// A saved model's cell of type Cell (a gated cell or an LRU), stored under `prefix` (a stack's
+/// layer<l>/), built with the file's sizes and configuration; loadWeights() then sets its values
+/// and masks and checks everything else.
+template <class Cell>
+Cell savedCell(const snap::NpzArchive& file, const std::string& prefix) {
+  const auto extent = [&](const std::string& name, std::size_t axis) {
+    const snap::NpyArray& array = snap::findArray(file, prefix + name);
+    if (array.shape.size() != 2 || array.shape[axis] < 1)
+      snap::detail::fail<snap::FormatError>(snap::detail::arrayArgument(prefix + name), "a matrix",
+                                            snap::detail::describeShape(array.shape));
+    return static_cast<Index>(array.shape[axis]);
+  };
+  if constexpr (std::is_same_v<Cell, snap::LRU<float>>) {
+    const auto flag = [&](const char* name, std::int64_t most) {
+      return snap::readScalar<std::int64_t>(file, prefix + name, 0, most);
+    };
+    return Cell(extent("B_re", 1), extent("B_re", 0),
+                {.outputSize = flag("output_size", 1 << 30), .skip = flag("skip", 1) == 1,
+                 .activation = static_cast<snap::LRUActivation>(flag("activation", 2))});
+  } else if constexpr (std::is_same_v<Cell, snap::RNN<float>>) {
+    const double leak = file.count(prefix + "leak") != 0 ? snap::readScalar<double>(file, prefix + "leak", 1e-9, 1.0) : 1.0;
+    return Cell(extent("weight_ih", 1), extent("weight_hh", 1), {}, {.leak = leak});
+  } else {
+    return Cell(extent("weight_ih", 1), extent("weight_hh", 1));
+  }
+}
+
+/// Calls run(cell, label) with the model of the weights file `file` (read from `path`): an rnn,
+/// gru, lstm, lru or a stack of them.
+template <class Run>
+int withSavedModel(const snap::NpzArchive& file, const std::string& path, Run&& run) {
+  const std::string type = snap::readText(file, "cell", 64);
+  const auto single = [&](const std::string& name, const std::string& prefix, auto&& use) {
+    if (name == "rnn") return use(savedCell<snap::RNN<float>>(file, prefix));
+    if (name == "gru") return use(savedCell<snap::GRU<float>>(file, prefix));
+    if (name == "lstm") return use(savedCell<snap::LSTM<float>>(file, prefix));
+    if (name == "lru") return use(savedCell<snap::LRU<float>>(file, prefix));
+    throw snap::FormatError("snap: --evaluate " + path + ": expected an rnn, gru, lstm, lru or stack model, got '" +
+                            name + "'" + (prefix.empty() ? "" : " in " + prefix));
+  };
+  if (type != "stack") return single(type, "", [&](auto cell) { return run(cell, type); });
+  const auto count = snap::readScalar<std::int64_t>(file, "layers", 1, 1000);
+  std::vector<snap::Layer<float>> layers;
+  std::string names;
+  for (std::int64_t l = 0; l < count; ++l) {
+    const std::string prefix = "layer" + std::to_string(l) + "/", name = snap::readText(file, prefix + "cell", 64);
+    single(name, prefix, [&](auto cell) {
+      layers.emplace_back(std::move(cell));
+      return 0;
+    });
+    names += (names.empty() ? "" : ", ") + name;
+  }
+  return run(snap::Stack<float>(std::move(layers)), "stack of " + std::to_string(count) + " layers (" + names + ")");
+}
+
 int evaluateFile(const Evaluation& evaluation) {
-  const snap::WeightsInfo info = snap::readWeightsInfo(evaluation.path);
-  if (info.outputs < 2)
+  const snap::NpzArchive file = snap::loadNpz(evaluation.path, "--evaluate");
+  // The classes are the readout's rows (readWeightsInfo() reports them for the gated cells only).
+  const auto weight = file.find("readout_weight");
+  if (weight == file.end() || weight->second.shape.size() != 2 || weight->second.shape[0] < 2)
     throw snap::FormatError("snap: --evaluate " + evaluation.path + ": expected a model with a readout, got none");
-  if (info.cell == "rnn") return evaluate<snap::RNN<float>>(evaluation, info);
-  if (info.cell == "gru") return evaluate<snap::GRU<float>>(evaluation, info);
-  if (info.cell == "lstm") return evaluate<snap::LSTM<float>>(evaluation, info);
-  throw snap::FormatError("snap: --evaluate " + evaluation.path + ": expected an rnn, gru or lstm model, got '" +
-                          info.cell + "'");
+  const auto classes = static_cast<Index>(weight->second.shape[0]);
+  return withSavedModel(file, evaluation.path, [&](auto cell, const std::string& label) {
+    snap::Readout<float> readout(cell.outputSize(), classes);
+    snap::loadWeights(evaluation.path, cell, readout);
+    return evaluate(evaluation, cell, readout, label);
+  });
 }
 
 template <class Engine>
 int train(const Config& config, const typename Engine::Options& engineOptions) {
   using Cell = typename Engine::CellType;
   snap::CopyTask task({.seed = config.seed});
-  Cell cell(task.inputSize(), config.hidden,
-            {.inputDensity = config.inputDensity, .recurrentDensity = config.density, .maskSharing = config.sharing,
-             .seed = config.seed});
-  snap::Readout<float> readout(config.hidden, task.outputSize(), config.seed + 1);
+  Cell cell = snap::examples::makeNetwork<Cell>(config.network, task.inputSize());
+  snap::Readout<float> readout(cell.outputSize(), task.outputSize(), config.seed + 1, config.engine.readoutOptions());
   const bool truncated = config.engine.name == "bptt" && config.engine.steps > 0;
   const snap::TrainerOptions options{
       .batch = config.batch,
@@ -415,10 +478,13 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
     const snap::NpzArchive& archive = resumed.emplace(snap::readCheckpoint(config.resume));
     const auto saved = parseFlagText(snap::readText(archive, "example/flags"));
     std::string differences;
-    for (const auto& [name, value] : runFlags(config))
+    for (const auto& [name, value] : runFlags(config)) {
+      const auto later = laterFlagDefaults.find(name);
+      if (saved.count(name) == 0 && later != laterFlagDefaults.end() && later->second == value) continue;
       if (saved.count(name) == 0 || saved.at(name) != value)
         differences += "\n  --" + name + " " + (saved.count(name) != 0 ? saved.at(name) : "(none)") +
                        " in the checkpoint, --" + name + " " + value + " here";
+    }
     if (!differences.empty())
       throw snap::examples::CommandLineError{"--resume " + config.resume +
                                              ": the run was saved with other flags (give the same ones; only --steps, "
@@ -465,11 +531,8 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
   if (!resumed) log();
 
   const std::string threads = config.threads > 1 ? " on " + std::to_string(config.threads) + " threads" : "";
-  std::printf("copy task: %s, %s, H = %ld, recurrent density %g (%s masks), %ld parameters, batch %ld%s, %s updates\n",
-              config.cell.c_str(),
-              config.engine.label().c_str(),
-              static_cast<long>(config.hidden), config.density,
-              config.sharing == snap::MaskSharing::Shared ? "shared" : "per-gate",
+  std::printf("copy task: %s, %s, %s, %ld parameters, batch %ld%s, %s updates\n", config.network.label().c_str(),
+              config.engine.description().c_str(), config.network.shape().c_str(),
               static_cast<long>(cell.parameterCount()), static_cast<long>(config.batch), threads.c_str(),
               config.perSequence ? "per-sequence" : "online");
   // The batch's inputs (one column per stream) and targets (-1: unscored) of a step.
@@ -555,7 +618,9 @@ int train(const Config& config, const typename Engine::Options& engineOptions) {
               progress.rate(task.dataTime()));
   std::printf("non-finite values: %lld steps and %lld updates skipped (--on-nonfinite %s)\n", trainer.skippedSteps(),
               trainer.skippedUpdates(), config.nonFinite == snap::NonFinitePolicy::Skip ? "skip" : "throw");
-  std::printf("%s per stream: %.1f KiB\n", config.engine.name == "bptt" ? "stored history (BPTT)" : "engine memory",
+  const std::string& engine = config.engine.name;
+  std::printf("%s per stream: %.1f KiB\n",
+              engine == "bptt" ? "stored history (BPTT)" : engine == "rolling-bptt" ? "stored window (rolling BPTT)" : "engine memory",
               static_cast<double>(trainer.engine().bytes()) / static_cast<double>(config.batch) / 1024.0);
   if (checkpointing) std::printf("checkpoint: %s\n", config.checkpoint.c_str());
   if (!config.save.empty())
@@ -574,15 +639,19 @@ int dispatchEngine(const Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  snap::examples::CommandLine line("copy_task",
-                                   "Trains a sparse recurrent cell online on the copy task (docs/math.md §7) and reports the\n"
-                                   "curriculum length L reached against data time.");
-  line.flag("cell", "gru", "rnn | gru | lstm");
-  line.flag("engine", "snap:2", "bptt:T | bptt (untruncated) | rtrl | uoro | snap:N");
-  line.flag("hidden", "128", "hidden units H");
-  line.flag("density", "0.1", "recurrent weight density, in (0, 1]");
-  line.flag("input-density", "1", "input weight density, in (0, 1]");
+  snap::examples::CommandLine line(
+      "copy_task", std::string("Trains a sparse recurrent cell, or a stack of layers, online on the copy task (docs/math.md §7)\n"
+                               "and reports the curriculum length L reached against data time.\n\n") +
+                       snap::examples::networkHelp + "\n" + snap::examples::engineHelp);
+  line.flag("cell", "gru", snap::examples::cellHelp);
+  line.flag("layers", "1", snap::examples::layersHelp);
+  line.flag("engine", "snap:2", snap::examples::engineValues(true));
+  line.toggle("per-layer", snap::examples::perLayerHelp);
+  line.flag("hidden", "128", "hidden units H (per layer; an LRU's complex units N and outputs)");
+  line.flag("density", "0.1", "recurrent weight density, in (0, 1] (gated cells)");
+  line.flag("input-density", "1", "input weight density, in (0, 1] (every layer's; an LRU's B)");
   line.flag("masks", "shared", "shared (one mask for all gate blocks) | per-gate");
+  line.flag("leak", "1", snap::examples::leakHelp);
   line.flag("optimizer", "adam", "adam | sgd");
   line.flag("lr", "0.003", "learning rate");
   line.flag("clip", "1", "clip the global gradient norm to this (0: off)");
@@ -610,13 +679,18 @@ int main(int argc, char** argv) {
       return evaluateFile(evaluation);
     }
     Config config;
-    config.cell = line.choice("cell", {"rnn", "gru", "lstm"});
+    snap::examples::NetworkChoice& network = config.network;
+    network.cell = line.choice("cell", snap::examples::cellValues);
+    network.layers = line.integer("layers", 1, 64);
     config.engine = snap::examples::parseEngine(line.text("engine"), true);
-    config.hidden = line.integer("hidden", 1, 100000);
-    config.density = line.number("density", 1e-9, 1.0);
-    config.inputDensity = line.number("input-density", 1e-9, 1.0);
-    config.sharing = line.choice("masks", {"shared", "per-gate"}) == "shared" ? snap::MaskSharing::Shared
-                                                                              : snap::MaskSharing::PerGate;
+    network.hidden = line.integer("hidden", 1, 100000);
+    network.density = line.number("density", 1e-9, 1.0);
+    network.inputDensity = line.number("input-density", 1e-9, 1.0);
+    network.sharing = line.choice("masks", {"shared", "per-gate"}) == "shared" ? snap::MaskSharing::Shared
+                                                                               : snap::MaskSharing::PerGate;
+    network.leak = line.number("leak", 1e-6, 1.0);
+    snap::examples::checkNetwork(network, line);
+    snap::examples::checkEngineFits(config.engine, network.cell, network.layers, line.on("per-layer"));
     const double lr = line.number("lr", 1e-12, 1e3);
     config.learningRate = lr;
     config.optimizerName = line.choice("optimizer", {"adam", "sgd"});
@@ -627,6 +701,7 @@ int main(int argc, char** argv) {
     config.threads = static_cast<int>(line.integer("threads", 1, 256));
     config.steps = line.integer("steps", 1, 1000000000000LL);
     config.seed = static_cast<std::uint64_t>(line.integer("seed", 0, 1LL << 62));
+    network.seed = config.seed;
     config.perSequence = line.choice("update", {"every", "sequence"}) == "sequence";
     config.csv = line.text("csv");
     config.nonFinite = line.choice("on-nonfinite", {"throw", "skip"}) == "skip" ? snap::NonFinitePolicy::Skip
@@ -643,9 +718,9 @@ int main(int argc, char** argv) {
     if (config.engine.name == "bptt" && config.engine.steps == 0 && !config.perSequence)
       throw snap::examples::CommandLineError{
           "--engine bptt (untruncated) needs --update sequence; use bptt:T for online updates"};
-    if (config.cell == "rnn") return dispatchEngine<snap::RNN<float>>(config);
-    if (config.cell == "gru") return dispatchEngine<snap::GRU<float>>(config);
-    return dispatchEngine<snap::LSTM<float>>(config);
+    return snap::examples::withNetwork<float>(network, [&](auto cell) {
+      return dispatchEngine<typename decltype(cell)::type>(config);
+    });
   } catch (const snap::examples::CommandLineError& error) {
     std::fprintf(stderr, "copy_task: %s\n", error.message.c_str());
     return 2;

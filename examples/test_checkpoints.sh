@@ -2,12 +2,14 @@
 # ctest smoke test of copy_task's checkpoints (docs/reliability.md): a run cut in two (stopped
 # with a checkpoint by --stop-at, then continued with --resume) ends with the same checkpoint,
 # byte for byte, and the same CSV log (but for the wall times) as the run made in one go, even
-# when the log lost rows and gained rows after the checkpoint, as kill -9 leaves it; SIGINT and
+# when the log lost rows and gained rows after the checkpoint, as kill -9 leaves it
+# (test_resume.sh, also run alone for stacks, the LRU and the newer engines); SIGINT and
 # SIGTERM save and stop cleanly, and the saved run continues; a resume with other flags is
 # refused with the flags named; a checkpoint, log or model path that cannot be written is
 # refused before training.
 set -euo pipefail
 program=$1
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -18,21 +20,7 @@ fail() {
 
 for flags in "--hidden 16 --batch 2" "--hidden 12 --cell lstm --engine bptt:8" \
              "--hidden 12 --engine uoro --update sequence --optimizer sgd" "--hidden 12 --engine rtrl --on-nonfinite skip"; do
-  # shellcheck disable=SC2086  # the flags are meant to split
-  {
-    "$program" $flags --steps 4000 --checkpoint whole.npz --csv whole.csv >/dev/null
-    "$program" $flags --steps 4000 --checkpoint cut.npz --checkpoint-every 700 --stop-at 1500 --csv cut.csv >/dev/null
-  }
-  # What kill -9 leaves: rows logged after the checkpoint, and rows that never reached the file.
-  sed -i '3d' cut.csv
-  echo "999999,1,0,1,1,1" >>cut.csv
-  # shellcheck disable=SC2086
-  "$program" $flags --steps 4000 --checkpoint cut.npz --resume cut.npz --csv cut.csv >/dev/null
-  cmp -s whole.npz cut.npz || fail "the resumed run ended elsewhere than the whole run ($flags)"
-  without_wall() { cut -d, -f1-3,5- "$1"; }
-  diff <(without_wall whole.csv) <(without_wall cut.csv) >/dev/null ||
-    fail "the resumed run's CSV log differs from the whole run's ($flags): $(diff <(without_wall whole.csv) <(without_wall cut.csv) | head -5)"
-  echo "resume exact, checkpoint and log: $flags"
+  bash "$here/test_resume.sh" "$program" "$flags" || fail "the resume test failed ($flags)"
 done
 
 for signal in INT TERM; do

@@ -1,6 +1,6 @@
 #pragma once
 // A small command-line parser for the examples: --flag value pairs with defaults and help
-// text, and a clear refusal of unknown flags or bad values.
+// text, switches (--flag alone), and a clear refusal of unknown flags or bad values.
 
 #include <algorithm>
 #include <cstdlib>
@@ -27,6 +27,11 @@ public:
     m_order.push_back(name);
     m_flags[name] = {defaultValue, description, defaultValue};
   }
+  /// Declares the switch --name, off unless given (it takes no value).
+  void toggle(const std::string& name, const std::string& description) {
+    m_order.push_back(name);
+    m_flags[name] = {"off", description, "off", true};
+  }
 
   /// Parses argv; returns false (after printing help) when --help was given.
   bool parse(int argc, char** argv) {
@@ -38,21 +43,31 @@ public:
       }
       if (arg.rfind("--", 0) != 0) throw CommandLineError{"unexpected argument '" + arg + "' (flags start with --)"};
       std::string name = arg.substr(2), value;
-      if (const auto eq = name.find('='); eq != std::string::npos) {
+      const auto eq = name.find('=');
+      if (eq != std::string::npos) {
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
-      } else {
-        if (i + 1 >= argc) throw CommandLineError{"--" + name + " needs a value"};
-        value = argv[++i];
       }
       auto it = m_flags.find(name);
       if (it == m_flags.end()) throw CommandLineError{"unknown flag --" + name + " (see --help)"};
+      if (it->second.isSwitch) {
+        if (eq != std::string::npos) throw CommandLineError{"--" + name + " takes no value (give it alone to turn it on)"};
+        value = "on";
+      } else if (eq == std::string::npos) {
+        if (i + 1 >= argc) throw CommandLineError{"--" + name + " needs a value"};
+        value = argv[++i];
+      }
       it->second.value = value;
+      it->second.given = true;
     }
     return true;
   }
 
   std::string text(const std::string& name) const { return m_flags.at(name).value; }
+  /// Whether --name was on the command line (not left at its default).
+  bool given(const std::string& name) const { return m_flags.at(name).given; }
+  /// Whether the switch --name was given.
+  bool on(const std::string& name) const { return m_flags.at(name).value == "on"; }
 
   /// The value of --name as a number within [low, high].
   double number(const std::string& name, double low, double high) const {
@@ -103,6 +118,8 @@ public:
 private:
   struct Flag {
     std::string defaultValue, description, value;
+    bool isSwitch = false;
+    bool given = false;
   };
   std::string m_program, m_summary;
   std::vector<std::string> m_order;
