@@ -321,6 +321,60 @@ TEST(Stack, SetLayerReplacesALayer) {
   EXPECT_EQ(stack.stateSize(), 6 + 8);
 }
 
+/// A gated layer's same-step Jacobians (requirement::Stackable): ∂s'/∂x on inputGraph() and its
+/// transposed product against finite differences of the equations, and the output y = h:
+/// ∂y/∂s' the identity on h, nothing from x or from a factor, δ_s = [δ_y; 0].
+template <class C>
+void expectGatedLayerJacobians(const C& cell, double scale, std::uint64_t seed) {
+  const ReferenceLayer layer = referenceLayer(cell);
+  const ParameterTensors<double> w = layer.tensors(cell.parameters());
+  Random random(seed);
+  const Vector<double> x = randomVector(random, cell.inputSize(), scale), s = randomVector(random, cell.stateSize(), 0.9);
+  const CellStep<C> step(cell, x, s);
+  const Matrix<double> byInput = finiteDifferences([&](const Vector<double>& input) { return layer.step(w, input, s); }, x);
+  const SparsityPattern& graph = cell.inputGraph();
+  std::vector<double> values(static_cast<std::size_t>(graph.nonZeros()));
+  cell.inputJacobian(step.cache, std::span<double>(values));
+  EXPECT_LE(relativeError(denseOf(graph, values), byInput), 1e-7);
+  for (Index b = 0; b < byInput.rows(); ++b)
+    for (Index c = 0; c < byInput.cols(); ++c)
+      if (!graph.contains(b, c)) {
+        EXPECT_EQ(byInput(b, c), 0.0) << "∂s'/∂x[" << b << ", " << c << "] off the input graph";
+      }
+  const Vector<double> v = randomVector(random, cell.stateSize());
+  Vector<double> backward(cell.inputSize());
+  cell.inputBackward(step.cache, v, backward);
+  EXPECT_LE(relativeError(backward, byInput.transpose() * v), 1e-7);
+  // The output: y = h.
+  const Index H = cell.hiddenSize();
+  std::vector<double> stateValues(static_cast<std::size_t>(cell.outputStateGraph().nonZeros()));
+  std::vector<double> none;
+  cell.outputJacobian(step.cache, std::span<double>(stateValues), std::span<double>(none), std::span<double>(none));
+  Matrix<double> head = Matrix<double>::Zero(H, cell.stateSize());
+  head.leftCols(H).setIdentity();
+  EXPECT_EQ(denseOf(cell.outputStateGraph(), stateValues), head);
+  EXPECT_EQ(cell.outputInputGraph().nonZeros(), 0);
+  EXPECT_EQ(cell.outputFactorPattern().nonZeros(), 0);
+  const Vector<double> delta = randomVector(random, H);
+  Vector<double> stateGradient(cell.stateSize()), e(cell.layout().factorCount());
+  cell.outputBackward(step.cache, delta, stateGradient, e);
+  EXPECT_EQ(stateGradient.head(H), delta);
+  EXPECT_TRUE(stateGradient.tail(cell.stateSize() - H).isZero(0.0));
+  EXPECT_TRUE(e.isZero(0.0));
+}
+
+TEST(StackLayers, GatedLayersSameStepJacobians) {
+  std::uint64_t seed = 40;
+  for (double density : {1.0, 0.4})
+    for (double scale : {1.0, 5.0}) {
+      SCOPED_TRACE(::testing::Message() << "input density " << density << ", input scale " << scale);
+      const CellOptions options{.inputDensity = density, .recurrentDensity = 0.5, .seed = seed++};
+      expectGatedLayerJacobians(GRU<double>(3, 5, options), scale, seed++);
+      expectGatedLayerJacobians(LSTM<double>(3, 4, options), scale, seed++);
+      expectGatedLayerJacobians(RNN<double>(3, 5, options, {.leak = 0.3}), scale, seed++);
+    }
+}
+
 // --- misuse: refused, and nothing changes ---
 
 void expectSameStack(const Stack<double>& stack, const Stack<double>& before) {
