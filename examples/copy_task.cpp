@@ -1,8 +1,9 @@
 // The copy task of the SnAp paper (docs/math.md §7): trains a recurrent cell, or a stack of layers
-// (--layers), online with any engine and reports the curriculum length L reached against data time. With --checkpoint it saves
-// the whole run every --checkpoint-every steps of data, at the end, and on Ctrl-C (SIGINT) or
-// SIGTERM; --resume continues a saved run exactly, its CSV log included (docs/reliability.md).
-// --save writes the trained model as a weights file, which --evaluate scores on fresh sequences.
+// (--layers), online with any engine and reports the curriculum length L reached against data
+// time. With --checkpoint it saves the whole run every --checkpoint-every steps of data, at the
+// end, and on Ctrl-C (SIGINT) or SIGTERM; --resume continues a saved run exactly, its CSV log
+// included (docs/reliability.md). --save writes the trained model as a weights file, which
+// --evaluate scores on fresh sequences.
 //
 //   copy_task --cell gru --engine snap:2 --hidden 128 --density 0.1 --steps 3000000
 //   copy_task --cell lru --layers 3 --hidden 32 --engine snap:2 --per-layer
@@ -97,6 +98,7 @@ std::map<std::string, std::string> runFlags(const Config& config) {
 /// The value a flag added after checkpoints were first written has when it is not given: a
 /// checkpoint without it was saved with this value.
 const std::map<std::string, std::string> laterFlagDefaults{{"per-layer", "off"}, {"layers", "1"}, {"leak", "1"}};
+
 std::string flagText(const std::map<std::string, std::string>& flags) {
   std::string text;
   for (const auto& [name, value] : flags) text += (text.empty() ? "" : " ") + name + "=" + value;
