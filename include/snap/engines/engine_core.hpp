@@ -224,12 +224,22 @@ public:
     m_staged = false;
   }
   /// Takes the staged step of `other` (an engine rebuilt for new masks goes on with it).
+  /// The staged step was computed by the cell under its new masks, but into caches made before
+  /// the change: their workspaces (a stack's depends on its patterns) take this engine's shape
+  /// and start from zeros, as a new cache's do (a stack's products expect their accumulator
+  /// zero).
   void takeStaged(EngineCore& other) {
     std::swap(m_stagedCaches, other.m_stagedCaches);
     std::swap(m_stagedSources, other.m_stagedSources);
     std::swap(m_next, other.m_next);
     std::swap(m_nextOutputs, other.m_nextOutputs);
     m_staged = other.m_staged;
+    const StepCache<Scalar>& shape = m_caches.front();
+    for (StepCache<Scalar>& cache : m_stagedCaches) {
+      cache.workspace = Vector<Scalar>::Zero(shape.workspace.size());
+      for (std::size_t l = 0; l < cache.layers.size() && l < shape.layers.size(); ++l)
+        cache.layers[l].workspace = Vector<Scalar>::Zero(shape.layers[l].workspace.size());
+    }
   }
 
   /// Throws unless δ is k × B and finite, and every stream has stepped since its last reset,
