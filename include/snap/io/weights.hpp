@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -41,11 +42,12 @@ inline constexpr std::int64_t weightsFormatVersion = 1;
 
 /// What a weights file holds, read without building a cell (to choose the cell to build).
 struct WeightsInfo {
-  std::string cell;         ///< the cell type: "rnn", "gru", "lstm" or a custom cell's name
-  Index inputSize = 0;      ///< m, the columns of weight_ih
-  Index hiddenSize = 0;     ///< H, the columns of weight_hh
-  Index gateRows = 0;       ///< G·H, the rows of the weights
-  Index outputs = 0;        ///< the readout's classes; 0 when the file has no readout
+  std::string cell;         ///< the cell type: "rnn", "gru", "lstm", "lru", "stack" or a custom cell's name
+  Index inputSize = 0;      ///< m, the columns of weight_ih (0 for a cell that is not gated)
+  Index hiddenSize = 0;     ///< H, the columns of weight_hh (0 for a cell that is not gated)
+  Index gateRows = 0;       ///< G·H, the rows of the weights (0 for a cell that is not gated)
+  Index outputs = 0;        ///< the readout's classes or outputs; 0 when the file has no readout
+  Index readoutInputs = 0;  ///< the cell's output size the readout reads (its weight's columns); 0 without a readout
   bool masks = false;       ///< the file has mask_ih and mask_hh
   std::string elementType;  ///< the weights' NumPy type: "<f8" (float64) or "<f4" (float32)
 };
@@ -171,7 +173,7 @@ void requireZeroAtMask(const WeightsFile& file, std::string_view name, const Row
 }
 
 template <class Scalar>
-void putReadout(NpzArchive& archive, const Readout<Scalar>& readout) {
+void putReadout(NpzArchive& archive, const LinearReadout<Scalar>& readout) {
   archive["readout_weight"] = NpyArray::of(RowMatrix<Scalar>(readout.weight()));
   archive["readout_bias"] = NpyArray::of(Vector<Scalar>(readout.bias()));
 }
@@ -264,9 +266,10 @@ void saveWeights(const std::string& path, const CellType& cell) {
   saveNpz(path, detail::weightsArchive(cell), "weights file");
 }
 
-/// Saves the cell and a linear readout (readout_weight, readout_bias: torch.nn.Linear's).
+/// Saves the cell and a linear readout, classification or regression (readout_weight,
+/// readout_bias: torch.nn.Linear's).
 template <Cell CellType>
-void saveWeights(const std::string& path, const CellType& cell, const Readout<typename CellType::Scalar>& readout) {
+void saveWeights(const std::string& path, const CellType& cell, const LinearReadout<typename CellType::Scalar>& readout) {
   NpzArchive archive = detail::weightsArchive(cell);
   detail::putReadout(archive, readout);
   saveNpz(path, archive, "weights file");
@@ -286,7 +289,7 @@ void loadWeights(const std::string& path, CellType& cell) {
 
 /// Loads a cell and its linear readout; the readout must have the stored number of classes.
 template <Cell CellType>
-void loadWeights(const std::string& path, CellType& cell, Readout<typename CellType::Scalar>& readout) {
+void loadWeights(const std::string& path, CellType& cell, LinearReadout<typename CellType::Scalar>& readout) {
   using Scalar = typename CellType::Scalar;
   const detail::WeightsFile file = detail::openWeights(path);
   const detail::LoadedWeights<CellType> loaded(file, cell);
@@ -301,7 +304,8 @@ inline WeightsInfo readWeightsInfo(const std::string& path) {
   const detail::WeightsFile file = detail::openWeights(path);
   WeightsInfo info;
   info.cell = file.cellType();
-  if (!file.has("weight_ih")) {  // not a gated cell: its type and its arrays' type only
+  if (file.has("readout_weight")) std::tie(info.outputs, info.readoutInputs) = file.shape2("readout_weight");
+  if (!file.has("weight_ih")) {  // not a gated cell: its type, its arrays' type and the readout's sizes
     const auto first = std::find_if(file.archive.begin(), file.archive.end(),
                                     [](const auto& entry) { return entry.second.type == "<f8" || entry.second.type == "<f4"; });
     if (first != file.archive.end()) info.elementType = first->second.type;
@@ -317,7 +321,6 @@ inline WeightsInfo readWeightsInfo(const std::string& path) {
   info.gateRows = rowsIh;
   info.elementType = file.array("weight_ih").type;
   info.masks = file.has("mask_ih") && file.has("mask_hh");
-  if (file.has("readout_weight")) info.outputs = file.shape2("readout_weight").first;
   return info;
 }
 
