@@ -125,5 +125,49 @@ TEST(ExactNewCells, ReadingTheGradientMidSequence) {
   }
 }
 
+/// The engine's gradient over the stream, run in float.
+template <class Engine>
+Vector<double> floatGradient(Engine& engine, const OutputStream& stream) {
+  engine.resetState(stream.initial.cast<float>());
+  for (std::size_t t = 0; t < stream.inputs.size(); ++t) {
+    engine.step(stream.inputs[t].cast<float>());
+    engine.accumulate(stream.deltas[t].cast<float>());
+  }
+  return engine.gradient().template cast<double>();
+}
+
+TEST(ExactNewCells, FloatAgreesWithDouble) {
+  // The float instantiations of the new cells and engines run, and agree with double to float
+  // precision (the same parameters, rounded to float).
+  const LRUOptions lruOptions{.inputDensity = 0.6, .activation = LRUActivation::Tanh, .seed = 700};
+  const LRU<double> lru(3, 5, lruOptions);
+  LRU<float> lruFloat(3, 5, lruOptions);
+  lruFloat.setParameters(lru.parameters().cast<float>());
+  const CellOptions gruOptions{.recurrentDensity = 0.5, .seed = 701};
+  const Stack<double> stack(GRU<double>(3, 5, gruOptions), LRU<double>(5, 3, lruOptions));
+  Stack<float> stackFloat(GRU<float>(3, 5, gruOptions), LRU<float>(5, 3, lruOptions));
+  stackFloat.setParameters(stack.parameters().cast<float>());
+  const OutputStream lruStream(3, 3, 10, 702, kSteps), stackStream(3, 5, 11, 703, kSteps);
+  {
+    RTRL<LRU<double>> exact(lru);
+    RTRL<LRU<float>> rtrl(lruFloat);
+    RollingBPTT<LRU<double>> rolling(lru, {.window = 4});
+    RollingBPTT<LRU<float>> rollingFloat(lruFloat, {.window = 4});
+    EXPECT_LE(relativeError(floatGradient(rtrl, lruStream), gradientOverOutputs(exact, lruStream)), 1e-4);
+    EXPECT_LE(relativeError(floatGradient(rollingFloat, lruStream), gradientOverOutputs(rolling, lruStream)), 1e-4);
+  }
+  {
+    BPTT<Stack<double>> exact(stack);
+    BPTT<Stack<float>> bptt(stackFloat);
+    SnAp<Stack<double>> perLayer(stack, {.n = 11, .perLayer = true});
+    SnAp<Stack<float>> perLayerFloat(stackFloat, {.n = 11, .perLayer = true});
+    EProp<Stack<double>> eprop(stack);
+    EProp<Stack<float>> epropFloat(stackFloat);
+    EXPECT_LE(relativeError(floatGradient(bptt, stackStream), gradientOverOutputs(exact, stackStream)), 1e-4);
+    EXPECT_LE(relativeError(floatGradient(perLayerFloat, stackStream), gradientOverOutputs(perLayer, stackStream)), 1e-4);
+    EXPECT_LE(relativeError(floatGradient(epropFloat, stackStream), gradientOverOutputs(eprop, stackStream)), 1e-4);
+  }
+}
+
 }  // namespace
 }  // namespace snap::test
