@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "../support/reference.hpp"
 
@@ -122,6 +124,41 @@ TEST(ExactNewCells, ReadingTheGradientMidSequence) {
       rtrl.resetGradient();
       bptt.resetGradient();
     }
+  }
+}
+
+TEST(ExactNewCells, TruncatedBpttIsTheSumOverItsWindows) {
+  // BPTT(T): each loss backpropagated to the start of its window of T steps (the state before the
+  // window held fixed), by finite differences of the reference run over each window.
+  constexpr Index window = 5;
+  std::uint64_t seed = 800;
+  const LRU<double> lru(3, 5, {.inputDensity = 0.6, .activation = LRUActivation::GELU, .seed = seed++});
+  std::vector<StackCase> cases = mixedStacks();
+  cases.push_back({"LRU", Stack<double>(lru), ReferenceModel({referenceLayer(lru)})});
+  for (const StackCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    const OutputStream stream(3, c.stack.outputSize(), c.stack.stateSize(), seed++, kSteps);
+    const Vector<double> theta = c.stack.parameters();
+    const ReferenceModel::Weights w = c.model.weights(theta);
+    Vector<double> expected = Vector<double>::Zero(theta.size()), start = stream.initial;
+    for (Index first = 0; first < kSteps; first += window) {
+      const Index end = std::min(first + window, kSteps);
+      const auto loss = [&](const Vector<double>& at) {
+        const ReferenceModel::Weights weights = c.model.weights(at);
+        Vector<double> s = start;
+        double total = 0;
+        for (Index t = first; t < end; ++t) {
+          const ReferenceModel::Step step = c.model.step(weights, stream.inputs[static_cast<std::size_t>(t)], s);
+          total += stream.deltas[static_cast<std::size_t>(t)].dot(step.output);
+          s = step.next;
+        }
+        return Vector<double>::Constant(1, total);
+      };
+      expected += finiteDifferences(loss, theta).row(0).transpose();
+      for (Index t = first; t < end; ++t) start = c.model.step(w, stream.inputs[static_cast<std::size_t>(t)], start).next;
+    }
+    BPTT<Stack<double>> truncated(c.stack, {.window = window});
+    EXPECT_LE(relativeError(gradientOverOutputs(truncated, stream), expected), 1e-6);
   }
 }
 

@@ -292,6 +292,29 @@ TEST(SnApPerLayer, EqualsThePerLayerRule) {
   }
 }
 
+TEST(SnApPerLayer, SnApNInsideEachLayerIsTheMaskedPerLayerRule) {
+  // The per-layer rule with each layer's influence kept on R_n of its own graph (breadth-first on
+  // the finite-difference structure inside the layer): SnAp-n per layer, n = 1 and 2.
+  std::uint64_t seed = 70;
+  for (const StackCase& c : mixedStacks()) {
+    SCOPED_TRACE(c.name);
+    const Vector<double> theta = c.stack.parameters();
+    const Structure structure = structureOf(c.model, theta, seed++);
+    const OutputStream stream(3, c.stack.outputSize(), c.stack.stateSize(), seed++, kSteps);
+    for (int n : {1, 2}) {
+      SCOPED_TRACE(::testing::Message() << "SnAp-" << n);
+      std::vector<std::set<Index>> rows;
+      for (Index j = 0; j < c.stack.parameterCount(); ++j) rows.push_back(reach(c.model, structure, j, n, true));
+      const auto keep = [&](std::size_t l, Index row, Index j) {
+        return rows[static_cast<std::size_t>(c.model.parameterOffset[l] + j)].count(c.model.stateOffset[l] + row) > 0;
+      };
+      const Vector<double> expected = perLayerGradient(c.model, theta, stream, false, keep);
+      SnAp<Stack<double>> perLayer(c.stack, {.n = n, .perLayer = true});
+      EXPECT_LE(relativeError(gradientOverOutputs(perLayer, stream), expected), 1e-6);
+    }
+  }
+}
+
 template <class C>
 void expectPerLayerIsJoint(const C& cell, int n, std::uint64_t seed) {
   const OutputStream stream(cell.inputSize(), cell.outputSize(), cell.stateSize(), seed, kSteps);

@@ -566,9 +566,12 @@ inline Vector<double> finiteDifferenceOutputGradient(const ReferenceModel& model
 /// by finite differences; with `internal`, A^l is e-prop's E^l, the couplings inside each unit,
 /// and J^l keeps each parameter's own unit rows). It is contracted with ṽ^l_t = ∂(δ_tᵀ y_t)/∂s^l_t
 /// through the same step only, and the same-step term ∂(δ_tᵀ y_t)/∂θ^l with s^l_t fixed (the
-/// output maps' parameters) is added, as (∂y_t/∂y^l_t · ∂y^l_t/∂θ^l)ᵀ δ_t.
+/// output maps' parameters) is added, as (∂y_t/∂y^l_t · ∂y^l_t/∂θ^l)ᵀ δ_t. With `keep`, J^l keeps
+/// only the entries (row r of layer l, its parameter j) where keep(l, r, j) is true (SnAp-n's
+/// pattern inside each layer).
 inline Vector<double> perLayerGradient(const ReferenceModel& model, const Vector<double>& theta, const OutputStream& stream,
-                                       bool internal = false) {
+                                       bool internal = false,
+                                       const std::function<bool(std::size_t, Index, Index)>& keep = nullptr) {
   const ReferenceModel::Weights w = model.weights(theta);
   std::vector<Matrix<double>> influence;
   for (const ReferenceLayer& layer : model.layers) influence.push_back(Matrix<double>::Zero(layer.states, layer.parameters));
@@ -596,6 +599,10 @@ inline Vector<double> perLayerGradient(const ReferenceModel& model, const Vector
           for (Index r = 0; r < layer.states; ++r)
             if (std::find(rows.begin(), rows.end(), r) == rows.end()) updated(r, j) = 0;
         }
+      if (keep)
+        for (Index j = 0; j < layer.parameters; ++j)
+          for (Index r = 0; r < layer.states; ++r)
+            if (!keep(l, r, j)) updated(r, j) = 0;
       influence[l] = updated;
       const Matrix<double> byState = finiteDifferences(
           [&](const Vector<double>& state) { return model.outputFromLayer(w, l, at, s, state); }, next);
