@@ -233,7 +233,9 @@ public:
 
   /// Writes the engine's state under `prefix` (docs/reliability.md): the states, the kept
   /// influence values (B × keptEntries: one row per stream, group blocks in pattern order,
-  /// each row-major), the θ-ordered gradient, and the last step's factors with the flag
+  /// each row-major), the θ-ordered gradient of the influence (`gradient`) and of the same-step
+  /// terms (`output_gradient`: the output's own parameters, the per-layer mode's), kept apart as
+  /// the engine sums them, and the last step's factors with the flag
   /// saying whether Ĵ still has to take that step (saved as is rather than flushed: the
   /// update fused with accumulate() rounds differently from a flush followed by accumulate(),
   /// and a resumed run must take the same path). The layout does not depend on the threads.
@@ -248,9 +250,9 @@ public:
       forEachValue(b, [&](Index flat, Index stored) { influence(b, flat) = m_influence[stored]; });
     putArray(archive, prefix + "influence", influence);
     Vector<Scalar> gradient = Vector<Scalar>::Zero(m_core.m_gradient.size());
-    for (std::size_t c = 0; c < m_columnParameter.size(); ++c)
-      gradient[m_columnParameter[c]] = groupGradient()[c] + m_outputGradient[m_columnParameter[c]];
+    for (std::size_t c = 0; c < m_columnParameter.size(); ++c) gradient[m_columnParameter[c]] = groupGradient()[c];
     putArray(archive, prefix + "gradient", gradient);
+    putArray(archive, prefix + "output_gradient", m_outputGradient);
     putScalar<std::int64_t>(archive, prefix + "pending", m_pending ? 1 : 0);
     m_core.saveStep(archive, prefix + "step/", m_pending);
   }
@@ -270,6 +272,7 @@ public:
         readVector<Scalar>(archive, prefix + "gradient", loaded.m_core.m_gradient.size());
     for (std::size_t c = 0; c < loaded.m_columnParameter.size(); ++c)
       loaded.groupGradient()[c] = gradient[loaded.m_columnParameter[c]];
+    loaded.m_outputGradient = readVector<Scalar>(archive, prefix + "output_gradient", loaded.m_outputGradient.size());
     loaded.m_gradientCurrent = false;
     // A step is pending only after one was taken.
     loaded.m_pending = readScalar<std::int64_t>(archive, prefix + "pending", 0, loaded.steps() > 0 ? 1 : 0) == 1;
