@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../support/reference.hpp"
@@ -160,6 +161,34 @@ TEST(ExactNewCells, TruncatedBpttIsTheSumOverItsWindows) {
     BPTT<Stack<double>> truncated(c.stack, {.window = window});
     EXPECT_LE(relativeError(gradientOverOutputs(truncated, stream), expected), 1e-6);
   }
+}
+
+TEST(ExactNewCells, UoroIsExactOnTheTopOutputMap) {
+  // The top layer's output map (an LRU's C and D) moves no state: its gradient is the same-step
+  // term alone, which UORO computes exactly, whatever its random signs.
+  const LRU<double> lru(3, 5, {.inputDensity = 0.6, .activation = LRUActivation::Tanh, .seed = 900});
+  const Stack<double> stack(GRU<double>(3, 5, {.recurrentDensity = 0.5, .seed = 901}),
+                            LRU<double>(5, 3, {.activation = LRUActivation::GELU, .seed = 902}));
+  const auto expectExactOnOutputMap = [](const auto& cell, const ReferenceLayer& top, Index offset, std::uint64_t seed) {
+    using C = std::remove_cvref_t<decltype(cell)>;
+    const OutputStream stream(3, cell.outputSize(), cell.stateSize(), seed, kSteps);
+    RTRL<C> rtrl(cell);
+    const Vector<double> exact = gradientOverOutputs(rtrl, stream);
+    for (std::uint64_t uoroSeed : {1u, 2u}) {
+      UORO<C> uoro(cell, {.seed = uoroSeed});
+      const Vector<double> estimate = gradientOverOutputs(uoro, stream);
+      Index outputMap = 0;
+      for (Index j = 0; j < top.parameters; ++j)
+        if (top.unitOf[static_cast<std::size_t>(j)] < 0) {
+          EXPECT_NEAR(estimate[offset + j], exact[offset + j], 1e-12 * exact.norm()) << "parameter " << offset + j;
+          ++outputMap;
+        }
+      EXPECT_GT(outputMap, 0);
+      EXPECT_GT(relativeError(estimate, exact), 1e-3) << "UORO is exact everywhere: the check says nothing";
+    }
+  };
+  expectExactOnOutputMap(lru, referenceLayer(lru), 0, 903);
+  expectExactOnOutputMap(stack, referenceLayer(stack.layer(1).cell<LRU<double>>()), stack.parameterOffset(1), 904);
 }
 
 /// The engine's gradient over the stream, run in float.
