@@ -504,7 +504,8 @@ C scaledTensors(C cell, double scale) {
 
 /// Stacks of mixed layers on inputs of size 3, with sparse masks inside and between the layers
 /// (the gated layers' tensors scaled by `scale`): GRU → LSTM, GRU → LSTM → LRU(tanh),
-/// LRU → LRU(GELU) → GRU, leaky RNN (α = 0.3) → GRU, and an LRU without the skip → RNN.
+/// LRU → LRU(GELU) → GRU, leaky RNN (α = 0.3) → GRU, an LRU without the skip → RNN, and
+/// LSTM → LRU(GELU).
 inline std::vector<StackCase> mixedStacks(double scale = 1.0) {
   auto options = [](std::uint64_t seed) { return CellOptions{.inputDensity = 0.5, .recurrentDensity = 0.4, .seed = seed}; };
   std::vector<StackCase> cases;
@@ -520,6 +521,8 @@ inline std::vector<StackCase> mixedStacks(double scale = 1.0) {
                                 scaledTensors(GRU<double>(6, 4, options(10)), scale)));
   cases.push_back(makeStackCase("LRU(no skip, o 5) -> RNN", LRU<double>(3, 4, {.outputSize = 5, .skip = false, .seed = 11}),
                                 scaledTensors(RNN<double>(5, 4, options(12)), scale)));
+  cases.push_back(makeStackCase("LSTM -> LRU(GELU)", scaledTensors(LSTM<double>(3, 4, options(13)), scale),
+                                LRU<double>(4, 3, {.inputDensity = 0.5, .activation = LRUActivation::GELU, .seed = 14})));
   return cases;
 }
 
