@@ -195,12 +195,13 @@ TEST(SnApStacks, IsTheMaskedRecursion) {
   for (const StackCase& c : mixedStacks()) {
     SCOPED_TRACE(c.name);
     const Vector<double> theta = c.stack.parameters();
+    const Structure structure = structureOf(c.model, theta, seed++);
     const OutputStream stream(3, c.stack.outputSize(), c.stack.stateSize(), seed++, kSteps);
     for (int n : {1, 2}) {
       SCOPED_TRACE(::testing::Message() << "SnAp-" << n);
       SnAp<Stack<double>> engine(c.stack, {.n = n});
       const MaskedRecursion expected =
-          maskedRecursion(c.model, theta, stream, [&](Index j) { return keptRows(engine, j); });
+          maskedRecursion(c.model, theta, stream, [&](Index j) { return reach(c.model, structure, j, n, false); });
       EXPECT_LE(relativeError(gradientOverOutputs(engine, stream), expected.gradient), 1e-6);
       Matrix<double> stored(c.stack.stateSize(), c.stack.parameterCount());
       for (Index row = 0; row < stored.rows(); ++row)
@@ -266,9 +267,14 @@ TEST(SnApLRU, SnAp2KeepsTwoRowsPerRecurrentParameterAndIsRtrl) {
     const Vector<double> expected = gradientOverOutputs(rtrl, stream);
     EXPECT_LE(relativeError(gradientOverOutputs(snap2, stream), expected), 1e-12);
     EXPECT_GT(relativeError(gradientOverOutputs(snap1, stream), expected), 1e-3);
-    // SnAp-1 is its own masked recursion.
-    const MaskedRecursion reference =
-        maskedRecursion(c.model, cell.parameters(), stream, [&](Index j) { return keptRows(snap1, j); });
+    // SnAp-1 is its own masked recursion: B_re on Re h_u, B_im on Im h_u, ν and θ on both.
+    const MaskedRecursion reference = maskedRecursion(c.model, cell.parameters(), stream, [&](Index j) {
+      const Index u = layer.unitOf[static_cast<std::size_t>(j)];
+      if (u < 0) return std::set<Index>{};
+      if (j < active) return std::set<Index>{u};
+      if (j < 2 * active) return std::set<Index>{5 + u};
+      return std::set<Index>{u, 5 + u};
+    });
     EXPECT_LE(relativeError(snap1.gradient(), reference.gradient), 1e-6);
   }
 }
