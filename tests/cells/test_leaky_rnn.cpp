@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <string>
 
 #include "../support/expect_error.hpp"
 #include "../support/reference.hpp"
@@ -28,17 +29,20 @@ RNN<double> leakyCell(double leak, double density, double scale, std::uint64_t s
   return cell;
 }
 
+/// Random points, tiny ones (inputs and state of 1e-7) and saturated ones (tensors scaled by 10,
+/// inputs of ±5), for three leaks and two densities.
 template <class F>
 void forEachPoint(F&& check) {
   std::uint64_t seed = 1;
   for (double leak : {0.3, 0.05, 1.0})
     for (double density : {1.0, 0.3})
-      for (double scale : {1.0, 10.0}) {
-        SCOPED_TRACE(::testing::Message() << "leak " << leak << ", density " << density << ", scale " << scale);
-        const RNN<double> cell = leakyCell(leak, density, scale, seed);
+      for (const char* kind : {"random", "tiny", "saturated"}) {
+        SCOPED_TRACE(::testing::Message() << "leak " << leak << ", density " << density << ", " << kind << " point");
+        const bool saturated = std::string(kind) == "saturated", tiny = std::string(kind) == "tiny";
+        const RNN<double> cell = leakyCell(leak, density, saturated ? 10.0 : 1.0, seed);
         Random random(seed++ + 50);
-        const Vector<double> x = randomVector(random, kInputs, scale > 1 ? 5.0 : 1.0);
-        const Vector<double> s = randomVector(random, kHidden, 0.9);
+        const Vector<double> x = randomVector(random, kInputs, saturated ? 5.0 : tiny ? 1e-7 : 1.0);
+        const Vector<double> s = randomVector(random, kHidden, tiny ? 1e-7 : 0.9);
         check(cell, x, s);
       }
 }
