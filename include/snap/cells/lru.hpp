@@ -342,7 +342,7 @@ public:
     factorGradient.segment(4 * n + o, o) = -g;
     if (m_skip) factorGradient.segment(4 * n + 2 * o, o) = g;
     stateGradient.head(n).noalias() = m_cRe.transpose() * g;
-    stateGradient.segment(n, n).noalias() = -(m_cIm.transpose() * g);
+    stateGradient.segment(n, n).noalias() = m_cIm.transpose() * (-g);
   }
 
   /// @name Jacobian products on a step's cache (docs/math.md §2)
