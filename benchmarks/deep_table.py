@@ -163,35 +163,47 @@ def main():
             values.append(significant(microseconds(run) / parts) if parts and run else "—")
         print(f"| per-layer SnAp-{n} / (layers' own SnAp-{n} + forward) | " + " | ".join(values) + " |")
 
-    print("\n| other ratios | value |\n|---|---|")
+    print("\n| ratio | GRU-LSTM-GRU | LRU x3 |\n|---|---|---|")
     for n in (1, 2):
         parts = sum_of(medians, [f"{mixed}/layer{l}/SnAp-{n}" for l in range(3)] + [f"{mixed}/Forward"])
         run = medians.get(f"{mixed}/SnAp-{n}-perlayer")
-        if parts and run:
-            print(f"| GRU-LSTM-GRU: per-layer SnAp-{n} / (layers' own + forward) | {significant(microseconds(run) / parts)} |")
-        print(f"| GRU-LSTM-GRU: joint / per-layer SnAp-{n} | {ratio(medians, f'{mixed}/SnAp-{n}', f'{mixed}/SnAp-{n}-perlayer')} |")
-    parts = sum_of(medians, [f"{lrus}/layer{l}/SnAp-2" for l in range(3)] + [f"{lrus}/Forward"])
-    run = medians.get(f"{lrus}/SnAp-2-perlayer")
-    if parts and run:
-        print(f"| LRU x3: per-layer SnAp-2 / (layers' own SnAp-2 + forward) | {significant(microseconds(run) / parts)} |")
-    print(f"| LRU x3: joint SnAp-2 / per-layer SnAp-2 | {ratio(medians, f'{lrus}/SnAp-2', f'{lrus}/SnAp-2-perlayer')} |")
-    print(f"| LRU x3: per-layer SnAp-2 / BPTT-16 | {ratio(medians, f'{lrus}/SnAp-2-perlayer', f'{lrus}/BPTT-16')} |")
-    for units in (64, 128, 256):
-        lru = f"LRU/N{units}"
-        print(f"| LRU N{units}: RTRL / SnAp-2 | {ratio(medians, f'{lru}/RTRL', f'{lru}/SnAp-2')} |")
-        print(f"| LRU N{units}: SnAp-2 / BPTT-16 | {ratio(medians, f'{lru}/SnAp-2', f'{lru}/BPTT-16')} |")
-        print(f"| LRU N{units}: rolling BPTT-16 / BPTT-16 | {ratio(medians, f'{lru}/RollingBPTT-16', f'{lru}/BPTT-16')} |")
-    for rnn in rnns:
-        print(f"| {rnn}: RFLO / SnAp-1 | {ratio(medians, f'{rnn}/RFLO', f'{rnn}/SnAp-1')} |")
-        print(f"| {rnn}: RFLO / BPTT-16 | {ratio(medians, f'{rnn}/RFLO', f'{rnn}/BPTT-16')} |")
-        print(f"| {rnn}: RTRL / RFLO | {ratio(medians, f'{rnn}/RTRL', f'{rnn}/RFLO')} |")
-    for single, stack in zip(singles, GRU_STACKS):
-        if single is None:
-            continue
-        for engine in ("BPTT-16", "SnAp-1", "RTRL"):
-            other = "SnAp-1-perlayer" if engine == "SnAp-1" else engine
-            print(f"| {stack}/{other} / {single}/{engine} | {ratio(medians, f'{stack}/{other}', f'{single}/{engine}')} |")
+        own = significant(microseconds(run) / parts) if parts and run else "—"
+        lru = "—"
+        if n == 2:
+            parts = sum_of(medians, [f"{lrus}/layer{l}/SnAp-2" for l in range(3)] + [f"{lrus}/Forward"])
+            run = medians.get(f"{lrus}/SnAp-2-perlayer")
+            lru = significant(microseconds(run) / parts) if parts and run else "—"
+        print(f"| per-layer SnAp-{n} / (layers' own SnAp-{n} + forward) | {own} | {lru} |")
+        lru = ratio(medians, f"{lrus}/SnAp-2", f"{lrus}/SnAp-2-perlayer") if n == 2 else "—"
+        print(f"| joint SnAp-{n} / per-layer SnAp-{n} | {ratio(medians, f'{mixed}/SnAp-{n}', f'{mixed}/SnAp-{n}-perlayer')} | {lru} |")
+    print(f"| per-layer SnAp-2 / BPTT-16 | {ratio(medians, f'{mixed}/SnAp-2-perlayer', f'{mixed}/BPTT-16')} | "
+          f"{ratio(medians, f'{lrus}/SnAp-2-perlayer', f'{lrus}/BPTT-16')} |")
+    print(f"| EProp / BPTT-16 | {ratio(medians, f'{mixed}/EProp', f'{mixed}/BPTT-16')} | "
+          f"{ratio(medians, f'{lrus}/EProp', f'{lrus}/BPTT-16')} |")
 
+    lrus_alone = ["LRU/N64", "LRU/N128", "LRU/N256"]
+    print("\n| ratio | " + " | ".join(lrus_alone) + " |\n|---|---|---|---|")
+    for label, a, b in [("RTRL / SnAp-2", "RTRL", "SnAp-2"), ("SnAp-2 / SnAp-1", "SnAp-2", "SnAp-1"),
+                        ("SnAp-2 / BPTT-16", "SnAp-2", "BPTT-16"), ("EProp / SnAp-2", "EProp", "SnAp-2"),
+                        ("UORO / BPTT-16", "UORO", "BPTT-16"), ("rolling BPTT-16 / BPTT-16", "RollingBPTT-16", "BPTT-16"),
+                        ("rolling BPTT-16 / forward", "RollingBPTT-16", "Forward")]:
+        print(f"| {label} | " + " | ".join(ratio(medians, f"{c}/{a}", f"{c}/{b}") for c in lrus_alone) + " |")
+
+    print("\n| ratio | " + " | ".join(r.split("/", 1)[1] for r in rnns) + " |\n|---|---|---|---|---|")
+    for label, a, b in [("RFLO / SnAp-1", "RFLO", "SnAp-1"), ("RFLO / EProp", "RFLO", "EProp"),
+                        ("RFLO / BPTT-16", "RFLO", "BPTT-16"), ("RTRL / RFLO", "RTRL", "RFLO")]:
+        print(f"| {label} | " + " | ".join(ratio(medians, f"{c}/{a}", f"{c}/{b}") for c in rnns) + " |")
+
+    print("\n| two GRU layers / one GRU of the same p | " + " | ".join(
+        f"{stack.split('/', 2)[2]} / {single.split('/', 1)[1].split('/')[0] if single else '—'}"
+        for stack, single in zip(GRU_STACKS, singles)) + " |\n|---|---|---|---|---|")
+    for label, a, b in [("BPTT-16", "BPTT-16", "BPTT-16"), ("UORO", "UORO", "UORO"),
+                        ("per-layer SnAp-1 / SnAp-1", "SnAp-1-perlayer", "SnAp-1"),
+                        ("per-layer SnAp-2 / SnAp-2", "SnAp-2-perlayer", "SnAp-2"), ("EProp", "EProp", "EProp"),
+                        ("RTRL", "RTRL", "RTRL"), ("RollingBPTT-16", "RollingBPTT-16", "RollingBPTT-16"),
+                        ("Forward", "Forward", "Forward")]:
+        print(f"| {label} | " + " | ".join(ratio(medians, f"{stack}/{a}", f"{single}/{b}") if single else "—"
+                                          for stack, single in zip(GRU_STACKS, singles)) + " |")
 
 if __name__ == "__main__":
     main()
