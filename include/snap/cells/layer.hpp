@@ -57,6 +57,8 @@ public:
   virtual void outputBackward(const StepCache<Scalar>& cache, const VectorView<Scalar>& outputGradient,
                               VectorSpan<Scalar> stateGradient, VectorSpan<Scalar> factorGradient) const = 0;
   virtual void dynamicsJacobian(const StepCache<Scalar>& cache, std::span<Scalar> values) const = 0;
+  virtual void dynamicsJacobian(const StepCache<Scalar>& cache, std::span<const StorageIndex> entries,
+                                std::span<Scalar> values) const = 0;
   virtual void internalJacobian(const StepCache<Scalar>& cache, std::span<Scalar> values) const = 0;
   virtual void immediateFactors(const StepCache<Scalar>& cache, std::span<Scalar> values) const = 0;
   virtual void dynamicsProduct(const StepCache<Scalar>& cache, const VectorView<Scalar>& v, VectorSpan<Scalar> out) const = 0;
@@ -129,6 +131,10 @@ public:
   }
   void dynamicsJacobian(const StepCache<Scalar>& cache, std::span<Scalar> values) const override {
     m_cell.dynamicsJacobian(cache, values);
+  }
+  void dynamicsJacobian(const StepCache<Scalar>& cache, std::span<const StorageIndex> entries,
+                        std::span<Scalar> values) const override {
+    m_cell.dynamicsJacobian(cache, entries, values);
   }
   void internalJacobian(const StepCache<Scalar>& cache, std::span<Scalar> values) const override {
     if constexpr (requirement::HasInternalCouplings<C>) m_cell.internalJacobian(cache, values);

@@ -215,7 +215,8 @@ public:
 
   /// out[j] = keep · out[j] + factorGradient[factor(j)] · z[source(j)]: the factored I_tᵀ v of
   /// docs/math.md §2 added to `out` (keep = 1), or to a scaled `out`, given the factor gradient
-  /// e = F_tᵀ v of v.
+  /// e = F_tᵀ v of v. With keep = 1, a weight row whose factor gradient is 0 is skipped: sparse
+  /// factor gradients (an output's own parameters, a stack's same-step terms) cost their rows.
   template <class Scalar>
   void addParameterGradient(const std::type_identity_t<VectorView<Scalar>>& factorGradient,
                             const std::type_identity_t<VectorView<Scalar>>& z,
@@ -239,6 +240,10 @@ public:
         const Scalar er = e[spec.factorOffset + r];
         const auto active = columns(t, r);
         const auto count = static_cast<Index>(active.size());
+        if (er == Scalar(0) && keep == Scalar(1)) {  // adds exactly nothing (the sources are finite)
+          j += count;
+          continue;
+        }
         if (count == spec.cols) {  // a dense row: a contiguous axpy
           Eigen::Map<Vector<Scalar>> target(g + j, count);
           target = keep * target + er * Eigen::Map<const Vector<Scalar>>(sources, count);

@@ -326,11 +326,11 @@ public:
                         std::span<Scalar> values) const {
     const bool own = std::all_of(entries.begin(), entries.end(),
                                  [&](StorageIndex e) { return m_ownEntry[static_cast<std::size_t>(e)] >= 0; });
-    if (own) {
-      for (std::size_t l = 0; l < m_layers.size(); ++l) computeLayerDynamics(cache, l);
+    if (own) {  // each entry from its layer, entry by entry: only those asked for are computed
       for (std::size_t i = 0; i < entries.size(); ++i) {
         const auto e = static_cast<std::size_t>(entries[i]);
-        values[i] = cache.workspace[m_ws.dynamics[static_cast<std::size_t>(m_entryLayer[e])] + m_ownEntry[e]];
+        const auto l = static_cast<std::size_t>(m_entryLayer[e]);
+        m_layers[l]->dynamicsJacobian(cache.layers[l], std::span<const StorageIndex>(&m_ownEntry[e], 1), values.subspan(i, 1));
       }
       return;
     }
