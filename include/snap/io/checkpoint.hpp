@@ -9,6 +9,7 @@
 ///     snap::loadCheckpoint("run.npz", trainer, &task);          // FormatError on any mismatch
 
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -161,5 +162,31 @@ NpzArchive loadCheckpoint(const std::string& path, Trainer<EngineType, ReadoutTy
   restoreCheckpoint(archive, trainer, task);
   return archive;
 }
+
+/// @name The same calls with no task (a literal nullptr, which names no task type)
+/// @{
+
+/// A trainer's state alone.
+template <class EngineType, class ReadoutType>
+NpzArchive checkpointArrays(const Trainer<EngineType, ReadoutType>& trainer, std::nullptr_t) {
+  return checkpointArrays<EngineType, ReadoutType, CopyTask>(trainer, nullptr);
+}
+/// Restores a trainer alone.
+template <class EngineType, class ReadoutType>
+void restoreCheckpoint(const NpzArchive& archive, Trainer<EngineType, ReadoutType>& trainer, std::nullptr_t) {
+  restoreCheckpoint<EngineType, ReadoutType, CopyTask>(archive, trainer, nullptr);
+}
+/// Saves a trainer and the caller's own arrays.
+template <class EngineType, class ReadoutType>
+void saveCheckpoint(const std::string& path, const Trainer<EngineType, ReadoutType>& trainer, std::nullptr_t,
+                    NpzArchive extra = {}) {
+  saveCheckpoint<EngineType, ReadoutType, CopyTask>(path, trainer, nullptr, std::move(extra));
+}
+/// Loads a checkpoint into a trainer alone.
+template <class EngineType, class ReadoutType>
+NpzArchive loadCheckpoint(const std::string& path, Trainer<EngineType, ReadoutType>& trainer, std::nullptr_t) {
+  return loadCheckpoint<EngineType, ReadoutType, CopyTask>(path, trainer, nullptr);
+}
+/// @}
 
 }  // namespace snap
