@@ -21,7 +21,8 @@ def checksum(archive):
 def main(path):
     archive = np.load(path)
     assert bytes(archive["format"]).decode() == "snap checkpoint", "format"
-    assert int(archive["version"]) == 3, "version"
+    assert int(archive["version"]) == 4, "version"
+    assert bytes(archive["trainer/cell/cell"]).decode() in ("rnn", "gru", "lstm"), "cell type"
     assert int(archive["checksum"]) == checksum(archive), "checksum"
     cell = "trainer/cell/"
     hidden = archive[cell + "weight_hh"].shape[1]
