@@ -30,10 +30,12 @@ struct BPTTOptions {
 /// open is backpropagated when gradient() is read, and committed when it closes.
 ///
 /// Over B streams the window holds, per step, the B streams' caches, sources (S × B) and δ
-/// (k × B). The backward pass runs for the whole batch: ε is k × B, the recurrent part of D_tᵀ ε
-/// is one matrix–matrix product W_hhᵀ E over the B columns of the recurrent preactivation
-/// gradients E, and each stream adds its direct terms from its cache; the gradient, summed over
-/// the streams, is Σ e zᵀ as two matrix products of depth (window steps × B). The windows of
+/// (k × B, the state gradients of the losses on the outputs). The backward pass runs for the
+/// whole batch: ε is k × B; for a gated cell the recurrent part of D_tᵀ ε is one matrix–matrix
+/// product W_hhᵀ E over the B columns of the recurrent preactivation gradients E, and each stream
+/// adds its direct terms from its cache (any other cell: its vectorJacobianProduct per stream);
+/// the gradient, summed over the streams, is Σ e zᵀ tensor by tensor, a matrix product of depth
+/// (window steps × B) for each weight. The windows of
 /// truncated BPTT are the batch's: one closes every T batch steps. resetStream(b) cuts stream b's
 /// backpropagation at that point of the open window, without starting a new window; so a batch
 /// equals B single-stream engines when its streams reset on window boundaries. With T threads,

@@ -165,11 +165,12 @@ public:
   }
 
   /// Runs the cell's forward step of the inputs (m × B) from the current states into the staged
-  /// caches, the staged sources z = [x; 1; h_{t−1}; 1] and the next states, and returns those
-  /// (k × B); nothing else changes. The preactivations of all streams are two matrix–matrix
-  /// products (W_ih X, W_hh H) in fixed tiles of rows spread over the threads; each stream then
-  /// finishes its step on its own. A next state that is not finite is refused. commitStaged()
-  /// then makes the step current.
+  /// caches, sources z, outputs and next states, and returns the next states (k × B); nothing
+  /// else changes. For a gated cell the preactivations of all streams are two matrix–matrix
+  /// products (W_ih X, W_hh H) in fixed tiles of rows spread over the threads, and each stream
+  /// then finishes its step on its own; any other cell runs its forward() per stream, the streams
+  /// shared among the threads. A next state or output that is not finite is refused.
+  /// commitStaged() then makes the step current.
   const Matrix<Scalar>& stage(const MatrixView<Scalar>& inputs) {
     checkInput(inputs);
     const CellType& cell = *m_cell;

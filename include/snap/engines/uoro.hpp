@@ -23,7 +23,7 @@ struct UOROOptions {
 /// UORO: J_t ≈ s̃_t θ̃_tᵀ, updated with a fresh sign vector ν each step so that
 /// E[s̃_t θ̃_tᵀ] = D_t s̃_{t−1} θ̃_{t−1}ᵀ + I_t (docs/math.md §5). Forward-mode product a = D_t s̃,
 /// reverse-mode product b = I_tᵀ ν, kept factored (its norm and its addition to θ̃ read the
-/// 2·G·H preactivation gradient and the sources); memory k + p, time O(nnz(D) + p) per step and
+/// factor gradient and the sources); memory k + p, time O(nnz(D) + p) per step and
 /// stream. Each stream has its own estimate (column b of s̃, k × B, and of θ̃, p × B) and its own
 /// generator; the gradient Σ_b (δ_bᵀ s̃_b) θ̃_b is one matrix–vector product over θ̃.
 template <class CellType_>
