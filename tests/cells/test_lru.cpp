@@ -409,8 +409,10 @@ TEST(LRUErrors, SizesAndOptions) {
   expectError<ShapeError>([] { LRU<double>(3, 4, {.outputSize = 5, .skip = true}); }, "LRUOptions::outputSize");
   EXPECT_NO_THROW(LRU<double>(3, 4, {.outputSize = 2, .skip = false}));
   EXPECT_NO_THROW(LRU<double>(3, 4, {.outputSize = 3}));
-  for (auto [rMin, rMax] : {std::pair{-0.1, 0.5}, std::pair{0.5, 0.5}, std::pair{0.6, 0.5}, std::pair{0.2, 1.0 + 1e-12},
-                            std::pair{nan, 0.5}, std::pair{0.1, nan}, std::pair{0.1, inf}}) {
+  for (auto radii : {std::pair{-0.1, 0.5}, std::pair{0.5, 0.5}, std::pair{0.6, 0.5}, std::pair{0.2, 1.0 + 1e-12},
+                     std::pair{nan, 0.5}, std::pair{0.1, nan}, std::pair{0.1, inf}}) {
+    // Named copies, not a structured binding: C++20 lambdas may capture those, clang 14 may not.
+    const double rMin = radii.first, rMax = radii.second;
     SCOPED_TRACE(::testing::Message() << "rMin " << rMin << ", rMax " << rMax);
     expectError<ValueError>([&] { LRU<double>(3, 4, {.rMin = rMin, .rMax = rMax}); }, "LRUOptions::rMin, rMax");
   }
