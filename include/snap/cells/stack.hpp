@@ -326,11 +326,20 @@ public:
                         std::span<Scalar> values) const {
     const bool own = std::all_of(entries.begin(), entries.end(),
                                  [&](StorageIndex e) { return m_ownEntry[static_cast<std::size_t>(e)] >= 0; });
-    if (own) {  // each entry from its layer, entry by entry: only those asked for are computed
-      for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (own) {  // each entry from its layer: only those asked for are computed
+      // A run of consecutive entries of one layer is one call: their layer entries are
+      // consecutive in m_ownEntry too.
+      for (std::size_t i = 0; i < entries.size();) {
         const auto e = static_cast<std::size_t>(entries[i]);
-        const auto l = static_cast<std::size_t>(m_entryLayer[e]);
-        m_layers[l]->dynamicsJacobian(cache.layers[l], std::span<const StorageIndex>(&m_ownEntry[e], 1), values.subspan(i, 1));
+        const auto l = m_entryLayer[e];
+        std::size_t run = 1;
+        while (i + run < entries.size() && static_cast<std::size_t>(entries[i + run]) == e + run &&
+               m_entryLayer[e + run] == l)
+          ++run;
+        m_layers[static_cast<std::size_t>(l)]->dynamicsJacobian(
+            cache.layers[static_cast<std::size_t>(l)], std::span<const StorageIndex>(&m_ownEntry[e], run),
+            values.subspan(i, run));
+        i += run;
       }
       return;
     }
