@@ -1,7 +1,8 @@
 // Character-level language modelling, the SnAp paper's other experiment: a sparse GRU or LSTM (or
 // an RNN, an LRU, or a stack of layers of any of them) learns to predict the next character of a
-// text online, with any engine, reading the text as one long stream. It reports bits per character on a held-out tail (the last 10 % of the
-// text, never trained on) and samples text at the end. Without --text it reads
+// text online, with any engine, reading the text as one long stream. It reports bits per character on
+// held-out text (--valid, or the last 10 % of the text, never trained on) and samples text at the
+// end. Without --text it reads
 // examples/data/snap_story.txt, a short story written for this repository.
 //
 // With --batch B, B streams read the text side by side from B evenly spaced offsets, one step of
@@ -32,28 +33,47 @@ namespace {
 
 using snap::Index;
 
-/// The text as symbols: each distinct byte of the file is a class, in byte order.
+std::string readText(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw snap::examples::CommandLineError{"--" + flag + ": cannot read '" + path + "'"};
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// The text as symbols: each distinct byte of the training and held-out texts is a class, in byte
+/// order. Without a held-out file the held-out text is the training file's last 10 %.
 struct Corpus {
   std::vector<unsigned char> alphabet;  // symbol → byte
   std::array<int, 256> symbolOf{};      // byte → symbol, −1 when absent
-  std::vector<int> train, heldOut;      // the first 90 % and the last 10 %
+  std::vector<int> train, heldOut;
 
-  explicit Corpus(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw snap::examples::CommandLineError{"--text: cannot read '" + path + "'"};
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Corpus(const std::string& path, const std::string& heldOutPath) {
+    const std::string text = readText("text", path);
+    const std::string other = heldOutPath.empty() ? std::string() : readText("valid", heldOutPath);
     symbolOf.fill(-1);
     for (unsigned char c : text) symbolOf[c] = 0;
+    for (unsigned char c : other) symbolOf[c] = 0;
     for (int byte = 0; byte < 256; ++byte)
       if (symbolOf[static_cast<std::size_t>(byte)] == 0) {
         symbolOf[static_cast<std::size_t>(byte)] = static_cast<int>(alphabet.size());
         alphabet.push_back(static_cast<unsigned char>(byte));
       }
-    if (text.size() < 40 || alphabet.size() < 2)
-      throw snap::examples::CommandLineError{"--text: '" + path + "' needs at least 40 characters and 2 distinct ones"};
-    const std::size_t split = text.size() - text.size() / 10;
-    for (std::size_t i = 0; i < text.size(); ++i)
-      (i < split ? train : heldOut).push_back(symbolOf[static_cast<unsigned char>(text[i])]);
+    if (alphabet.size() < 2)
+      throw snap::examples::CommandLineError{"--text: '" + path + "' needs at least 2 distinct characters"};
+    if (heldOutPath.empty()) {
+      if (text.size() < 40)
+        throw snap::examples::CommandLineError{"--text: '" + path + "' needs at least 40 characters, has " +
+                                               std::to_string(text.size())};
+      const std::size_t split = text.size() - text.size() / 10;
+      for (std::size_t i = 0; i < text.size(); ++i)
+        (i < split ? train : heldOut).push_back(symbolOf[static_cast<unsigned char>(text[i])]);
+      return;
+    }
+    if (text.size() < 2 || other.size() < 2)
+      throw snap::examples::CommandLineError{
+          std::string(text.size() < 2 ? "--text: '" + path : "--valid: '" + heldOutPath) +
+          "' needs at least 2 characters, has " + std::to_string(std::min(text.size(), other.size()))};
+    for (unsigned char c : text) train.push_back(symbolOf[c]);
+    for (unsigned char c : other) heldOut.push_back(symbolOf[c]);
   }
   Index size() const { return static_cast<Index>(alphabet.size()); }
 };
@@ -66,29 +86,39 @@ struct Config {
   snap::AnyOptimizer optimizer;
   double clip = 0, temperature = 1;
   long long steps = 0, report = 0, evalChars = 0, sample = 0;
-  std::string prime;
+  std::string prime, csv;
   std::uint64_t seed = 0;
 };
 
-/// Bits per character of the model on `text` (at most `limit` characters), from a zero state.
+/// Bits per character of the model on `text`, at most `limit` characters of it: the whole text
+/// from a zero state when it fits, else 10 pieces of limit / 10 characters spread evenly over the
+/// text, each from a zero state (so that a held-out text made of chapters from all over a book is
+/// scored on all of it).
 template <class Cell>
 double bitsPerCharacter(const Cell& cell, snap::Readout<float>& readout, const std::vector<int>& text,
                         long long limit, Index symbols) {
-  const auto count = static_cast<Index>(std::min<long long>(limit, static_cast<long long>(text.size())));
-  snap::Vector<float> state = snap::Vector<float>::Zero(cell.stateSize()), next(cell.stateSize());
+  const auto size = static_cast<long long>(text.size());
+  const long long pieces = limit >= size ? 1 : std::min<long long>(10, limit / 2);
+  const long long length = pieces == 1 ? size : limit / pieces;
+  snap::Vector<float> state(cell.stateSize()), next(cell.stateSize());
   snap::Vector<float> input = snap::Vector<float>::Zero(symbols), output(cell.outputSize());
   snap::StepCache<float> cache = cell.makeCache();
   double bits = 0;
-  for (Index i = 0; i + 1 < count; ++i) {
-    input.setZero();
-    input[text[static_cast<std::size_t>(i)]] = 1;
-    cell.forward(input, state, next, cache);
-    state.swap(next);
-    cell.output(cache, state, output);
-    const float p = readout.predict(output)[text[static_cast<std::size_t>(i + 1)]];
-    bits -= std::log2(std::max(static_cast<double>(p), 1e-30));
+  long long scored = 0;
+  for (long long piece = 0; piece < pieces; ++piece) {
+    const long long begin = piece * (size / pieces);
+    state.setZero();
+    for (long long i = begin; i + 1 < std::min(size, begin + length); ++i, ++scored) {
+      input.setZero();
+      input[text[static_cast<std::size_t>(i)]] = 1;
+      cell.forward(input, state, next, cache);
+      state.swap(next);
+      cell.output(cache, state, output);
+      const float p = readout.predict(output)[text[static_cast<std::size_t>(i + 1)]];
+      bits -= std::log2(std::max(static_cast<double>(p), 1e-30));
+    }
   }
-  return bits / static_cast<double>(std::max<Index>(1, count - 1));
+  return bits / static_cast<double>(std::max<long long>(1, scored));
 }
 
 /// Prints `count` characters sampled from the model after feeding it `prime`.
@@ -152,9 +182,22 @@ int train(const Config& config, const Corpus& corpus, const typename Engine::Opt
               config.network.label().c_str(), config.engine.description().c_str(), config.network.shape().c_str(),
               static_cast<long>(cell.parameterCount()), static_cast<long>(config.batch), corpus.train.size(),
               corpus.heldOut.size(), static_cast<long>(symbols));
-  std::printf("before training: held-out %.3f bits/char (uniform: %.3f)\n",
-              bitsPerCharacter(cell, readout, corpus.heldOut, config.evalChars, symbols),
+  // The log: one row before training and one per report, to --csv as they come.
+  std::ofstream csv;
+  if (!config.csv.empty()) {
+    csv.open(config.csv, std::ios::trunc);
+    if (!csv) throw snap::Error("snap: --csv: cannot open '" + config.csv + "' for writing");
+    csv << "step,characters,train_bits,heldout_bits,wall_seconds\n";
+  }
+  auto log = [&](long long step, double trainBits, double heldOutBits, double seconds) {
+    if (!csv) return;
+    csv << step << ',' << step * config.batch << ',' << trainBits << ',' << heldOutBits << ',' << seconds << '\n';
+    csv.flush();
+  };
+  const double initialBits = bitsPerCharacter(cell, readout, corpus.heldOut, config.evalChars, symbols);
+  std::printf("before training: held-out %.3f bits/char (uniform: %.3f)\n", initialBits,
               std::log2(static_cast<double>(symbols)));
+  log(0, std::numeric_limits<double>::quiet_NaN(), initialBits, 0);
 
   const auto start = Clock::now();
   // Stream b reads the training text over and over, from offset b·(length / B).
@@ -180,11 +223,11 @@ int train(const Config& config, const Corpus& corpus, const typename Engine::Opt
       }
     if (step % config.report == 0 || step == config.steps) {
       const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      const double heldOutBits = bitsPerCharacter(cell, readout, corpus.heldOut, config.evalChars, symbols);
       std::printf("step %8lld  train %.3f bits/char  held-out %.3f bits/char  %6.0f steps/s\n", step,
-                  trainBits / static_cast<double>(trainCount),
-                  bitsPerCharacter(cell, readout, corpus.heldOut, config.evalChars, symbols),
-                  static_cast<double>(step) / seconds);
+                  trainBits / static_cast<double>(trainCount), heldOutBits, static_cast<double>(step) / seconds);
       std::fflush(stdout);
+      log(step, trainBits / static_cast<double>(trainCount), heldOutBits, seconds);
       trainBits = 0;
       trainCount = 0;
     }
@@ -205,9 +248,10 @@ int dispatch(const Config& config, const Corpus& corpus) {
 int main(int argc, char** argv) {
   snap::examples::CommandLine line(
       "char_lm", std::string("Trains a sparse recurrent cell, or a stack of layers, online to predict the next character of a\n"
-                             "text, and reports bits per character on its last 10 % (held out).\n\n") +
+                             "text, and reports bits per character on held-out text: --valid, or the text's last 10 %.\n\n") +
                      snap::examples::networkHelp + "\n" + snap::examples::engineHelp);
   line.flag("text", SNAP_EXAMPLE_DATA "/snap_story.txt", "the text file to learn");
+  line.flag("valid", "", "held-out text file (without it: --text's last 10 %, never trained on)");
   line.flag("cell", "gru", snap::examples::cellHelp);
   line.flag("layers", "1", snap::examples::layersHelp);
   line.flag("engine", "snap:2", snap::examples::engineValues(false));
@@ -224,7 +268,8 @@ int main(int argc, char** argv) {
   line.flag("batch", "1", "B: streams reading the text from B offsets, stepped together");
   line.flag("threads", "1", "T: threads sharing each step's work (results are the same for every T)");
   line.flag("report", "2500", "report bits per character every this many steps");
-  line.flag("eval-chars", "20000", "held-out characters scored at most");
+  line.flag("eval-chars", "20000", "held-out characters scored at most (10 evenly spaced pieces when fewer than all)");
+  line.flag("csv", "", "write step, characters, train and held-out bits per character at each report to this CSV file");
   line.flag("sample", "300", "characters to sample at the end");
   line.flag("temperature", "0.7", "sampling temperature, > 0");
   line.flag("prime", "The network ", "text fed before sampling");
@@ -257,9 +302,10 @@ int main(int argc, char** argv) {
     config.sample = line.integer("sample", 0, 1000000);
     config.temperature = line.number("temperature", 1e-3, 100);
     config.prime = line.text("prime");
+    config.csv = line.text("csv");
     config.seed = static_cast<std::uint64_t>(line.integer("seed", 0, 1LL << 62));
     network.seed = config.seed;
-    const Corpus corpus(line.text("text"));
+    const Corpus corpus(line.text("text"), line.text("valid"));
     return snap::examples::withNetwork<float>(network, [&](auto cell) {
       return dispatch<typename decltype(cell)::type>(config, corpus);
     });
