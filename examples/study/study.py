@@ -241,8 +241,10 @@ def job_line(args, name, command):
     path = os.path.join(os.path.abspath(args.out), name)
     program = binary(args, command[0])
     argv = " ".join(shlex.quote(a) for a in [program, *command[1:], "--csv", path + ".csv.part"])
-    return (f"test -s {shlex.quote(path + '.csv')} || {{ {argv} > {shlex.quote(path + '.log')} 2>&1 && "
-            f"mv {shlex.quote(path + '.csv.part')} {shlex.quote(path + '.csv')}; }}")
+    # The run's wall time goes to NAME.seconds (the report's cost table).
+    return (f"test -s {shlex.quote(path + '.csv')} || {{ start=$(date +%s); {argv} > {shlex.quote(path + '.log')} "
+            f"2>&1 && mv {shlex.quote(path + '.csv.part')} {shlex.quote(path + '.csv')} && "
+            f"echo $(( $(date +%s) - start )) > {shlex.quote(path + '.seconds')}; }}")
 
 
 STAGES = {"first-look": stage_first_look, "copy-tune": stage_copy_tune, "copy": stage_copy, "lm-why": stage_lm_why, "lm-tune": stage_lm_tune,

@@ -100,11 +100,14 @@ class Scheduling(unittest.TestCase):
         csv = os.path.join(self.args.out, "stage", "good.csv")
         self.assertEqual(self.run_line("stage/good", 1), 0)
         self.assertTrue(os.path.exists(csv))
+        with open(os.path.join(self.args.out, "stage", "good.seconds")) as f:
+            self.assertGreaterEqual(int(f.read()), 0)  # the run's wall time, for the report
         self.assertEqual(self.run_line("stage/good", 1), 0)  # its CSV is there: skipped
         with open(csv + ".part.count") as f:
             self.assertEqual(f.read(), "ran\n")
         self.assertNotEqual(self.run_line("stage/bad", 13), 0)
         self.assertFalse(os.path.exists(os.path.join(self.args.out, "stage", "bad.csv")))
+        self.assertFalse(os.path.exists(os.path.join(self.args.out, "stage", "bad.seconds")))
         with open(os.path.join(self.args.out, "stage", "bad.log")) as f:
             self.assertIn("failed", f.read())
 
