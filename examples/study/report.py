@@ -191,6 +191,8 @@ class Report:
                     axis.axhspan(min(finals), max(finals), color=color, alpha=0.15)
                     axis.axhline(statistics.mean(finals), color=color, label=f"{name} (online), mean and range")
             axis.set_xscale("log", base=2)
+            if xs:
+                axis.set_xticks(xs, [str(x) for x in xs])
             axis.set_xlabel("truncation T (steps)")
             axis.set_ylabel(f"final L after {COPY_STEPS:,} steps")
             axis.set_title(COPY_SETTINGS[setting][2])
@@ -248,7 +250,8 @@ class Report:
 
     def lm(self):
         panels = [(network, label, [(k, n) for k, n, _ in LM_ENGINES]) for network, (_, _, label) in LM_NETWORKS.items()]
-        panels.append(("small", LM_SMALL[3], [(k, n) for k, n, _ in LM_SMALL_ENGINES]))
+        panels += [(network, label, [(k, n) for k, n, _ in LM_SMALL_ENGINES])
+                   for network, (_, _, _, label) in LM_SMALL.items()]
         present = [p for p in panels if any(os.path.exists(self.path("lm", f"{p[0]}_{k}_s{s}.csv"))
                                               for k, _ in p[2] for s in LM_SEEDS)]
         if not present:
@@ -259,10 +262,14 @@ class Report:
         except RuntimeError:
             rates = {}
         plt = self.plt
-        figure, axes = plt.subplots(1, len(present), figsize=(6 * len(present), 4.6), squeeze=False)
+        columns = min(2, len(present))
+        rows = (len(present) + columns - 1) // columns
+        figure, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 4.6 * rows), squeeze=False)
+        for axis in axes.flat[len(present):]:
+            axis.set_visible(False)
         lines = ["| network | engine | lr | held-out bits/char per seed | mean | training bits/char (last "
                  "interval, mean) | steps/s |", "|---|---|---|---|---|---|---|"]
-        for axis, (network, label, engines) in zip(axes[0], present):
+        for axis, (network, label, engines) in zip(axes.flat, present):
             for index, (key, name) in enumerate(engines):
                 curves = []
                 for seed in LM_SEEDS:
@@ -281,11 +288,11 @@ class Report:
                                       alpha=0.15)
                 finals = [c[1][-1] for c in curves]
                 rate = sum(c[0][-1] for c in curves) / sum(c[3] for c in curves)
-                lr = LM_SMALL_LR if network == "small" else rates.get(key, float("nan"))
+                lr = LM_SMALL_LR if network in LM_SMALL else rates.get(key, float("nan"))
                 lines.append(f"| {label} | {name} | {lr:g} | " + ", ".join(f"{f:.3f}" for f in finals) +
                              f" | {statistics.mean(finals):.3f} | {statistics.mean(c[2][-1] for c in curves):.3f} "
                              f"| {rate:,.0f} |")
-            axis.set_title(f"{label}, density {LM_SMALL[2] if network == 'small' else 0.1:g}")
+            axis.set_title(f"{label}, density {LM_SMALL[network][2] if network in LM_SMALL else 0.1:g}")
             axis.set_xlabel("characters of training data")
             axis.set_ylabel("held-out bits per character")
             axis.grid(alpha=0.3)
@@ -368,6 +375,29 @@ class Report:
             self.tables["quality-sweep"] = "\n".join(lines)
 
     # -----------------------------------------------------------------------------------------
+    def costs(self):
+        """What each stage cost: its runs and their wall times summed (each run is one process on one core)."""
+        lines = ["| stage | runs | run time summed | elapsed on 2 cores (sum / 2) |", "|---|---|---|---|"]
+        for stage in ("first-look", "copy-tune", "copy", "lm-why", "lm-tune", "lm", "quality"):
+            folder = self.path(stage)
+            if not os.path.isdir(folder):
+                continue
+            total, count = 0.0, 0
+            for name in sorted(os.listdir(folder)):
+                if not name.endswith(".csv"):
+                    continue
+                count += 1
+                seconds = os.path.join(folder, name[:-4] + ".seconds")
+                if os.path.exists(seconds):
+                    with open(seconds) as f:
+                        total += float(f.read())
+                else:
+                    rows = read_csv(os.path.join(folder, name))
+                    total += float(rows[-1].get("wall_seconds") or 0)
+            if count:
+                lines.append(f"| {stage} | {count} | {total / 60:,.0f} min | {total / 120:,.0f} min |")
+        self.tables["costs"] = "\n".join(lines)
+
     def write_tables(self, markdown):
         with open(markdown) as f:
             text = f.read()
@@ -385,7 +415,7 @@ class Report:
 
 def main(args):
     report = Report(args)
-    for part in (report.first_look, report.copy_tune, report.copy, report.lm_why, report.lm_tune, report.lm, report.quality):
+    for part in (report.first_look, report.copy_tune, report.copy, report.lm_why, report.lm_tune, report.lm, report.quality, report.costs):
         part()
     markdown = os.path.join(os.path.dirname(os.path.abspath(args.docs)), "results.md")
     if os.path.exists(markdown):

@@ -136,7 +136,8 @@ LM_SEEDS = [1, 2]
 LM_STEPS = 1_000_000
 LM_EVAL_CHARS = 30_000  # held-out characters scored at each report: 10 pieces spread over the held-out text
 # A network small enough for exact RTRL: the same comparison with RTRL in it.
-LM_SMALL = ("gru", 32, 0.25, "GRU H = 32, density 0.25")
+LM_SMALL = {"small": ("gru", 32, 0.25, "GRU H = 32"),  # 7008 and 7124 parameters
+            "small_lstm": ("lstm", 25, 0.25, "LSTM H = 25")}
 LM_SMALL_ENGINES = [e for e in LM_ENGINES if e[0] != "bptt128"] + [("rtrl", "RTRL", ["--engine", "rtrl"])]
 LM_SMALL_STEPS = 300_000
 LM_SMALL_LR = 0.003
@@ -199,10 +200,10 @@ def stage_lm(args):
             for key, _, flags in LM_ENGINES:
                 yield (f"lm/{network}_{key}_s{seed}",
                        lm_command(args, cell, hidden, LM_DENSITY, flags, chosen[key], seed, LM_STEPS))
-        cell, hidden, density, _ = LM_SMALL
-        for key, _, flags in LM_SMALL_ENGINES:
-            yield (f"lm/small_{key}_s{seed}",
-                   lm_command(args, cell, hidden, density, flags, LM_SMALL_LR, seed, LM_SMALL_STEPS))
+        for network, (cell, hidden, density, _) in LM_SMALL.items():
+            for key, _, flags in LM_SMALL_ENGINES:
+                yield (f"lm/{network}_{key}_s{seed}",
+                       lm_command(args, cell, hidden, density, flags, LM_SMALL_LR, seed, LM_SMALL_STEPS))
 
 
 # Gradient quality: (name, flags). Along training on the copy task and on the text, then short runs
