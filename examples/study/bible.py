@@ -2,9 +2,12 @@
 """The language-modelling corpus of docs/results.md: the King James Bible from Debian's bible-kjv
 package, verse labels stripped, split by chapter so that training and held-out text come from the
 same distribution: every tenth chapter (the 10th, 20th, ... of the 1189, in the book's order) is
-held out, the rest is for training. Writes train.txt and valid.txt (one verse per line) into the
-output folder, and whole.txt, the whole text in order (char_lm's own split of it holds out its last
-10 %, the epistles and Revelation); the text is never committed, this script makes it.
+held out, the rest is for training. An online learner reads its training text in order, so that
+order matters too: train.txt holds the training chapters shuffled (a fixed seed), so that every
+stretch of it is drawn from the distribution of the held-out text, valid.txt the held-out chapters
+(one verse per line). It also writes train_ordered.txt, the training chapters in the book's order,
+and whole.txt, the whole text in order (char_lm's own split of it holds out its last 10 %, the
+epistles and Revelation); the text is never committed, this script makes it.
 
     python3 examples/study/bible.py [--out build/study/bible] [--every 10]
 
@@ -12,6 +15,7 @@ Needs the `bible` program (apt-get install bible-kjv; as root this script instal
 """
 import argparse
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -52,8 +56,10 @@ def parse_chapters(lines):
     return chapters
 
 
-def split_chapters(chapters, every):
-    """(training text, held-out text): chapter i (from 1) is held out when i is a multiple of `every`."""
+def split_chapters(chapters, every, shuffle_seed=None):
+    """(training text, held-out text): chapter i (from 1) is held out when i is a multiple of `every`.
+    With `shuffle_seed`, the training chapters come in an order shuffled with that seed (the
+    held-out ones stay in the book's order)."""
     if every < 2:
         raise CorpusError(f"every: expected an integer >= 2, got {every}")
     if len(chapters) < every:
@@ -61,6 +67,8 @@ def split_chapters(chapters, every):
     train, held_out = [], []
     for i, (_, _, verses) in enumerate(chapters, 1):
         (held_out if i % every == 0 else train).append("".join(v + "\n" for v in verses))
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(train)
     return "".join(train), "".join(held_out)
 
 
@@ -79,6 +87,8 @@ def main():
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                                       "build", "study", "bible"))
     parser.add_argument("--every", type=int, default=10, help="hold out every N-th chapter (default: %(default)s)")
+    parser.add_argument("--shuffle-seed", type=int, default=1,
+                        help="order of the training chapters in train.txt (default: %(default)s)")
     parser.add_argument("--input", help="read `bible -f` output from this file instead of running bible")
     args = parser.parse_args()
     if args.input:
@@ -87,10 +97,12 @@ def main():
     else:
         lines = read_bible()
     chapters = parse_chapters(lines)
-    train, held_out = split_chapters(chapters, args.every)
+    train, held_out = split_chapters(chapters, args.every, shuffle_seed=args.shuffle_seed)
+    ordered, _ = split_chapters(chapters, args.every)
     os.makedirs(args.out, exist_ok=True)
     whole = "".join(v + "\n" for _, _, verses in chapters for v in verses)
-    for name, text in (("train.txt", train), ("valid.txt", held_out), ("whole.txt", whole)):
+    for name, text in (("train.txt", train), ("train_ordered.txt", ordered), ("valid.txt", held_out),
+                       ("whole.txt", whole)):
         with open(os.path.join(args.out, name), "w") as f:
             f.write(text)
     print(f"bible: {len(chapters)} chapters, {len(train):,} training and {len(held_out):,} held-out characters "

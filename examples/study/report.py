@@ -218,8 +218,12 @@ class Report:
         for key, path in found:
             x, held, train, wall = self.lm_curve(path)
             flags, lr, split = next((f, l, s) for k, f, l, s in LM_WHY if k == key)
-            axis = axes[0] if split == "tail" or key.startswith("bptt") or "snap1_chapters" == key else axes[1]
-            axis.plot(x, held, marker=".", label=f"{key}: held-out")
+            first = key in ("bptt16_tail", "snap1_tail", "bptt16_ordered", "snap1_ordered", "bptt16_chapters",
+                            "snap1_chapters")
+            for axis in ([axes[0]] if first else []) + ([axes[1]] if not first or key == "snap1_chapters" else []):
+                line, = axis.plot(x, held, marker=".", label=f"{key}: held-out")
+                if first and axis is axes[0]:
+                    axis.plot(x[1:], train[1:], ":", color=line.get_color(), label=f"{key}: training (last 20k)")
             at = {c: h for c, h in zip(x, held)}
             mid = at.get(200_000, float("nan"))
             engine = " ".join(flags[1:]).replace("--update-every 16", "update every 16")
@@ -230,6 +234,8 @@ class Report:
             axis.grid(alpha=0.3)
             axis.legend(fontsize=7)
         axes[0].set_ylabel("held-out bits per character")
+        axes[0].set_title("the split and the order of the training text (lr 0.002)")
+        axes[1].set_title("chapters shuffled: learning rate, updates every 16, UORO")
         figure.suptitle("Why held-out bits per character rose: GRU H = 128, density 0.25, one factor at a time")
         self.save(figure, "lm_why.png")
         self.tables["lm-why"] = "\n".join(lines)

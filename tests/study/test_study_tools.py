@@ -42,6 +42,20 @@ class BibleLoader(unittest.TestCase):
         self.assertNotIn("Ge1:1", train + held_out)
         self.assertEqual(len(train) + len(held_out), sum(len(v) + 1 for _, _, vs in self.chapters() for v in vs))
 
+    def test_shuffles_the_training_chapters_only_with_a_seed(self):
+        ordered, held_out = bible.split_chapters(self.chapters(), 2)
+        shuffled, same_held_out = bible.split_chapters(self.chapters(), 2, shuffle_seed=1)
+        self.assertEqual(held_out, same_held_out)
+        self.assertNotEqual(ordered, shuffled)
+        # the same chapters (Ge 1, Ge 3, Ex 2), each whole, in another order
+        chapters = ["In the beginning the test made a small world.\nAnd the world was short, and the lines were few.\n",
+                    "The third chapter has one verse only; it is held out at every 3.\n",
+                    "Another chapter of the second book.\n"]
+        self.assertEqual(ordered, "".join(chapters))
+        self.assertEqual(sorted(c for c in chapters if c in shuffled), sorted(chapters))
+        self.assertEqual(len(shuffled), len(ordered))
+        self.assertEqual(shuffled, bible.split_chapters(self.chapters(), 2, shuffle_seed=1)[0])  # reproducible
+
     def test_refuses_what_is_not_bible_output(self):
         with self.assertRaisesRegex(bible.CorpusError, r"line 2: expected '<Book><chapter>:<verse> <text>', got 'oops"):
             bible.parse_chapters(["Ge1:1 fine", "oops, a line without a label"])
@@ -64,6 +78,8 @@ class BibleLoader(unittest.TestCase):
             self.assertIn("6 chapters", result.stdout)
             with open(os.path.join(out, "valid.txt")) as f:
                 self.assertTrue(f.read().startswith("The third chapter"))
+            with open(os.path.join(out, "train_ordered.txt")) as f:
+                self.assertTrue(f.read().startswith("In the beginning"))
             with open(os.path.join(out, "whole.txt")) as f:
                 self.assertTrue(f.read().endswith("Its chapters are split like the others.\n"))
             bad = os.path.join(out, "bad.txt")
