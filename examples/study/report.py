@@ -97,7 +97,7 @@ class Report:
         lines = ["| setting | engine | " + " | ".join(f"lr {lr:g}" for lr in COPY_LRS) + " |",
                  "|---|---|" + "---|" * len(COPY_LRS)]
         for setting, (_, _, label) in COPY_SETTINGS.items():
-            for key, name, _ in copy_engines(setting):
+            for key, name, _ in copy_engines(setting, reported=False):
                 grid = scores.get((setting, key), {})
                 best = max(grid, key=lambda lr: (grid[lr][0], grid[lr][1])) if grid else None
                 cells = []

@@ -168,7 +168,7 @@ class Tuning(unittest.TestCase):
             os.makedirs(os.path.join(out, "copy-tune"))
             steps = study.COPY_TUNE_STEPS
             for setting in study.COPY_SETTINGS:
-                for key, _, _ in study.copy_engines(setting):
+                for key, _, _ in study.copy_engines(setting, reported=False):
                     for lr in study.COPY_LRS:
                         for seed in study.COPY_TUNE_SEEDS:
                             # lr 0.001 and 0.003 both end at L = 5; 0.003 gets there first
