@@ -163,8 +163,7 @@ class Report:
             axis.grid(alpha=0.3)
             axis.legend(loc="upper left", fontsize=8)
         axes[0][0].set_ylabel("curriculum length L reached")
-        figure.suptitle(f"Copy task, each engine at its tuned learning rate: mean over seeds "
-                        f"{COPY_SEEDS[0]}–{COPY_SEEDS[-1]}, shaded min–max")
+        figure.suptitle(f"Copy task, tuned rates: mean over seeds {COPY_SEEDS[0]}–{COPY_SEEDS[-1]}, shaded min–max")
         self.save(figure, "copy_curves.png")
         self.tables["copy"] = "\n".join(lines)
 
