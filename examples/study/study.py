@@ -134,7 +134,7 @@ LM_ENGINES = [
     ("snap1", "SnAp-1", ["--engine", "snap:1"]),
     ("snap2", "SnAp-2", ["--engine", "snap:2"]),
 ]
-LM_LRS = [0.0001, 0.0003, 0.001, 0.003]
+LM_LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01]
 LM_TUNE_SEED = 101
 LM_TUNE_STEPS = 150_000
 LM_SEEDS = [1, 2]
