@@ -274,8 +274,10 @@ class Report:
             axis.set_visible(False)
         lines = ["| network | engine | lr | held-out bits/char per seed | mean | training bits/char (last "
                  "interval, mean) | steps/s |", "|---|---|---|---|---|---|---|"]
+        order = list(dict.fromkeys([k for k, _, _ in LM_ENGINES] + [k for k, _, _ in LM_SMALL_ENGINES]))
         for axis, (network, label, engines) in zip(axes.flat, present):
-            for index, (key, name) in enumerate(engines):
+            for key, name in engines:
+                index = order.index(key)  # one colour per engine in every panel
                 curves = []
                 for seed in LM_SEEDS:
                     path = self.path("lm", f"{network}_{key}_s{seed}.csv")
