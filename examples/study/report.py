@@ -13,6 +13,10 @@ from study import (FIRST_LOOK_ENGINES, FIRST_LOOK_LR, FIRST_LOOK_SEEDS, FIRST_LO
                    copy_engines, copy_run, copy_tune_scores, length_at, lm_tune_scores, read_csv)
 
 
+# One colour per engine in every panel of the gradient-quality figures.
+QUALITY_COLOURS = ["SnAp-1", "SnAp-2", "SnAp-3", "SnAp-4", "UORO", "e-prop", "RFLO", "rolling BPTT(16)"]
+
+
 def spread(values, digits=1):
     """'mean ± sd (min–max)' of a list of numbers."""
     mean = statistics.mean(values)
@@ -326,7 +330,8 @@ class Report:
             for column, name in enumerate(along):
                 rows = found[name]
                 engines = list(dict.fromkeys(r["engine"] for r in rows))
-                for index, engine in enumerate(engines):
+                for engine in engines:
+                    index = QUALITY_COLOURS.index(engine) if engine in QUALITY_COLOURS else len(QUALITY_COLOURS)
                     mine = [r for r in rows if r["engine"] == engine]
                     steps = [int(r["step"]) for r in mine]
                     axes[0][column].plot(steps, [float(r["cos_step"]) for r in mine], color=f"C{index}", label=engine)
@@ -337,7 +342,11 @@ class Report:
                     axes[row][column].grid(alpha=0.3)
             axes[0][0].set_ylabel("mean per-step cosine with RTRL")
             axes[1][0].set_ylabel("cosine of the interval's summed gradient")
-            axes[0][-1].legend(fontsize=8)
+            handles = {}
+            for axis in axes[0]:
+                handles.update(zip(*reversed(axis.get_legend_handles_labels())))
+            axes[0][-1].legend([handles[e] for e in QUALITY_COLOURS if e in handles],
+                               [e for e in QUALITY_COLOURS if e in handles], fontsize=8)
             self.save(figure, "quality_training.png")
             lines = ["| run | engine | per-step cosine, first / last interval | relative error, first / last | "
                      "summed-gradient cosine, last |", "|---|---|---|---|---|"]
