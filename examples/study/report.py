@@ -361,8 +361,8 @@ class Report:
         sweeps = [n for n in found if not n.startswith("train_")]
         if sweeps:
             figure, axes = plt.subplots(1, 2, figsize=(12, 4.3), sharey=True)
-            lines = ["| network | " + " | ".join(["SnAp-1", "SnAp-2", "SnAp-3", "SnAp-4", "UORO", "e-prop",
-                                                  "rolling BPTT(16)"]) + " |", "|---|" + "---|" * 7]
+            columns = [e for e in QUALITY_COLOURS if e != "RFLO"]  # the sweep's cells are GRUs
+            lines = ["| network | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
             for axis, prefix, label in ((axes[0], "density_h64d", "H = 64, density {}"),
                                         (axes[1], "hidden_h", "H = {}, density 0.25")):
                 names = sorted((n for n in sweeps if n.startswith(prefix) or
@@ -377,8 +377,7 @@ class Report:
                     axis.plot(ns, [cos[f"SnAp-{n}"] for n in ns], marker="o", label=shown)
                     if prefix == "density_h64d" or name != "density_h64d0.25":
                         lines.append(f"| GRU {shown} | " + " | ".join(
-                            f"{cos[e]:.3f}" if e in cos else "–" for e in
-                            ["SnAp-1", "SnAp-2", "SnAp-3", "SnAp-4", "UORO", "e-prop", "rolling BPTT(16)"]) + " |")
+                            f"{cos[e]:.3f}" if e in cos else "–" for e in columns) + " |")
                 axis.set_xlabel("n of SnAp-n")
                 axis.set_xticks([1, 2, 3, 4])
                 axis.grid(alpha=0.3)
