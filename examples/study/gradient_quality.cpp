@@ -70,10 +70,9 @@ public:
   void step(const Vector& input) override { m_engine.step(input); }
   const Vector& gradient(snap::Readout<Scalar>& readout, Index target) override {
     // δ = W_outᵀ (p − e_target): the gradient of the cross-entropy over the cell's output.
-    const Vector& p = readout.predict(m_engine.outputs().col(0));
-    Vector error = p;
-    error[target] -= 1;
-    m_delta.noalias() = readout.weight().transpose() * error;
+    m_error = readout.predict(m_engine.outputs().col(0));
+    m_error[target] -= 1;
+    m_delta.noalias() = readout.weight().transpose() * m_error;
     m_engine.resetGradient();
     m_engine.accumulate(m_delta);
     m_gradient = m_engine.gradient();
@@ -84,7 +83,7 @@ public:
 
 private:
   Engine m_engine;
-  Vector m_delta, m_gradient;
+  Vector m_delta, m_error, m_gradient;  // sized at the first step, reused after
 };
 
 /// The stream of (input symbol, target) steps: copy-task sequences under the trained curriculum,
